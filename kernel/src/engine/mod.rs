@@ -1,0 +1,327 @@
+//! The interpreter: compiles and runs Rust cells through evcxr's `CommandContext`, streams
+//! what they print while they run, and reports values, errors and timings. Knows nothing
+//! of ZeroMQ or Jupyter messages.
+
+pub mod child_filter;
+mod diagnostics;
+mod interrupt;
+mod markers;
+mod output;
+pub mod syntax;
+
+pub use interrupt::Interrupter;
+pub use output::{OutputSink, StreamName};
+
+use anyhow::{anyhow, Result};
+use evcxr::{CommandContext, EvalCallbacks};
+use output::Forwarder;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Must run first thing in `main`: in the evcxr child process it never returns.
+pub fn runtime_hook() {
+    if std::env::var_os("EVCXR_IS_RUNTIME").is_some() {
+        // Panic reports stay short: the message is what the learner needs, not a backtrace
+        // of generated code. Set TANDEM_BACKTRACE=1 to see backtraces anyway.
+        let backtrace = std::env::var("TANDEM_BACKTRACE").unwrap_or_else(|_| "0".into());
+        // SAFETY: still single-threaded here; nothing else reads the environment yet.
+        unsafe { std::env::set_var("RUST_BACKTRACE", backtrace) };
+        child_filter::install();
+    }
+    evcxr::runtime_hook();
+}
+
+/// Where the time of one cell went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CellTimings {
+    /// Everything before the code started running: analysis, rustc, linking, loading.
+    pub compile: Duration,
+    /// The code itself, from load to return.
+    pub run: Duration,
+}
+
+/// Why a cell did not complete normally.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CellError {
+    /// rustc refused the code.
+    Compile {
+        ename: String,
+        evalue: String,
+        traceback: Vec<String>,
+    },
+    /// The code panicked; evcxr caught it and the session goes on.
+    Panic { message: String },
+    /// An interrupt stopped the cell.
+    Interrupted { variables_lost: bool },
+    /// The engine's child process ended (crash, `process::exit`, ...).
+    ProcessEnded { detail: String },
+    /// Anything else evcxr reported (bad `:command`, type inference trouble, ...).
+    Other { message: String },
+}
+
+impl CellError {
+    /// (ename, evalue, traceback) as Jupyter shows them.
+    pub fn parts(&self) -> (String, String, Vec<String>) {
+        const LOST: &str = "The engine's process had to be restarted, so every variable \
+                            defined before this cell is gone: run the cells that define \
+                            them again.";
+        match self {
+            CellError::Compile {
+                ename,
+                evalue,
+                traceback,
+            } => (ename.clone(), evalue.clone(), traceback.clone()),
+            CellError::Panic { message } => {
+                let mut traceback =
+                    vec!["\x1b[1;31mpanicked\x1b[0m: the cell's code panicked".to_owned()];
+                traceback.extend(message.lines().map(str::to_owned));
+                ("panic".to_owned(), message.clone(), traceback)
+            }
+            CellError::Interrupted { variables_lost } => {
+                let evalue = if *variables_lost {
+                    format!("Interrupted. {LOST}")
+                } else {
+                    "Interrupted. The session's variables are kept.".to_owned()
+                };
+                ("Interrupted".to_owned(), evalue.clone(), vec![evalue])
+            }
+            CellError::ProcessEnded { detail } => {
+                let evalue = format!("The engine's process ended: {detail}. {LOST}");
+                ("ProcessEnded".to_owned(), evalue.clone(), vec![evalue])
+            }
+            CellError::Other { message } => (
+                "Error".to_owned(),
+                message.clone(),
+                message.lines().map(str::to_owned).collect(),
+            ),
+        }
+    }
+}
+
+/// The outcome of one cell.
+#[derive(Debug)]
+pub struct CellRun {
+    /// The cell's value as a mime bundle (empty when the cell has no value), or its error.
+    pub result: Result<Map<String, Value>, CellError>,
+    pub timings: CellTimings,
+}
+
+/// The evcxr engine with its output forwarder.
+pub struct Engine {
+    context: CommandContext,
+    forwarder: Forwarder,
+    interrupter: Arc<Interrupter>,
+}
+
+impl Engine {
+    /// Starts evcxr (this compiles a first snippet: seconds, so callers do it in the
+    /// background) and attaches the interrupter to its child process.
+    pub fn start(interrupter: Arc<Interrupter>) -> Result<Engine> {
+        let (context, outputs) =
+            CommandContext::new().map_err(|e| anyhow!("starting the evcxr engine: {e}"))?;
+        interrupter.attach(context.process_handle());
+        let forwarder = Forwarder::start(outputs.stdout, outputs.stderr);
+        Ok(Engine {
+            context,
+            forwarder,
+            interrupter,
+        })
+    }
+
+    /// Compiles and runs one cell. Output goes to `sink` while the cell runs;
+    /// `read_input(prompt, is_password)` answers the code's requests for input.
+    pub fn execute(
+        &mut self,
+        code: &str,
+        sink: Arc<dyn OutputSink>,
+        read_input: &dyn Fn(&str, bool) -> String,
+    ) -> CellRun {
+        self.forwarder.begin_cell(sink.clone());
+        self.interrupter.cell_started();
+        let started = Instant::now();
+        let mut callbacks = EvalCallbacks {
+            input_reader: &|request| read_input(&request.prompt, request.is_password),
+        };
+        let outcome = self.context.execute_with_callbacks(code, &mut callbacks);
+        let elapsed = started.elapsed();
+        let interrupted = self.interrupter.cell_finished();
+        let report = self.forwarder.finish_cell();
+
+        let timings = match &outcome {
+            Ok(outputs) => split_timings(
+                outputs.phases.iter().map(|p| (p.name.as_str(), p.duration)),
+                elapsed,
+            ),
+            Err(_) => CellTimings {
+                compile: elapsed,
+                run: Duration::ZERO,
+            },
+        };
+        let result = match outcome {
+            Ok(outputs) if report.panicked => {
+                let message = report
+                    .panic_messages
+                    .last()
+                    .cloned()
+                    .unwrap_or_else(|| "(no message)".to_owned());
+                self.print_other_panics(&sink, &report.panic_messages, 1);
+                drop(outputs);
+                Err(CellError::Panic { message })
+            }
+            Ok(outputs) => {
+                self.print_other_panics(&sink, &report.panic_messages, 0);
+                let mut value = mime_bundle(outputs.content_by_mime_type);
+                if is_unit(&value) {
+                    value.clear();
+                }
+                // Rich output printed just before the end of a cell without a final
+                // expression reaches us like a value; it was a display.
+                let is_command = code.trim_start().starts_with(':');
+                if let Some(wait) = markers::clear_output_request(&value) {
+                    sink.clear_output(wait);
+                    value.clear();
+                } else if !value.is_empty() && !is_command && !syntax::ends_in_expression(code) {
+                    sink.display(std::mem::take(&mut value));
+                }
+                Ok(value)
+            }
+            Err(error) => {
+                self.print_other_panics(&sink, &report.panic_messages, 0);
+                Err(self.classify(error, code, interrupted))
+            }
+        };
+        CellRun { result, timings }
+    }
+
+    /// Panics in threads other than the cell's are printed as the stderr they were.
+    fn print_other_panics(
+        &self,
+        sink: &Arc<dyn OutputSink>,
+        messages: &[String],
+        skip_last: usize,
+    ) {
+        let shown = messages.len().saturating_sub(skip_last);
+        for message in &messages[..shown] {
+            sink.stream(
+                StreamName::Stderr,
+                &format!("a thread panicked: {message}\n"),
+            );
+        }
+    }
+
+    fn classify(&mut self, error: evcxr::Error, code: &str, interrupted: bool) -> CellError {
+        let child_gone = self.child_exited();
+        if interrupted {
+            // An interrupt during compilation kills the idle child; start a fresh one now
+            // so the next cell does not trip over it.
+            if child_gone {
+                let _ = self.context.execute(":restart");
+            }
+            return CellError::Interrupted {
+                variables_lost: true,
+            };
+        }
+        match error {
+            evcxr::Error::CompilationErrors(errors) => {
+                let (ename, evalue) = diagnostics::summary(&errors);
+                CellError::Compile {
+                    ename,
+                    evalue,
+                    traceback: diagnostics::traceback(&errors, code),
+                }
+            }
+            evcxr::Error::SubprocessTerminated(detail) => CellError::ProcessEnded {
+                detail: detail.trim().to_owned(),
+            },
+            other => CellError::Other {
+                message: other.to_string(),
+            },
+        }
+    }
+
+    fn child_exited(&self) -> bool {
+        let handle = self.context.process_handle();
+        let Ok(mut child) = handle.lock() else {
+            return false;
+        };
+        matches!(child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Completion candidates at `byte_pos` from evcxr's rust-analyzer, as
+    /// (matches, start byte, end byte).
+    pub fn completions(
+        &mut self,
+        code: &str,
+        byte_pos: usize,
+    ) -> Result<(Vec<String>, usize, usize)> {
+        let completions = self
+            .context
+            .completions(code, byte_pos)
+            .map_err(|e| anyhow!("{e}"))?;
+        let matches = completions
+            .completions
+            .into_iter()
+            .map(|c| c.code)
+            .collect();
+        Ok((matches, completions.start_offset, completions.end_offset))
+    }
+
+    /// Hover text (plain, html) for the expression ending at `byte_pos`.
+    pub fn hover(&mut self, code: &str, byte_pos: usize) -> Result<(String, String)> {
+        self.context
+            .hover_at(code, byte_pos)
+            .map_err(|e| anyhow!("{e}"))
+    }
+
+    /// The session's variables and their types.
+    pub fn variables(&self) -> Vec<(String, String)> {
+        self.context
+            .variables_and_types()
+            .map(|(name, ty)| (name.to_owned(), ty.to_owned()))
+            .collect()
+    }
+
+    /// Names of functions, structs and other items the session defined.
+    pub fn items(&self) -> Vec<String> {
+        self.context
+            .defined_item_names()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// evcxr names its phases; "Execution" is the run, everything before it is compilation.
+fn split_timings<'a>(
+    phases: impl Iterator<Item = (&'a str, Duration)>,
+    total: Duration,
+) -> CellTimings {
+    let run: Duration = phases
+        .filter(|(name, _)| *name == "Execution")
+        .map(|(_, duration)| duration)
+        .sum();
+    CellTimings {
+        compile: total.saturating_sub(run),
+        run,
+    }
+}
+
+/// A unit value `()` (a cell ending in a loop, say) is no value worth showing.
+fn is_unit(bundle: &Map<String, Value>) -> bool {
+    bundle.len() == 1 && bundle.get("text/plain").and_then(Value::as_str) == Some("()")
+}
+
+/// evcxr returns the cell's value as strings per mime type; JSON types become JSON.
+fn mime_bundle(content: std::collections::HashMap<String, String>) -> Map<String, Value> {
+    content
+        .into_iter()
+        .map(|(mime, text)| {
+            let value = if mime.contains("json") {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            } else {
+                Value::String(text)
+            };
+            (mime, value)
+        })
+        .collect()
+}

@@ -1,0 +1,268 @@
+//! Forwards what the running cell prints, as it prints it: stdout and stderr lines from
+//! evcxr's channels become stream output (coalesced only while more is already waiting),
+//! display markers become rich output, and panic reports are held for the cell's error.
+
+use super::markers;
+use crossbeam_channel::{select, Receiver, Sender};
+use serde_json::{Map, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Which stream a piece of text was printed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamName {
+    Stdout,
+    Stderr,
+}
+
+impl StreamName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamName::Stdout => "stdout",
+            StreamName::Stderr => "stderr",
+        }
+    }
+}
+
+/// Where a cell's live output goes. The kernel implements it with iopub messages.
+pub trait OutputSink: Send + Sync {
+    fn stream(&self, name: StreamName, text: &str);
+    fn display(&self, data: Map<String, Value>);
+    fn clear_output(&self, wait: bool);
+}
+
+/// What the forwarder saw of the cell that just finished.
+#[derive(Debug, Default)]
+pub struct CellReport {
+    /// The cell's own code panicked (evcxr caught it).
+    pub panicked: bool,
+    /// Panic reports from stderr (`thread '..' panicked at ..` and the message).
+    pub panic_messages: Vec<String>,
+}
+
+/// Upper bound of text merged into one stream message.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// After the engine returns, stderr lines may still be in flight from its reader thread.
+const STDERR_GRACE: Duration = Duration::from_millis(3);
+/// A panic flagged on stdout has its report on stderr; wait this long for it at most.
+const PANIC_REPORT_WAIT: Duration = Duration::from_millis(300);
+
+type SharedSink = Arc<Mutex<Option<Arc<dyn OutputSink>>>>;
+
+/// Handle to the forwarding thread.
+pub struct Forwarder {
+    sink: SharedSink,
+    finish: Sender<Sender<CellReport>>,
+}
+
+impl Forwarder {
+    pub fn start(stdout: Receiver<String>, stderr: Receiver<String>) -> Forwarder {
+        let sink: SharedSink = Arc::new(Mutex::new(None));
+        let (finish, finish_rx) = crossbeam_channel::unbounded();
+        let mut state = ForwardState {
+            sink: sink.clone(),
+            stdout,
+            stderr,
+            batch: Vec::new(),
+            batch_bytes: 0,
+            panic_in_progress: None,
+            held_blank_lines: 0,
+            report: CellReport::default(),
+        };
+        let _ = std::thread::Builder::new()
+            .name("cell-output".into())
+            .spawn(move || state.run(finish_rx));
+        Forwarder { sink, finish }
+    }
+
+    /// Output from now on belongs to `sink`.
+    pub fn begin_cell(&self, sink: Arc<dyn OutputSink>) {
+        if let Ok(mut current) = self.sink.lock() {
+            *current = Some(sink);
+        }
+    }
+
+    /// Waits until everything the cell printed has been forwarded; returns what was seen.
+    pub fn finish_cell(&self) -> CellReport {
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        if self.finish.send(done_tx).is_err() {
+            return CellReport::default();
+        }
+        done_rx.recv().unwrap_or_default()
+    }
+}
+
+enum Event {
+    Stream(StreamName, String),
+    Display(Map<String, Value>),
+    Clear(bool),
+}
+
+struct ForwardState {
+    sink: SharedSink,
+    stdout: Receiver<String>,
+    stderr: Receiver<String>,
+    batch: Vec<Event>,
+    batch_bytes: usize,
+    panic_in_progress: Option<String>,
+    held_blank_lines: usize,
+    report: CellReport,
+}
+
+impl ForwardState {
+    fn run(&mut self, finish: Receiver<Sender<CellReport>>) {
+        loop {
+            select! {
+                recv(self.stdout) -> line => match line {
+                    Ok(line) => self.on_stdout(line),
+                    Err(_) => return,
+                },
+                recv(self.stderr) -> line => match line {
+                    Ok(line) => self.on_stderr(line),
+                    Err(_) => return,
+                },
+                recv(finish) -> done => match done {
+                    Ok(done) => {
+                        self.drain_for_finish();
+                        let _ = done.send(std::mem::take(&mut self.report));
+                        continue;
+                    }
+                    Err(_) => return,
+                },
+            }
+            self.drain_ready();
+            self.emit();
+        }
+    }
+
+    /// Takes whatever is already queued, without waiting, up to the batch limit.
+    fn drain_ready(&mut self) {
+        while self.batch_bytes < MAX_BATCH_BYTES {
+            select! {
+                recv(self.stdout) -> line => match line {
+                    Ok(line) => self.on_stdout(line),
+                    Err(_) => break,
+                },
+                recv(self.stderr) -> line => match line {
+                    Ok(line) => self.on_stderr(line),
+                    Err(_) => break,
+                },
+                default => break,
+            }
+        }
+    }
+
+    fn drain_for_finish(&mut self) {
+        loop {
+            self.drain_ready();
+            self.emit();
+            if !self.stdout.is_empty() || !self.stderr.is_empty() {
+                continue;
+            }
+            let waiting_for_report = self.report.panicked
+                && self.report.panic_messages.is_empty()
+                && self.panic_in_progress.is_none();
+            let wait = if waiting_for_report {
+                PANIC_REPORT_WAIT
+            } else {
+                STDERR_GRACE
+            };
+            match self.stderr.recv_timeout(wait) {
+                Ok(line) => self.on_stderr(line),
+                Err(_) => break,
+            }
+        }
+        if let Some(text) = self.panic_in_progress.take() {
+            self.report.panic_messages.push(text);
+        }
+        self.release_blank_lines();
+        self.emit();
+    }
+
+    fn on_stdout(&mut self, line: String) {
+        match markers::parse(&line) {
+            Some((markers::PANIC, _)) => self.report.panicked = true,
+            Some((markers::DISPLAY, payload)) => match serde_json::from_str(payload) {
+                Ok(Value::Object(data)) => {
+                    if let Some(wait) = markers::clear_output_request(&data) {
+                        self.batch.push(Event::Clear(wait));
+                    } else {
+                        self.batch.push(Event::Display(data));
+                    }
+                }
+                _ => log::warn!("unreadable display marker from the engine"),
+            },
+            Some(_) => log::warn!("unknown marker from the engine: {line}"),
+            None => self.push_text(StreamName::Stdout, line),
+        }
+    }
+
+    fn on_stderr(&mut self, line: String) {
+        // std writes a blank line before a panic report; hold blank lines until we know.
+        if line.is_empty() && self.panic_in_progress.is_none() {
+            self.held_blank_lines += 1;
+            return;
+        }
+        let is_panic_header = line.starts_with("thread '") && line.contains(" panicked at ");
+        if is_panic_header {
+            self.held_blank_lines = 0;
+            if let Some(previous) = self.panic_in_progress.take() {
+                self.report.panic_messages.push(previous);
+            }
+            self.panic_in_progress = Some(String::new());
+            return;
+        }
+        self.release_blank_lines();
+        if let Some(text) = self.panic_in_progress.as_mut() {
+            if line.starts_with("note: run with `RUST_BACKTRACE") {
+                let done = std::mem::take(text);
+                self.panic_in_progress = None;
+                self.report.panic_messages.push(done);
+            } else {
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text.push_str(&line);
+            }
+            return;
+        }
+        self.push_text(StreamName::Stderr, line);
+    }
+
+    fn release_blank_lines(&mut self) {
+        for _ in 0..std::mem::take(&mut self.held_blank_lines) {
+            self.push_text(StreamName::Stderr, String::new());
+        }
+    }
+
+    fn push_text(&mut self, name: StreamName, mut line: String) {
+        line.push('\n');
+        self.batch_bytes += line.len();
+        if let Some(Event::Stream(last, text)) = self.batch.last_mut() {
+            if *last == name {
+                text.push_str(&line);
+                return;
+            }
+        }
+        self.batch.push(Event::Stream(name, line));
+    }
+
+    fn emit(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let sink = self.sink.lock().ok().and_then(|s| s.clone());
+        self.batch_bytes = 0;
+        let Some(sink) = sink else {
+            self.batch.clear();
+            return;
+        };
+        for event in self.batch.drain(..) {
+            match event {
+                Event::Stream(name, text) => sink.stream(name, &text),
+                Event::Display(data) => sink.display(data),
+                Event::Clear(wait) => sink.clear_output(wait),
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! `execute_request`: counts executions, publishes the input, runs the cell through the
+//! engine with live output on iopub, then the value or the error, and the reply.
+
+use super::{Handled, Reply, Request, ShellHandlers};
+use crate::engine::{CellError, CellRun, OutputSink, StreamName};
+use crate::server::{Iopub, Outbox};
+use crate::wire::content::{
+    self, ClearOutput, DisplayData, ErrorContent, ExecuteInput, ExecuteRequest, ExecuteResult,
+    InputRequest, Status, Stream,
+};
+use crate::wire::{now_iso8601, Message};
+use serde_json::{json, Map, Value};
+use std::cell::RefCell;
+use std::sync::Arc;
+
+/// Sends a running cell's output to iopub, as children of its execute request.
+struct IopubSink {
+    iopub: Iopub,
+    parent: Message,
+}
+
+impl IopubSink {
+    fn publish(&self, msg_type: &str, content: Value) {
+        self.iopub.publish(self.parent.child(msg_type, content));
+    }
+}
+
+impl OutputSink for IopubSink {
+    fn stream(&self, name: StreamName, text: &str) {
+        let stream = Stream {
+            name: name.as_str(),
+            text: text.to_owned(),
+        };
+        self.publish("stream", content::to_value(&stream));
+    }
+
+    fn display(&self, data: Map<String, Value>) {
+        let display = DisplayData {
+            data,
+            metadata: Map::new(),
+            transient: Map::new(),
+        };
+        self.publish("display_data", content::to_value(&display));
+    }
+
+    fn clear_output(&self, wait: bool) {
+        self.publish("clear_output", content::to_value(&ClearOutput { wait }));
+    }
+}
+
+/// Output of silent executions and user expressions goes nowhere.
+struct Discard;
+
+impl OutputSink for Discard {
+    fn stream(&self, _: StreamName, _: &str) {}
+    fn display(&self, _: Map<String, Value>) {}
+    fn clear_output(&self, _: bool) {}
+}
+
+pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
+    let started = now_iso8601();
+    let wanted: ExecuteRequest = request.content()?;
+    let counts = wanted.store_history && !wanted.silent;
+    if counts {
+        shell.execution_count += 1;
+    }
+    let execution_count = shell.execution_count;
+    if !wanted.silent {
+        request.publish(
+            "execute_input",
+            content::to_value(&ExecuteInput {
+                code: wanted.code.clone(),
+                execution_count,
+            }),
+        );
+    }
+
+    if wanted.code.trim() == ":help" {
+        let reply = json!({
+            "status": "ok",
+            "execution_count": execution_count,
+            "payload": [{"source": "page", "data": {"text/plain": HELP}, "start": 0}],
+            "user_expressions": {},
+        });
+        if counts {
+            shell.history.record(execution_count, &wanted.code, None);
+        }
+        return Ok(Some(Reply::from_value(reply)));
+    }
+
+    let sink: Arc<dyn OutputSink> = if wanted.silent {
+        Arc::new(Discard)
+    } else {
+        Arc::new(IopubSink {
+            iopub: request.iopub.clone(),
+            parent: request.message.clone(),
+        })
+    };
+    let interrupter = shell.interrupter.clone();
+    let message = request.message;
+    let stdin_allowed = wanted.allow_stdin;
+    let outbox = RefCell::new(&mut *request.outbox);
+    let warn_sink = sink.clone();
+    let read_input = |prompt: &str, password: bool| -> String {
+        if !stdin_allowed {
+            warn_sink.stream(
+                StreamName::Stderr,
+                "tandem: the code asked for input, but this client does not allow stdin; \
+                 it gets an empty string\n",
+            );
+            return String::new();
+        }
+        let ask = message.child(
+            "input_request",
+            content::to_value(&InputRequest {
+                prompt: prompt.to_owned(),
+                password,
+            }),
+        );
+        let mut outbox = outbox.borrow_mut();
+        let Some(stdin) = outbox.stdin() else {
+            return String::new();
+        };
+        stdin
+            .ask(&ask, &|| interrupter.requested())
+            .unwrap_or_default()
+    };
+    let engine = shell.engine()?;
+    let run = engine.execute(&wanted.code, sink, &read_input);
+
+    let mut user_expressions = Map::new();
+    for (name, expression) in &wanted.user_expressions {
+        let code = expression.as_str().unwrap_or_default();
+        user_expressions.insert(name.clone(), evaluate_expression(engine, code));
+    }
+
+    let CellRun { result, timings } = run;
+    let reply = match result {
+        Ok(value) => {
+            let text = value
+                .get("text/plain")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            if !value.is_empty() && !wanted.silent {
+                request.publish(
+                    "execute_result",
+                    content::to_value(&ExecuteResult {
+                        execution_count,
+                        data: value,
+                        metadata: Map::new(),
+                    }),
+                );
+            }
+            if counts {
+                shell.history.record(execution_count, &wanted.code, text);
+            }
+            json!({
+                "status": "ok",
+                "execution_count": execution_count,
+                "payload": [],
+                "user_expressions": user_expressions,
+            })
+        }
+        Err(error) => {
+            if counts {
+                shell.history.record(execution_count, &wanted.code, None);
+            }
+            let (ename, evalue, traceback) = error.parts();
+            let error_content = ErrorContent {
+                ename,
+                evalue,
+                traceback,
+            };
+            if !wanted.silent {
+                request.publish("error", content::to_value(&error_content));
+            }
+            if wanted.stop_on_error && !matches!(error, CellError::Interrupted { .. }) {
+                shell.abort_queued = true;
+            }
+            let mut reply = content::to_value(&error_content);
+            reply["status"] = json!("error");
+            reply["execution_count"] = json!(execution_count);
+            reply["user_expressions"] = Value::Object(user_expressions);
+            reply
+        }
+    };
+    // Like ipykernel, the reply's metadata says when the cell started; tandem adds where
+    // the time went, machine-readable.
+    let mut reply = Reply::from_value(reply);
+    reply.metadata.insert("started".into(), json!(started));
+    reply.metadata.insert(
+        "tandem".into(),
+        json!({
+            "compile_seconds": timings.compile.as_secs_f64(),
+            "run_seconds": timings.run.as_secs_f64(),
+        }),
+    );
+    Ok(Some(reply))
+}
+
+/// Evaluates one user expression after the cell: `{status, data, metadata}` or an error.
+fn evaluate_expression(engine: &mut crate::engine::Engine, code: &str) -> Value {
+    let run = engine.execute(code, Arc::new(Discard), &|_, _| String::new());
+    match run.result {
+        Ok(data) => json!({"status": "ok", "data": data, "metadata": {}}),
+        Err(error) => {
+            let (ename, evalue, traceback) = error.parts();
+            json!({"status": "error", "ename": ename, "evalue": evalue, "traceback": traceback})
+        }
+    }
+}
+
+/// Answers an execute request queued behind a failed cell (`stop_on_error`).
+pub fn abort(message: &Message, outbox: &mut Outbox, iopub: &Iopub, execution_count: u64) {
+    let status = |execution_state| {
+        iopub.publish(message.child("status", content::to_value(&Status { execution_state })))
+    };
+    status("busy");
+    let reply = json!({"status": "aborted", "execution_count": execution_count});
+    outbox.send(&message.child("execute_reply", reply));
+    status("idle");
+}
+
+const HELP: &str = "\
+tandem: Rust cells compiled and run by the evcxr engine.
+
+Kernel commands (a line of their own in a cell):
+  :help              this text
+  :vars              the session's variables and their types
+  :dep NAME = \"1\"    add a crate from crates.io (compiled on first use)
+  :opt [0|1|2]       optimisation level of cells (default 2)
+  :clear             forget every variable and item, keep compiled crates
+  :restart           restart the engine's process (variables are lost)
+  :explain           explain the last compile error
+  :timing            toggle evcxr's own total-time report
+
+Output printed by a cell shows up while the cell runs. A cell's last expression
+(without a semicolon) is its value. Interrupting a running cell restarts the
+engine's process: variables defined before are lost and the cell says so.
+";

@@ -1,0 +1,238 @@
+//! The handlers: one dispatch table per channel from `msg_type` to a function. Busy/idle
+//! around every request and the reply envelope are done here, once, for all of them.
+
+mod comm;
+mod control;
+mod execute;
+mod history;
+mod introspect;
+mod kernel_info;
+
+pub use control::ControlHandlers;
+
+use crate::engine::{Engine, Interrupter};
+use crate::server::{Iopub, Outbox};
+use crate::wire::content::{self, ErrorContent, ErrorReply, Status};
+use crate::wire::Message;
+use history::History;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// What a handler produces: a reply, nothing (comm messages have no reply), or an error
+/// that becomes a `status: error` reply.
+pub type Handled = Result<Option<Reply>, ErrorContent>;
+
+/// A reply's content and metadata.
+pub struct Reply {
+    pub content: Value,
+    pub metadata: serde_json::Map<String, Value>,
+}
+
+impl Reply {
+    pub fn new<T: serde::Serialize>(content: &T) -> Reply {
+        Reply::from_value(content::to_value(content))
+    }
+
+    pub fn from_value(content: Value) -> Reply {
+        Reply {
+            content,
+            metadata: serde_json::Map::new(),
+        }
+    }
+}
+
+/// One request being handled: the message, the socket it came on, and iopub.
+pub struct Request<'a, 'b> {
+    pub message: &'a Message,
+    pub outbox: &'a mut Outbox<'b>,
+    pub iopub: &'a Iopub,
+}
+
+impl Request<'_, '_> {
+    /// Publishes a message on iopub with this request as its parent.
+    pub fn publish(&self, msg_type: &str, content: Value) {
+        self.iopub.publish(self.message.child(msg_type, content));
+    }
+
+    /// The request's content as its typed form, or an error reply saying what is wrong.
+    pub fn content<T: DeserializeOwned>(&self) -> Result<T, ErrorContent> {
+        serde_json::from_value(self.message.content.clone()).map_err(|error| ErrorContent {
+            ename: "InvalidRequest".to_owned(),
+            evalue: format!(
+                "{} has malformed content: {error}",
+                self.message.header.msg_type
+            ),
+            traceback: Vec::new(),
+        })
+    }
+}
+
+/// Runs one handler inside the protocol's envelope: busy, handler, reply, idle.
+fn serve_request<S>(
+    state: &mut S,
+    handler: fn(&mut S, &mut Request) -> Handled,
+    message: &Message,
+    outbox: &mut Outbox,
+    iopub: &Iopub,
+) {
+    let publish_status = |execution_state| {
+        iopub.publish(message.child("status", content::to_value(&Status { execution_state })))
+    };
+    publish_status("busy");
+    let mut request = Request {
+        message,
+        outbox,
+        iopub,
+    };
+    let reply = match handler(state, &mut request) {
+        Ok(reply) => reply,
+        Err(error) => {
+            log::warn!("{}: {}", message.header.msg_type, error.evalue);
+            Some(Reply::new(&ErrorReply::new(error)))
+        }
+    };
+    if let Some(reply) = reply {
+        let reply_type = reply_type(&message.header.msg_type);
+        let mut reply_message = message.child(&reply_type, reply.content);
+        reply_message.metadata = reply.metadata;
+        request.outbox.send(&reply_message);
+    }
+    publish_status("idle");
+}
+
+/// `foo_request` is answered by `foo_reply`.
+fn reply_type(request_type: &str) -> String {
+    match request_type.strip_suffix("_request") {
+        Some(stem) => format!("{stem}_reply"),
+        None => format!("{request_type}_reply"),
+    }
+}
+
+/// A request type nobody handles: logged, and answered with an error when it is a request.
+fn unknown(message: &Message, outbox: &mut Outbox) {
+    let msg_type = &message.header.msg_type;
+    log::warn!("ignoring unknown message type {msg_type:?}");
+    if msg_type.ends_with("_request") {
+        let error = ErrorReply::new(ErrorContent {
+            ename: "UnknownMessageType".to_owned(),
+            evalue: format!("tandem does not handle {msg_type}"),
+            traceback: Vec::new(),
+        });
+        outbox.send(&message.child(&reply_type(msg_type), content::to_value(&error)));
+    }
+}
+
+/// The engine, which starts in the background so `kernel_info` is answered at once.
+enum EngineSlot {
+    Starting(crossbeam_channel::Receiver<anyhow::Result<Engine>>),
+    Ready(Box<Engine>),
+    Failed(String),
+}
+
+/// State of the shell channel: the engine, the execution counter and the history.
+pub struct ShellHandlers {
+    iopub: Iopub,
+    engine: EngineSlot,
+    interrupter: Arc<Interrupter>,
+    execution_count: u64,
+    history: History,
+    /// Set by a failed execute with `stop_on_error`: queued executes are aborted.
+    abort_queued: bool,
+    shutdown: crate::server::ShutdownSignal,
+}
+
+type ShellHandler = fn(&mut ShellHandlers, &mut Request) -> Handled;
+
+/// The shell channel's dispatch table.
+const SHELL_TABLE: &[(&str, ShellHandler)] = &[
+    ("kernel_info_request", |_, _| kernel_info::reply()),
+    ("execute_request", execute::handle),
+    ("complete_request", introspect::complete),
+    ("inspect_request", introspect::inspect),
+    ("is_complete_request", introspect::is_complete),
+    ("history_request", |shell, request| {
+        shell.history.handle(request)
+    }),
+    ("comm_info_request", comm::info),
+    ("comm_open", comm::open),
+    ("comm_msg", comm::message),
+    ("comm_close", comm::close),
+    ("shutdown_request", |shell, request| {
+        let reply = control::shutdown_reply(request)?;
+        shell.shutdown.request(reply.restart);
+        Ok(Some(Reply::new(&reply)))
+    }),
+];
+
+impl ShellHandlers {
+    pub fn new(iopub: Iopub, shutdown: crate::server::ShutdownSignal) -> ShellHandlers {
+        let interrupter = Arc::new(Interrupter::default());
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let for_engine = interrupter.clone();
+        std::thread::Builder::new()
+            .name("engine-start".into())
+            .spawn(move || {
+                let _ = ready_tx.send(Engine::start(for_engine));
+            })
+            .map_err(|e| log::error!("cannot start the engine thread: {e}"))
+            .ok();
+        ShellHandlers {
+            iopub,
+            engine: EngineSlot::Starting(ready_rx),
+            interrupter,
+            execution_count: 0,
+            history: History::default(),
+            abort_queued: false,
+            shutdown,
+        }
+    }
+
+    pub fn interrupter(&self) -> Arc<Interrupter> {
+        self.interrupter.clone()
+    }
+
+    /// The engine, waiting for it to finish starting if need be.
+    fn engine(&mut self) -> Result<&mut Engine, ErrorContent> {
+        if let EngineSlot::Starting(receiver) = &self.engine {
+            self.engine = match receiver.recv() {
+                Ok(Ok(engine)) => EngineSlot::Ready(Box::new(engine)),
+                Ok(Err(error)) => EngineSlot::Failed(format!("{error:#}")),
+                Err(_) => EngineSlot::Failed("the engine thread ended".to_owned()),
+            };
+        }
+        match &mut self.engine {
+            EngineSlot::Ready(engine) => Ok(engine),
+            EngineSlot::Failed(reason) => Err(ErrorContent {
+                ename: "EngineUnavailable".to_owned(),
+                evalue: format!("the Rust engine could not start: {reason}"),
+                traceback: vec![format!("the Rust engine could not start: {reason}")],
+            }),
+            EngineSlot::Starting(_) => unreachable!("resolved above"),
+        }
+    }
+
+    /// Entry point for every message on the shell socket.
+    pub fn handle(&mut self, message: Message, outbox: &mut Outbox) {
+        let msg_type = message.header.msg_type.as_str();
+        if self.abort_queued && msg_type == "execute_request" {
+            execute::abort(&message, outbox, &self.iopub.clone(), self.execution_count);
+            return;
+        }
+        match SHELL_TABLE.iter().find(|(name, _)| *name == msg_type) {
+            Some((_, handler)) => {
+                let iopub = self.iopub.clone();
+                serve_request(self, *handler, &message, outbox, &iopub);
+            }
+            None => unknown(&message, outbox),
+        }
+        if self.abort_queued {
+            // Everything already queued behind the failed cell is answered now; the
+            // abort ends when the queue is empty (as ipykernel does).
+            while let Some(next) = outbox.next_queued() {
+                self.handle(next, outbox);
+            }
+            self.abort_queued = false;
+        }
+    }
+}

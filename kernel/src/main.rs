@@ -1,0 +1,94 @@
+//! tandem: a Jupyter kernel for Rust, built for learning synchronous versus asynchronous
+//! programming. `tandem install` writes the kernelspec; `tandem kernel` is what Jupyter runs.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use tandem::{engine, handlers, install, server, wire};
+
+#[derive(Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "A Jupyter kernel for Rust, built for learning sync versus async"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the kernelspec `tandem` so Jupyter can start this kernel.
+    Install(InstallArgs),
+    /// Run the kernel (Jupyter runs this, with a connection file).
+    Kernel {
+        /// The connection file Jupyter wrote for this kernel.
+        #[arg(long, short = 'f')]
+        connection_file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+#[group(multiple = false)]
+struct InstallArgs {
+    /// Into the user's Jupyter data directory (the default).
+    #[arg(long)]
+    user: bool,
+    /// Into the active virtualenv or conda environment.
+    #[arg(long)]
+    sys_prefix: bool,
+    /// Into DIR/share/jupyter/kernels.
+    #[arg(long, value_name = "DIR")]
+    prefix: Option<PathBuf>,
+}
+
+fn main() {
+    // In evcxr's child process this runs the user's code and never returns.
+    engine::runtime_hook();
+    env_logger::Builder::from_env(env_logger::Env::new().filter_or("TANDEM_LOG", "info"))
+        .format_target(false)
+        .init();
+    if let Err(error) = run(Cli::parse()) {
+        eprintln!("tandem: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Install(args) => {
+            let location = match (args.sys_prefix, args.prefix) {
+                (true, _) => install::Location::SysPrefix,
+                (_, Some(dir)) => install::Location::Prefix(dir),
+                _ => install::Location::User,
+            };
+            let binary = std::env::current_exe()
+                .context("finding this binary's path")?
+                .canonicalize()?;
+            let dir = install::install(&location, &binary)?;
+            println!(
+                "Installed kernelspec {} ({}) in {}",
+                install::KERNEL_NAME,
+                install::DISPLAY_NAME,
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Kernel { connection_file } => {
+            let info = wire::ConnectionInfo::from_file(&connection_file)?;
+            let sockets = server::Sockets::bind(&info)?;
+            log::info!(
+                "tandem {} serving on {} ({})",
+                env!("CARGO_PKG_VERSION"),
+                info.ip,
+                info.transport
+            );
+            server::serve(sockets, wire::Signer::new(&info.key), |iopub, shutdown| {
+                let shell = handlers::ShellHandlers::new(iopub.clone(), shutdown.clone());
+                let control = handlers::ControlHandlers::new(iopub, shell.interrupter(), shutdown);
+                (shell, control)
+            })
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The iopub publisher: one thread owns the XPUB socket; every other thread hands it
+//! messages through a channel. It greets each new subscriber with `iopub_welcome`
+//! (JEP 65) so clients know when they stop missing broadcasts.
+
+use crate::wire::{Header, Message, Signer};
+use anyhow::Result;
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::{json, Map};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+enum Command {
+    Publish(Box<Message>),
+    Flush(Sender<()>),
+}
+
+/// A cheap, cloneable handle that publishes messages on iopub from any thread.
+#[derive(Clone)]
+pub struct Iopub {
+    commands: Sender<Command>,
+    // Writing a byte here wakes the publisher thread out of zmq_poll.
+    wake: Arc<Mutex<UnixStream>>,
+}
+
+impl Iopub {
+    pub fn start(socket: zmq::Socket, signer: Signer) -> Result<Iopub> {
+        let (commands, receiver) = crossbeam_channel::unbounded();
+        let (wake_write, wake_read) = UnixStream::pair()?;
+        wake_write.set_nonblocking(true)?;
+        wake_read.set_nonblocking(true)?;
+        std::thread::Builder::new()
+            .name("iopub".into())
+            .spawn(move || run(socket, signer, receiver, wake_read))?;
+        Ok(Iopub {
+            commands,
+            wake: Arc::new(Mutex::new(wake_write)),
+        })
+    }
+
+    /// Queues a message for publication. Never blocks on the network.
+    pub fn publish(&self, message: Message) {
+        if self
+            .commands
+            .send(Command::Publish(Box::new(message)))
+            .is_ok()
+        {
+            self.wake();
+        }
+    }
+
+    /// Waits (up to `timeout`) until every message queued so far has been handed to libzmq.
+    pub fn flush(&self, timeout: Duration) {
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        if self.commands.send(Command::Flush(done_tx)).is_ok() {
+            self.wake();
+            let _ = done_rx.recv_timeout(timeout);
+        }
+    }
+
+    fn wake(&self) {
+        if let Ok(mut stream) = self.wake.lock() {
+            // A full pipe already means "wake up"; nothing is lost by ignoring WouldBlock.
+            let _ = stream.write(&[1]);
+        }
+    }
+}
+
+fn run(socket: zmq::Socket, signer: Signer, commands: Receiver<Command>, mut wake: UnixStream) {
+    let mut drain = [0u8; 256];
+    loop {
+        let mut items = [
+            socket.as_poll_item(zmq::POLLIN),
+            zmq::PollItem::from_fd(wake.as_raw_fd(), zmq::POLLIN),
+        ];
+        match zmq::poll(&mut items, -1) {
+            Ok(_) => {}
+            Err(zmq::Error::ETERM) => return,
+            Err(zmq::Error::EINTR) => continue,
+            Err(error) => {
+                log::error!("iopub: poll failed: {error}");
+                return;
+            }
+        }
+        let subscription_ready = items[0].is_readable();
+        let wake_ready = items[1].is_readable();
+        if subscription_ready {
+            greet_subscribers(&socket, &signer);
+        }
+        if wake_ready {
+            while matches!(wake.read(&mut drain), Ok(n) if n > 0) {}
+        }
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                Command::Publish(message) => {
+                    let topic = format!("kernel.tandem.{}", message.header.msg_type);
+                    let mut message = *message;
+                    message.identities = vec![topic.into_bytes()];
+                    if let Err(error) = socket.send_multipart(message.to_frames(&signer), 0) {
+                        if error == zmq::Error::ETERM {
+                            return;
+                        }
+                        log::warn!("iopub: send failed: {error}");
+                    }
+                }
+                Command::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+}
+
+/// XPUB hands us subscription frames: `\x01topic` to subscribe, `\x00topic` to leave.
+fn greet_subscribers(socket: &zmq::Socket, signer: &Signer) {
+    while let Ok(frame) = socket.recv_bytes(zmq::DONTWAIT) {
+        if frame.first() != Some(&1) {
+            continue;
+        }
+        let topic = String::from_utf8_lossy(&frame[1..]).into_owned();
+        let welcome = Message {
+            identities: vec![frame[1..].to_vec()],
+            header: Header::new("iopub_welcome"),
+            parent_header: None,
+            metadata: Map::new(),
+            content: json!({ "subscription": topic }),
+            buffers: Vec::new(),
+        };
+        if let Err(error) = socket.send_multipart(welcome.to_frames(signer), 0) {
+            log::warn!("iopub: welcome failed: {error}");
+        }
+    }
+}

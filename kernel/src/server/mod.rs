@@ -1,0 +1,120 @@
+//! The server: binds the five ZeroMQ sockets of a connection file and runs one thread per
+//! socket (libzmq sockets never cross threads). Messages are decoded by `wire` and handed
+//! to the `handlers`; the server itself knows nothing of what a message means.
+
+mod heartbeat;
+mod iopub;
+mod router;
+
+pub use iopub::Iopub;
+pub use router::Outbox;
+
+use crate::handlers::{ControlHandlers, ShellHandlers};
+use crate::wire::{ConnectionInfo, Signer};
+use anyhow::{Context, Result};
+use std::time::Duration;
+
+/// How long sockets may keep flushing queued messages when the kernel exits.
+const LINGER_MS: i32 = 1000;
+
+/// Everything the sockets need, bound and ready before any thread starts.
+pub struct Sockets {
+    context: zmq::Context,
+    shell: zmq::Socket,
+    control: zmq::Socket,
+    stdin: zmq::Socket,
+    iopub: zmq::Socket,
+    heartbeat: zmq::Socket,
+}
+
+impl Sockets {
+    /// Binds all five sockets; fails early (with the endpoint) if a port is taken.
+    pub fn bind(info: &ConnectionInfo) -> Result<Sockets> {
+        let context = zmq::Context::new();
+        let bind = |kind: zmq::SocketType, port: u16, name: &str| -> Result<zmq::Socket> {
+            let socket = context
+                .socket(kind)
+                .with_context(|| format!("creating {name} socket"))?;
+            socket.set_linger(LINGER_MS)?;
+            let endpoint = info.endpoint(port);
+            socket
+                .bind(&endpoint)
+                .with_context(|| format!("binding {name} socket to {endpoint}"))?;
+            Ok(socket)
+        };
+        Ok(Sockets {
+            shell: bind(zmq::ROUTER, info.shell_port, "shell")?,
+            control: bind(zmq::ROUTER, info.control_port, "control")?,
+            stdin: bind(zmq::ROUTER, info.stdin_port, "stdin")?,
+            iopub: bind(zmq::XPUB, info.iopub_port, "iopub")?,
+            heartbeat: bind(zmq::REP, info.hb_port, "heartbeat")?,
+            context: context.clone(),
+        })
+    }
+}
+
+/// What the handlers are given to talk back to the kernel's owner.
+#[derive(Clone)]
+pub struct ShutdownSignal(crossbeam_channel::Sender<bool>);
+
+impl ShutdownSignal {
+    /// Ask the kernel process to stop (the client restarts it when `restart` is true).
+    pub fn request(&self, restart: bool) {
+        let _ = self.0.send(restart);
+    }
+}
+
+/// Runs the kernel until a shutdown request arrives. `make_handlers` builds the shell
+/// and control handlers once the iopub publisher exists.
+pub fn serve(
+    sockets: Sockets,
+    signer: Signer,
+    make_handlers: impl FnOnce(Iopub, ShutdownSignal) -> (ShellHandlers, ControlHandlers),
+) -> Result<()> {
+    let Sockets {
+        mut context,
+        shell,
+        control,
+        stdin,
+        iopub,
+        heartbeat,
+    } = sockets;
+    let (shutdown_tx, shutdown_rx) = crossbeam_channel::unbounded();
+    let iopub = Iopub::start(iopub, signer.clone())?;
+    let (mut shell_handlers, mut control_handlers) =
+        make_handlers(iopub.clone(), ShutdownSignal(shutdown_tx));
+
+    std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || heartbeat::run(heartbeat))?;
+    let control_signer = signer.clone();
+    std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || {
+            router::run(control, None, &control_signer, "control", |msg, outbox| {
+                control_handlers.handle(msg, outbox)
+            })
+        })?;
+    let interrupter = shell_handlers.interrupter();
+    std::thread::Builder::new()
+        .name("shell".into())
+        .spawn(move || {
+            router::run(shell, Some(stdin), &signer, "shell", |msg, outbox| {
+                shell_handlers.handle(msg, outbox)
+            })
+        })?;
+
+    let restart = shutdown_rx.recv().unwrap_or(false);
+    log::info!("shutting down (restart: {restart})");
+    interrupter.kill_engine();
+    iopub.flush(Duration::from_millis(500));
+    // Terminating the context wakes every socket thread with ETERM so they close their
+    // sockets and queued replies are flushed; a thread stuck in a compile cannot hold us.
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+    std::thread::spawn(move || {
+        let _ = context.destroy();
+        let _ = done_tx.send(());
+    });
+    let _ = done_rx.recv_timeout(Duration::from_millis(LINGER_MS as u64 + 500));
+    Ok(())
+}

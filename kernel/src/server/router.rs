@@ -1,0 +1,132 @@
+//! The loop behind each ROUTER socket (shell, control): receive, decode and verify, hand
+//! the message to a handler. Anything undecodable is logged and dropped; the loop goes on.
+
+use crate::wire::content::InputReply;
+use crate::wire::{Message, Signer};
+use anyhow::{bail, Result};
+use std::time::Duration;
+
+/// How a handler answers on the socket its request came from, and reads what is queued.
+pub struct Outbox<'a> {
+    socket: &'a zmq::Socket,
+    signer: &'a Signer,
+    stdin: Option<&'a mut StdinPort>,
+    channel: &'static str,
+}
+
+impl Outbox<'_> {
+    /// Sends a message (usually a reply) back on this socket.
+    pub fn send(&mut self, message: &Message) {
+        if let Err(error) = self
+            .socket
+            .send_multipart(message.to_frames(self.signer), 0)
+        {
+            log::warn!("{}: send failed: {error}", self.channel);
+        }
+    }
+
+    /// The next request already waiting on this socket, without blocking. Used to abort
+    /// queued executes after an error.
+    pub fn next_queued(&mut self) -> Option<Message> {
+        loop {
+            match self.socket.poll(zmq::POLLIN, 0) {
+                Ok(n) if n > 0 => {}
+                _ => return None,
+            }
+            let frames = self.socket.recv_multipart(0).ok()?;
+            if let Some(message) = decode(frames, self.signer, self.channel) {
+                return Some(message);
+            }
+        }
+    }
+
+    /// The stdin channel, on the shell socket only.
+    pub fn stdin(&mut self) -> Option<&mut StdinPort> {
+        self.stdin.as_deref_mut()
+    }
+}
+
+/// The stdin ROUTER socket: the kernel asks the client for input here.
+pub struct StdinPort {
+    socket: zmq::Socket,
+    signer: Signer,
+}
+
+impl StdinPort {
+    /// Sends `input_request` (a child of the execute request) and waits for the client's
+    /// `input_reply`. Gives up with an error when `cancelled()` turns true.
+    pub fn ask(&mut self, request: &Message, cancelled: &dyn Fn() -> bool) -> Result<String> {
+        // Anything left over from an earlier, abandoned question is stale now.
+        while let Ok(n) = self.socket.poll(zmq::POLLIN, 0) {
+            if n == 0 || self.socket.recv_multipart(0).is_err() {
+                break;
+            }
+        }
+        self.socket
+            .send_multipart(request.to_frames(&self.signer), 0)?;
+        loop {
+            if cancelled() {
+                bail!("input request cancelled");
+            }
+            if self.socket.poll(zmq::POLLIN, 50)? == 0 {
+                continue;
+            }
+            let frames = self.socket.recv_multipart(0)?;
+            let Some(reply) = decode(frames, &self.signer, "stdin") else {
+                continue;
+            };
+            let answers_us =
+                reply.parent_header.as_ref().map(|p| &p.msg_id) == Some(&request.header.msg_id);
+            if reply.header.msg_type == "input_reply" && answers_us {
+                let answer: InputReply = serde_json::from_value(reply.content)?;
+                return Ok(answer.value);
+            }
+            log::warn!("stdin: ignoring unexpected {}", reply.header.msg_type);
+        }
+    }
+}
+
+fn decode(frames: Vec<Vec<u8>>, signer: &Signer, channel: &str) -> Option<Message> {
+    match Message::from_frames(frames, signer) {
+        Ok(message) => Some(message),
+        Err(error) => {
+            log::warn!("{channel}: dropped a message: {error}");
+            None
+        }
+    }
+}
+
+/// Serves one ROUTER socket until the ZeroMQ context is terminated.
+pub fn run(
+    socket: zmq::Socket,
+    stdin: Option<zmq::Socket>,
+    signer: &Signer,
+    channel: &'static str,
+    mut handle: impl FnMut(Message, &mut Outbox),
+) {
+    let mut stdin = stdin.map(|socket| StdinPort {
+        socket,
+        signer: signer.clone(),
+    });
+    loop {
+        let frames = match socket.recv_multipart(0) {
+            Ok(frames) => frames,
+            Err(zmq::Error::ETERM) => return,
+            Err(error) => {
+                log::warn!("{channel}: receive failed: {error}");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let Some(message) = decode(frames, signer, channel) else {
+            continue;
+        };
+        let mut outbox = Outbox {
+            socket: &socket,
+            signer,
+            stdin: stdin.as_mut(),
+            channel,
+        };
+        handle(message, &mut outbox);
+    }
+}

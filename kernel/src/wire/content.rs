@@ -1,0 +1,269 @@
+//! Typed contents of the messages tandem reads and writes, one struct per content type.
+//! Requests default every optional field the way ipykernel does.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+fn yes() -> bool {
+    true
+}
+
+// ----- requests -------------------------------------------------------------
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExecuteRequest {
+    pub code: String,
+    #[serde(default)]
+    pub silent: bool,
+    #[serde(default = "yes")]
+    pub store_history: bool,
+    #[serde(default)]
+    pub user_expressions: Map<String, Value>,
+    #[serde(default)]
+    pub allow_stdin: bool,
+    #[serde(default = "yes")]
+    pub stop_on_error: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CompleteRequest {
+    pub code: String,
+    pub cursor_pos: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InspectRequest {
+    pub code: String,
+    pub cursor_pos: Option<usize>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IsCompleteRequest {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HistoryRequest {
+    #[serde(default)]
+    pub output: bool,
+    #[serde(default = "tail")]
+    pub hist_access_type: String,
+    pub session: Option<i64>,
+    pub start: Option<i64>,
+    pub stop: Option<i64>,
+    pub n: Option<usize>,
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub unique: bool,
+}
+
+fn tail() -> String {
+    "tail".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommInfoRequest {}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommOpen {
+    pub comm_id: String,
+    pub target_name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShutdownRequest {
+    #[serde(default)]
+    pub restart: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InputReply {
+    pub value: String,
+}
+
+// ----- replies and broadcasts ----------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KernelInfoReply {
+    pub status: &'static str,
+    pub protocol_version: &'static str,
+    pub implementation: &'static str,
+    pub implementation_version: &'static str,
+    pub language_info: LanguageInfo,
+    pub banner: String,
+    pub help_links: Vec<HelpLink>,
+    pub debugger: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LanguageInfo {
+    pub name: &'static str,
+    pub version: String,
+    pub mimetype: &'static str,
+    pub file_extension: &'static str,
+    pub pygments_lexer: &'static str,
+    pub codemirror_mode: &'static str,
+    pub nbconvert_exporter: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HelpLink {
+    pub text: &'static str,
+    pub url: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub execution_state: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecuteInput {
+    pub code: String,
+    pub execution_count: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stream {
+    pub name: &'static str,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DisplayData {
+    pub data: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+    pub transient: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecuteResult {
+    pub execution_count: u64,
+    pub data: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClearOutput {
+    pub wait: bool,
+}
+
+/// The `error` broadcast on iopub, and the error fields of a reply.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ErrorContent {
+    pub ename: String,
+    pub evalue: String,
+    pub traceback: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputRequest {
+    pub prompt: String,
+    pub password: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompleteReply {
+    pub status: &'static str,
+    pub matches: Vec<String>,
+    pub cursor_start: usize,
+    pub cursor_end: usize,
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InspectReply {
+    pub status: &'static str,
+    pub found: bool,
+    pub data: Map<String, Value>,
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IsCompleteReply {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indent: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryReply {
+    pub status: &'static str,
+    pub history: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommInfoReply {
+    pub status: &'static str,
+    pub comms: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CommClose {
+    pub comm_id: String,
+    pub data: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ShutdownReply {
+    pub status: &'static str,
+    pub restart: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InterruptReply {
+    pub status: &'static str,
+}
+
+/// A reply whose status is `error`, for any request type.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorReply {
+    pub status: &'static str,
+    #[serde(flatten)]
+    pub error: ErrorContent,
+}
+
+impl ErrorReply {
+    pub fn new(error: ErrorContent) -> Self {
+        ErrorReply {
+            status: "error",
+            error,
+        }
+    }
+}
+
+/// Serializes any content struct to JSON. Our structs hold only strings, numbers and JSON.
+pub fn to_value<T: Serialize>(content: &T) -> Value {
+    serde_json::to_value(content).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn execute_request_defaults_like_ipykernel() {
+        let req: ExecuteRequest = serde_json::from_value(json!({"code": "1"})).unwrap();
+        assert!(!req.silent && req.store_history && req.stop_on_error && !req.allow_stdin);
+    }
+
+    #[test]
+    fn execute_request_without_code_is_an_error() {
+        assert!(serde_json::from_value::<ExecuteRequest>(json!({"silent": true})).is_err());
+        assert!(serde_json::from_value::<ExecuteRequest>(json!({"code": 5})).is_err());
+    }
+
+    #[test]
+    fn error_reply_is_flat() {
+        let reply = ErrorReply::new(ErrorContent {
+            ename: "E".into(),
+            evalue: "v".into(),
+            traceback: vec!["t".into()],
+        });
+        assert_eq!(
+            to_value(&reply),
+            json!({"status": "error", "ename": "E", "evalue": "v", "traceback": ["t"]})
+        );
+    }
+}

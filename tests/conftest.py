@@ -1,0 +1,66 @@
+"""Shared fixtures: a real tandem kernel started by jupyter_client from the installed
+kernelspec, and a helper that runs a cell and collects what it published, with arrival times."""
+import time
+
+import jupyter_client
+import pytest
+
+KERNEL_NAME = "tandem"
+
+
+class Cell:
+    """What one execute_request produced: the reply and the iopub messages, in order."""
+
+    def __init__(self, reply, outputs, sent_at):
+        self.reply = reply
+        self.outputs = outputs  # list of (seconds after send, message)
+        self.sent_at = sent_at
+
+    @property
+    def status(self):
+        return self.reply["content"]["status"]
+
+    def of_type(self, msg_type):
+        return [m for _, m in self.outputs if m["msg_type"] == msg_type]
+
+    def text(self, name="stdout"):
+        return "".join(m["content"]["text"] for m in self.of_type("stream")
+                       if m["content"]["name"] == name)
+
+    def value(self):
+        results = self.of_type("execute_result")
+        return results[0]["content"]["data"]["text/plain"] if results else None
+
+
+def run_cell(kc, code, timeout=300, **options):
+    """Executes `code` and waits for its reply and its idle status."""
+    sent_at = time.monotonic()
+    msg_id = kc.execute(code, **options)
+    outputs = []
+    deadline = sent_at + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        outputs.append((time.monotonic() - sent_at, msg))
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    reply = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+    assert reply["parent_header"]["msg_id"] == msg_id
+    return Cell(reply, outputs, sent_at)
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    """A kernel and a blocking client, shared by the tests of one module."""
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name=KERNEL_NAME)
+    try:
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def kc(kernel):
+    return kernel[1]

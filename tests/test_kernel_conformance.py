@@ -1,0 +1,72 @@
+"""jupyter_kernel_test's conformance suite against the installed tandem kernelspec: every
+sample attribute the package knows is filled in."""
+import unittest
+
+import jupyter_kernel_test
+
+
+class TandemKernelTests(jupyter_kernel_test.KernelTests):
+    kernel_name = "tandem"
+    language_name = "rust"
+    file_extension = ".rs"
+
+    code_hello_world = 'println!("hello, world");'
+    code_stderr = 'eprintln!("something went wrong");'
+
+    completion_samples = [
+        {"text": "let zebra_stripes = 3;\nzebra_st", "matches": {"zebra_stripes"}},
+    ]
+
+    complete_code_samples = [
+        "1 + 1",
+        "let x = 5;",
+        "fn add(a: i32, b: i32) -> i32 { a + b }",
+        'println!("{}", "}");',
+    ]
+    incomplete_code_samples = [
+        "fn main() {",
+        "let v = vec![1, 2,",
+        'let s = "unfinished',
+        "let total = 1 +",
+    ]
+    invalid_code_samples = ["fn fn", "let x = (1 + 2];", "}"]
+
+    code_page_something = ":help"
+
+    code_generate_error = 'let y: i32 = "not a number";'
+
+    code_execute_result = [
+        {"code": "6 * 7", "result": "42"},
+        {"code": '"hello".len()', "result": "5"},
+        {"code": "vec![1, 2, 3]", "result": "[1, 2, 3]"},
+    ]
+    code_history_pattern = "6 *"
+
+    supported_history_operations = ("tail", "range", "search")
+
+    code_display_data = [
+        {
+            "code": 'println!("EVCXR_BEGIN_CONTENT text/html\\n<b>bold</b>\\nEVCXR_END_CONTENT");',
+            "mime": "text/html",
+        },
+        {
+            "code": 'println!("EVCXR_BEGIN_CONTENT image/svg+xml\\n<svg xmlns=\\"http://www.w3.org/2000/svg\\"/>\\nEVCXR_END_CONTENT");',
+            "mime": "image/svg+xml",
+        },
+    ]
+
+    code_inspect_sample = "std::vec::Vec"
+
+    code_clear_output = (
+        'println!("before");\n'
+        'println!("EVCXR_BEGIN_CONTENT application/vnd.tandem.clear-output\\n\\nEVCXR_END_CONTENT");'
+    )
+
+
+class TandemIopubWelcome(jupyter_kernel_test.IopubWelcomeTests):
+    kernel_name = "tandem"
+    support_iopub_welcome = True
+
+
+if __name__ == "__main__":
+    unittest.main()
