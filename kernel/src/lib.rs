@@ -1,9 +1,11 @@
 //! tandem: a Jupyter kernel for Rust, built for learning synchronous versus asynchronous
 //! programming. Layers: `wire` (messages, signing), `server` (sockets, threads),
-//! `handlers` (what each message does), `engine` (evcxr), `install` (kernelspec).
+//! `handlers` (what each message does), `engine` (evcxr), `install` (kernelspec),
+//! `lab` (the learner's one command).
 
 pub mod engine;
 pub mod handlers;
 pub mod install;
+pub mod lab;
 pub mod server;
 pub mod wire;

@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use tandem::{engine, handlers, install, server, wire};
+use tandem::{engine, handlers, install, lab, server, wire};
 
 #[derive(Parser)]
 #[command(
@@ -21,6 +21,18 @@ struct Cli {
 enum Command {
     /// Install the kernelspec `tandem` so Jupyter can start this kernel.
     Install(InstallArgs),
+    /// Start JupyterLab on the shipped notebooks, with this kernel installed in .venv.
+    Lab {
+        /// Port for JupyterLab (default: Jupyter's own choice, 8888 or the next free one).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Do not open a web browser.
+        #[arg(long)]
+        no_browser: bool,
+        /// Further arguments passed to `jupyter lab`.
+        #[arg(last = true)]
+        jupyter_args: Vec<String>,
+    },
     /// Run the kernel (Jupyter runs this, with a connection file).
     Kernel {
         /// The connection file Jupyter wrote for this kernel.
@@ -75,6 +87,11 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Lab {
+            port,
+            no_browser,
+            jupyter_args,
+        } => lab::run(port, !no_browser, &jupyter_args),
         Command::Kernel { connection_file } => {
             let info = wire::ConnectionInfo::from_file(&connection_file)?;
             let sockets = server::Sockets::bind(&info)?;

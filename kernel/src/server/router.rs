@@ -75,13 +75,22 @@ impl StdinPort {
             let Some(reply) = decode(frames, &self.signer, "stdin") else {
                 continue;
             };
-            let answers_us =
-                reply.parent_header.as_ref().map(|p| &p.msg_id) == Some(&request.header.msg_id);
+            // jupyter_client sends input_reply without a parent header; one that names a
+            // different parent answers an older question.
+            let answers_us = reply
+                .parent_header
+                .as_ref()
+                .is_none_or(|p| p.msg_id == request.header.msg_id);
             if reply.header.msg_type == "input_reply" && answers_us {
                 let answer: InputReply = serde_json::from_value(reply.content)?;
                 return Ok(answer.value);
             }
-            log::warn!("stdin: ignoring unexpected {}", reply.header.msg_type);
+            log::warn!(
+                "stdin: ignoring {} (parent {:?}, waiting for an answer to {})",
+                reply.header.msg_type,
+                reply.parent_header.as_ref().map(|p| &p.msg_id),
+                request.header.msg_id
+            );
         }
     }
 }

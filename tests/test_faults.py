@@ -1,0 +1,87 @@
+"""Bad input and runaway cells: the kernel keeps serving. Interrupts, output floods,
+forged messages and restarts, all through jupyter_client against the real kernel."""
+import time
+
+import jupyter_client
+from jupyter_client.session import Session
+from conftest import run_cell
+
+
+def wait_for_stream(kc, msg_id, text, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream"
+                and text in msg["content"]["text"]):
+            return
+    raise AssertionError(f"{text!r} never arrived")
+
+
+def test_interrupt_stops_an_endless_loop_and_says_what_was_lost(kernel):
+    km, kc = kernel
+    assert run_cell(kc, "let before_interrupt = 1;").status == "ok"
+    msg_id = kc.execute('println!("spinning");\nloop { std::hint::spin_loop(); }')
+    wait_for_stream(kc, msg_id, "spinning")
+    assert kc.is_alive(), "heartbeat must answer while the loop spins"
+    sent = time.monotonic()
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=30)
+    took = time.monotonic() - sent
+    print(f"interrupt -> execute_reply: {took:.3f} s")
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["status"] == "error"
+    assert reply["content"]["ename"] == "Interrupted"
+    assert "variable" in reply["content"]["evalue"]
+    # Ready for the next cell without a restart; the lost variable is really gone.
+    assert run_cell(kc, "40 + 2").value() == "42"
+    assert run_cell(kc, "before_interrupt").status == "error"
+
+
+def test_flood_of_output_loses_nothing(kc):
+    n = 200_000
+    started = time.monotonic()
+    cell = run_cell(kc, f"for i in 0..{n} {{ println!(\"{{i}}\"); }}")
+    took = time.monotonic() - started
+    streams = cell.of_type("stream")
+    print(f"{n} lines: reply after {took:.2f} s in {len(streams)} stream messages")
+    assert cell.status == "ok"
+    lines = cell.text().splitlines()
+    assert lines == [str(i) for i in range(n)]
+    assert run_cell(kc, "1 + 1").value() == "2"
+
+
+def test_forged_and_unsigned_messages_are_not_executed(kc, tmp_path):
+    marker = tmp_path / "forged.txt"
+    code = f'std::fs::write("{marker}", "x").unwrap();'
+    for key in (b"wrong-key", b""):
+        forger = Session(key=key, username="mallory")
+        forger.send(kc.shell_channel.socket, "execute_request",
+                    {"code": code, "silent": False, "store_history": True,
+                     "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
+    # Had either been run, it would have run before this one.
+    assert run_cell(kc, "2 + 2").value() == "4"
+    assert not marker.exists()
+
+
+def test_panicking_thread_and_exit_keep_the_kernel_serving(kc):
+    cell = run_cell(kc, 'std::thread::spawn(|| panic!("in a thread")).join().is_err()')
+    assert cell.status == "ok"
+    assert cell.value() == "true"
+    assert "in a thread" in cell.text("stderr")
+    ended = run_cell(kc, "std::process::exit(3);")
+    assert ended.status == "error"
+    assert "variable" in ended.reply["content"]["evalue"]
+    assert run_cell(kc, "5 * 5").value() == "25"
+
+
+def test_restart_gives_a_working_kernel():
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name="tandem")
+    try:
+        assert run_cell(kc, "let a = 1;").status == "ok"
+        km.restart_kernel(now=False)
+        kc.wait_for_ready(timeout=60)
+        assert run_cell(kc, "6 * 7").value() == "42"
+        assert run_cell(kc, "a").status == "error"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -1,0 +1,218 @@
+"""The Jupyter protocol as tandem implements it, checked through jupyter_client against
+the installed kernelspec: counting, silence, stop_on_error, user_expressions, stdin,
+live streaming, rich output, introspection, comms and metadata."""
+import time
+
+import pytest
+from conftest import run_cell
+
+
+def test_execution_count_grows_only_with_store_history(kc):
+    first = run_cell(kc, "1")
+    count = first.reply["content"]["execution_count"]
+    hidden = run_cell(kc, "2", store_history=False)
+    assert hidden.reply["content"]["execution_count"] == count
+    assert hidden.of_type("execute_input")[0]["content"]["execution_count"] == count
+    after = run_cell(kc, "3")
+    assert after.reply["content"]["execution_count"] == count + 1
+    assert after.of_type("execute_result")[0]["content"]["execution_count"] == count + 1
+
+
+def test_silent_execution_publishes_nothing_but_status(kc):
+    cell = run_cell(kc, 'println!("should not be seen"); 5', silent=True)
+    assert cell.status == "ok"
+    kinds = [m["msg_type"] for _, m in cell.outputs]
+    assert kinds == ["status", "status"], kinds
+
+
+def test_stop_on_error_aborts_queued_executes(kc):
+    failing = kc.execute("let broken: u8 = 300;")  # rustc rejects the literal
+    queued = [kc.execute("1 + 1"), kc.execute("2 + 2")]
+    replies = {}
+    while len(replies) < 3:
+        reply = kc.get_shell_msg(timeout=120)
+        replies[reply["parent_header"]["msg_id"]] = reply["content"]
+    assert replies[failing]["status"] == "error"
+    assert [replies[q]["status"] for q in queued] == ["aborted", "aborted"]
+    # The abort ends with the queue: the next cell runs.
+    assert run_cell(kc, "3 + 3").value() == "6"
+
+
+def test_stop_on_error_false_keeps_going(kc):
+    failing = kc.execute("let broken: u8 = 300;", stop_on_error=False)
+    next_one = kc.execute("4 + 4")
+    replies = {}
+    while len(replies) < 2:
+        reply = kc.get_shell_msg(timeout=120)
+        replies[reply["parent_header"]["msg_id"]] = reply["content"]
+    assert replies[failing]["status"] == "error"
+    assert replies[next_one]["status"] == "ok"
+
+
+def test_user_expressions_are_evaluated(kc):
+    cell = run_cell(
+        kc,
+        "let base = 20;",
+        user_expressions={"double": "base * 2", "bad": "no_such_name"},
+    )
+    expressions = cell.reply["content"]["user_expressions"]
+    assert expressions["double"]["status"] == "ok"
+    assert expressions["double"]["data"]["text/plain"] == "40"
+    assert expressions["bad"]["status"] == "error"
+
+
+def test_input_request_when_stdin_allowed(kc):
+    code = (
+        'println!("EVCXR_INPUT_REQUEST:Your name? ");\n'
+        "let mut line = String::new();\n"
+        "std::io::stdin().read_line(&mut line).unwrap();\n"
+        'println!("hello {}", line.trim());'
+    )
+    msg_id = kc.execute(code, allow_stdin=True)
+    request = kc.get_stdin_msg(timeout=120)
+    assert request["msg_type"] == "input_request"
+    assert request["parent_header"]["msg_id"] == msg_id
+    assert request["content"] == {"prompt": "Your name? ", "password": False}
+    kc.input("Ferris")
+    reply = kc.get_shell_msg(timeout=60)
+    assert reply["content"]["status"] == "ok"
+    text = ""
+    while True:
+        msg = kc.get_iopub_msg(timeout=10)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            text += msg["content"]["text"]
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    assert "hello Ferris" in text
+
+
+def test_input_without_stdin_gets_empty_string_and_a_note(kc):
+    code = (
+        'println!("EVCXR_INPUT_REQUEST:Name? ");\n'
+        "let mut line = String::new();\n"
+        "std::io::stdin().read_line(&mut line).unwrap();\n"
+        'println!("got [{}]", line.trim());'
+    )
+    cell = run_cell(kc, code, allow_stdin=False)
+    assert cell.status == "ok"
+    assert "got []" in cell.text()
+    assert "does not allow stdin" in cell.text("stderr")
+
+
+def test_lines_arrive_while_the_cell_runs(kc):
+    code = (
+        'println!("first");\n'
+        "std::thread::sleep(std::time::Duration::from_millis(1500));\n"
+        'println!("second");'
+    )
+    cell = run_cell(kc, code)
+    arrivals = {m["content"]["text"].strip(): t for t, m in cell.outputs if m["msg_type"] == "stream"}
+    reply_at = cell.outputs[-1][0]
+    assert set(arrivals) == {"first", "second"}
+    # "first" shows up about 1.5 s before the cell ends, not with the reply.
+    assert reply_at - arrivals["first"] > 1.0, (arrivals, reply_at)
+
+
+def test_rich_output_mid_cell_is_display_data_when_printed(kc):
+    code = (
+        'println!("EVCXR_BEGIN_CONTENT text/html\\n<i>live</i>\\nEVCXR_END_CONTENT");\n'
+        "std::thread::sleep(std::time::Duration::from_millis(1000));\n"
+        "7"
+    )
+    cell = run_cell(kc, code)
+    (shown_at, display), = [(t, m) for t, m in cell.outputs if m["msg_type"] == "display_data"]
+    assert display["content"]["data"]["text/html"] == "<i>live</i>"
+    assert cell.outputs[-1][0] - shown_at > 0.7
+    assert cell.value() == "7"
+
+
+def test_final_value_with_rich_types_is_execute_result(kc):
+    code = (
+        "struct Bold(&'static str);\n"
+        "impl Bold { fn evcxr_display(&self) {\n"
+        '    println!("EVCXR_BEGIN_CONTENT text/html\\n<b>{}</b>\\nEVCXR_END_CONTENT", self.0);\n'
+        "} }\n"
+        'Bold("value")'
+    )
+    cell = run_cell(kc, code)
+    assert cell.status == "ok"
+    results = cell.of_type("execute_result")
+    assert len(results) == 1 and not cell.of_type("display_data")
+    assert results[0]["content"]["data"]["text/html"] == "<b>value</b>"
+
+
+def test_compile_error_points_at_the_cell_line(kc):
+    cell = run_cell(kc, 'let fine = 1;\nlet wrong: i32 = "text";')
+    assert cell.status == "error"
+    (error,) = cell.of_type("error")
+    traceback = "\n".join(error["content"]["traceback"])
+    assert "cell:2:" in traceback
+    assert 'let wrong: i32 = "text";' in traceback
+    assert cell.reply["content"]["ename"].startswith("error[E0308]")
+    assert "mismatched types" in cell.reply["content"]["evalue"]
+
+
+def test_panic_is_an_error_and_the_session_goes_on(kc):
+    assert run_cell(kc, "let kept = 41;").status == "ok"
+    cell = run_cell(kc, 'let v: Vec<i32> = Vec::new();\nif v.is_empty() { panic!("nothing in {}", "v"); }')
+    assert cell.status == "error"
+    (error,) = cell.of_type("error")
+    assert error["content"]["ename"] == "panic"
+    assert error["content"]["evalue"] == "nothing in v"
+    assert "panicked at" not in cell.text("stderr")
+    assert run_cell(kc, "kept + 1").value() == "42"
+
+
+def test_complete_counts_code_points(kc):
+    run_cell(kc, "let ñandú_count = 3;")
+    code = 'let s = "é"; ñandú_c'
+    msg_id = kc.complete(code, len(code))
+    reply = kc.get_shell_msg(timeout=60)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    content = reply["content"]
+    assert "ñandú_count" in content["matches"]
+    assert content["cursor_end"] == len(code)
+    assert content["cursor_start"] == len(code) - len("ñandú_c")
+
+
+def test_inspect_a_session_variable(kc):
+    run_cell(kc, "let inspected_value: Vec<u8> = vec![1];")
+    kc.inspect("inspected_value", len("inspected_value"))
+    reply = kc.get_shell_msg(timeout=60)["content"]
+    assert reply["status"] == "ok" and reply["found"]
+    assert "Vec<u8>" in reply["data"]["text/plain"]
+
+
+def test_unknown_comm_target_is_closed(kc):
+    comm_id = "c0ffee"
+    kc.session.send(kc.shell_channel.socket, "comm_open",
+                    {"comm_id": comm_id, "target_name": "nope", "data": {}})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["msg_type"] == "comm_close":
+            assert msg["content"]["comm_id"] == comm_id
+            return
+    pytest.fail("no comm_close for an unknown comm target")
+
+
+def test_reply_metadata_has_start_time_and_timings(kc):
+    cell = run_cell(kc, "std::thread::sleep(std::time::Duration::from_millis(300));")
+    metadata = cell.reply["metadata"]
+    assert "started" in metadata
+    timings = metadata["tandem"]
+    assert timings["run_seconds"] >= 0.3
+    assert timings["compile_seconds"] > 0
+
+
+def test_kernel_info_has_language_and_help(kc):
+    kc.kernel_info()
+    reply = kc.get_shell_msg(timeout=30)["content"]
+    info = reply["language_info"]
+    assert info["name"] == "rust" and info["file_extension"] == ".rs"
+    assert info["codemirror_mode"] == "rust" and info["pygments_lexer"] == "rust"
+    assert info["mimetype"] == "text/rust"
+    assert reply["implementation"] == "tandem"
+    assert any("docs.rs/tokio" in link["url"] for link in reply["help_links"])
