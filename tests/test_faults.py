@@ -85,3 +85,41 @@ def test_restart_gives_a_working_kernel():
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_output_without_newline_at_the_end_of_a_cell(kc):
+    code = 'use std::io::Write;\nprint!("working...");\nstd::io::stdout().flush().unwrap();'
+    cell = run_cell(kc, code, timeout=60)
+    assert cell.status == "ok"
+    assert "working..." in cell.text()
+
+
+def test_lines_printed_before_process_exit_are_kept(kc):
+    cell = run_cell(kc, 'println!("last words");\nstd::process::exit(0);')
+    assert cell.status == "error"
+    assert "last words" in cell.text()
+    assert run_cell(kc, "1").value() == "1"
+
+
+def test_a_thread_that_keeps_writing_does_not_hold_the_cell():
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name="tandem")
+    try:
+        code = (
+            "std::thread::spawn(|| {\n"
+            "    let until = std::time::Instant::now() + std::time::Duration::from_secs(8);\n"
+            "    while std::time::Instant::now() < until {\n"
+            '        eprintln!("tick");\n'
+            "        std::thread::sleep(std::time::Duration::from_millis(2));\n"
+            "    }\n"
+            "});\n"
+            '"started"'
+        )
+        run_cell(kc, "1")  # the engine is warm
+        cell = run_cell(kc, code)
+        replied_after = cell.outputs[-1][0]
+        print(f"reply {replied_after:.2f} s after send while a thread writes for 8 s")
+        assert cell.status == "ok"
+        assert replied_after < 6.0
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -94,6 +94,7 @@ fn run(cli: Cli) -> Result<()> {
         } => lab::run(port, !no_browser, &jupyter_args),
         Command::Kernel { connection_file } => {
             let info = wire::ConnectionInfo::from_file(&connection_file)?;
+            let work_dir = engine_work_dir()?;
             let sockets = server::Sockets::bind(&info)?;
             log::info!(
                 "tandem {} serving on {} ({})",
@@ -101,11 +102,29 @@ fn run(cli: Cli) -> Result<()> {
                 info.ip,
                 info.transport
             );
-            server::serve(sockets, wire::Signer::new(&info.key), |iopub, shutdown| {
+            let served = server::serve(sockets, wire::Signer::new(&info.key), |iopub, shutdown| {
                 let shell = handlers::ShellHandlers::new(iopub.clone(), shutdown.clone());
                 let control = handlers::ControlHandlers::new(iopub, shell.interrupter(), shutdown);
                 (shell, control)
-            })
+            });
+            if let Some(dir) = work_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            served
         }
     }
+}
+
+/// evcxr compiles cells in a scratch directory. tandem owns it so that it is removed at
+/// shutdown even though the engine thread is not joined. A directory the user chose with
+/// EVCXR_TMPDIR is left alone. Must run before any thread starts (it sets a variable).
+fn engine_work_dir() -> Result<Option<PathBuf>> {
+    if std::env::var_os("EVCXR_TMPDIR").is_some() {
+        return Ok(None);
+    }
+    let dir = std::env::temp_dir().join(format!("tandem-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // SAFETY: called from main before any other thread exists.
+    unsafe { std::env::set_var("EVCXR_TMPDIR", &dir) };
+    Ok(Some(dir))
 }

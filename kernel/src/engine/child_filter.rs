@@ -7,32 +7,67 @@ use serde_json::{Map, Value};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// A mime block followed this closely by the end of the cell is the cell's value: evcxr
 /// prints the final expression that way, just before the cell returns.
 const FINAL_VALUE_WINDOW: Duration = Duration::from_millis(25);
 
+/// evcxr's protocol lines, which must start a line to be understood.
+const PROTOCOL_LINES: [&str; 4] = [
+    markers::EVCXR_COMPLETE,
+    markers::EVCXR_PANIC,
+    markers::EVCXR_BEGIN,
+    "EVCXR_INPUT_REQUEST",
+];
+
+/// Set when the filter has forwarded everything (its input closed).
+static FILTER_DONE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+
 /// Redirects this process's stdout through the filter. Call before `evcxr::runtime_hook`,
 /// only in the child process. On failure stdout is left as it was.
 pub fn install() {
     // SAFETY: plain POSIX calls on descriptors this process owns; on any failure we stop
-    // before changing fd 1.
+    // before changing fd 1. Our own descriptors are close-on-exec so programs the cell
+    // starts do not hold the kernel's pipe open; fd 1 itself stays inheritable.
     unsafe {
         let mut fds = [0; 2];
-        if libc::pipe(fds.as_mut_ptr()) != 0 {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
             return;
         }
-        let original = libc::dup(1);
+        let original = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
         if original < 0 || libc::dup2(fds[1], 1) < 0 {
             return;
         }
         libc::close(fds[1]);
         let input = File::from_raw_fd(fds[0]);
         let output = File::from_raw_fd(original);
-        let _ = std::thread::Builder::new()
+        if std::thread::Builder::new()
             .name("tandem-stdout".into())
-            .spawn(move || filter(input, output));
+            .spawn(move || {
+                Filter::new(output).run(input);
+                let (done, signal) = &FILTER_DONE;
+                if let Ok(mut done) = done.lock() {
+                    *done = true;
+                    signal.notify_all();
+                }
+            })
+            .is_ok()
+        {
+            libc::atexit(drain_at_exit);
+        }
+    }
+}
+
+/// At exit (`std::process::exit` in a cell, say), lines already printed are still in the
+/// pipe: close our end and give the filter a moment to pass them on.
+extern "C" fn drain_at_exit() {
+    // SAFETY: closing fd 1 at exit; nothing writes to it afterwards.
+    unsafe { libc::close(1) };
+    let (done, signal) = &FILTER_DONE;
+    if let Ok(guard) = done.lock() {
+        let _ = signal.wait_timeout_while(guard, Duration::from_millis(500), |done| !*done);
     }
 }
 
@@ -62,73 +97,114 @@ impl Block {
     }
 }
 
-fn filter(input: File, output: File) {
-    let fd = input.as_raw_fd();
-    let mut output = std::io::BufWriter::with_capacity(64 * 1024, output);
-    let mut reader = BufReader::new(input);
-    let mut open_block: Option<Block> = None;
+struct Filter {
+    output: std::io::BufWriter<File>,
+    open_block: Option<Block>,
     // A finished block waits here briefly: if the cell ends right after it, it is the
     // cell's value and evcxr must see it as printed.
-    let mut held: Option<(Block, Instant)> = None;
-    let mut line = Vec::new();
-    loop {
-        if let Some((block, since)) = &held {
-            let left = FINAL_VALUE_WINDOW.saturating_sub(since.elapsed());
-            if reader.buffer().is_empty() && !wait_readable(fd, left) {
-                write_line(&mut output, &block.display_marker());
-                let _ = output.flush();
-                held = None;
-                continue;
+    held: Option<(Block, Instant)>,
+}
+
+impl Filter {
+    fn new(output: File) -> Filter {
+        Filter {
+            output: std::io::BufWriter::with_capacity(64 * 1024, output),
+            open_block: None,
+            held: None,
+        }
+    }
+
+    fn run(&mut self, input: File) {
+        let fd = input.as_raw_fd();
+        let mut reader = BufReader::new(input);
+        let mut line = Vec::new();
+        loop {
+            if let Some((_, since)) = &self.held {
+                let left = FINAL_VALUE_WINDOW.saturating_sub(since.elapsed());
+                if reader.buffer().is_empty() && !wait_readable(fd, left) {
+                    self.release_held();
+                    let _ = self.output.flush();
+                    continue;
+                }
+            }
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            // Output printed without a newline (`print!` + flush) can put a protocol line
+            // in the middle of a line; split it so the protocol line starts a line.
+            match PROTOCOL_LINES.iter().filter_map(|m| text.find(m)).min() {
+                Some(at) if at > 0 => {
+                    self.line(&text[..at]);
+                    self.line(&text[at..]);
+                }
+                _ => self.line(text),
+            }
+            // Coalesce writes while whole lines are waiting, never delay when none are.
+            if !reader.buffer().contains(&b'\n') {
+                let _ = self.output.flush();
             }
         }
-        line.clear();
-        match reader.read_until(b'\n', &mut line) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-        let text = String::from_utf8_lossy(&line);
-        let text = text.strip_suffix('\n').unwrap_or(&text);
-        if let Some((block, _)) = held.take() {
+        self.release_held();
+        let _ = self.output.flush();
+    }
+
+    fn line(&mut self, text: &str) {
+        if let Some((block, _)) = self.held.take() {
             if text == markers::EVCXR_COMPLETE {
                 for raw in block.raw_lines() {
-                    write_line(&mut output, &raw);
+                    self.write(&raw);
                 }
             } else {
-                write_line(&mut output, &block.display_marker());
+                self.write(&block.display_marker());
             }
         }
         if text == markers::EVCXR_PANIC {
-            if let Some(block) = open_block.take() {
+            if let Some(block) = self.open_block.take() {
                 // A panic cut the block short: show what there was as plain output.
                 for partial in &block.body {
-                    write_line(&mut output, partial);
+                    self.write(partial);
                 }
             }
-            write_line(&mut output, &markers::line(markers::PANIC, ""));
-            write_line(&mut output, text);
-        } else if let Some(block) = open_block.as_mut() {
+            self.write(&markers::line(markers::PANIC, ""));
+            self.write(text);
+        } else if text == markers::EVCXR_COMPLETE {
+            // The cell returned: all it wrote to stderr is in the pipe before this line.
+            let sync = markers::line(markers::STDERR_SYNC, "") + "\n";
+            let _ = std::io::stderr().write_all(sync.as_bytes());
+            self.write(text);
+        } else if let Some(block) = self.open_block.as_mut() {
             if text == markers::EVCXR_END {
-                held = open_block.take().map(|block| (block, Instant::now()));
+                self.held = self.open_block.take().map(|block| (block, Instant::now()));
             } else {
                 block.body.push(text.to_owned());
             }
         } else if let Some(mime) = text.strip_prefix(markers::EVCXR_BEGIN) {
-            open_block = Some(Block {
+            self.open_block = Some(Block {
                 mime: mime.trim().to_owned(),
                 body: Vec::new(),
             });
         } else {
-            write_line(&mut output, text);
-        }
-        // Coalesce writes while more is already waiting, never delay when nothing is.
-        if reader.buffer().is_empty() {
-            let _ = output.flush();
+            self.write(text);
         }
     }
-    let _ = output.flush();
+
+    fn release_held(&mut self) {
+        if let Some((block, _)) = self.held.take() {
+            self.write(&block.display_marker());
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        let _ = self.output.write_all(text.as_bytes());
+        let _ = self.output.write_all(b"\n");
+    }
 }
 
-/// Whether `fd` has data within `timeout`.
+/// Whether `fd` has data (or has closed) within `timeout`.
 fn wait_readable(fd: i32, timeout: Duration) -> bool {
     let mut pfd = libc::pollfd {
         fd,
@@ -137,10 +213,5 @@ fn wait_readable(fd: i32, timeout: Duration) -> bool {
     };
     let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
     // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut pfd, 1, millis) != 0 }
-}
-
-fn write_line(output: &mut impl Write, text: &str) {
-    let _ = output.write_all(text.as_bytes());
-    let _ = output.write_all(b"\n");
+    unsafe { libc::poll(&mut pfd, 1, millis) > 0 }
 }

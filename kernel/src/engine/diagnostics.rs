@@ -80,10 +80,11 @@ fn render_one(error: &CompilationError, lines: &[&str], out: &mut Vec<String>) {
         }
         let start = span.start_column.max(1);
         let end = if span.end_line == span.start_line {
-            span.end_column.max(start + 1)
+            span.end_column
         } else {
             source.chars().count() + 1
-        };
+        }
+        .max(start + 1);
         let colour = if spanned.is_primary { RED } else { BLUE };
         let mark = if spanned.is_primary { "^" } else { "-" };
         out.push(format!(

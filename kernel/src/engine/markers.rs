@@ -8,6 +8,8 @@ pub const PREFIX: &str = "\u{1f}TANDEM ";
 pub const DISPLAY: &str = "display";
 /// The cell's code panicked (evcxr caught it): `PREFIX panic`.
 pub const PANIC: &str = "panic";
+/// Written on stderr when a cell returns: everything the cell wrote there comes before it.
+pub const STDERR_SYNC: &str = "stderr-sync";
 
 /// Mime type a program prints (as an evcxr mime block) to clear the cell's output; the
 /// block's body is `wait` to clear only when new output arrives.

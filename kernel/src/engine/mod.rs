@@ -122,6 +122,9 @@ impl Engine {
             CommandContext::new().map_err(|e| anyhow!("starting the evcxr engine: {e}"))?;
         interrupter.attach(context.process_handle());
         let forwarder = Forwarder::start(outputs.stdout, outputs.stderr);
+        // evcxr ran a first snippet while starting: take its output (and its stderr sync
+        // marker) out of the way of the first cell.
+        forwarder.finish_cell(true);
         Ok(Engine {
             context,
             forwarder,
@@ -146,7 +149,10 @@ impl Engine {
         let outcome = self.context.execute_with_callbacks(code, &mut callbacks);
         let elapsed = started.elapsed();
         let interrupted = self.interrupter.cell_finished();
-        let report = self.forwarder.finish_cell();
+        let ran = outcome
+            .as_ref()
+            .is_ok_and(|outputs| outputs.phases.iter().any(|p| p.name == "Execution"));
+        let report = self.forwarder.finish_cell(ran);
 
         let timings = match &outcome {
             Ok(outputs) => split_timings(

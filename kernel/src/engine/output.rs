@@ -6,7 +6,7 @@ use super::markers;
 use crossbeam_channel::{select, Receiver, Sender};
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Which stream a piece of text was printed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,17 +42,19 @@ pub struct CellReport {
 
 /// Upper bound of text merged into one stream message.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
-/// After the engine returns, stderr lines may still be in flight from its reader thread.
+/// A cell that did not run (it failed to compile, or its process ended) leaves no stderr
+/// sync marker; stderr lines may still be in flight from evcxr's reader thread.
 const STDERR_GRACE: Duration = Duration::from_millis(3);
-/// A panic flagged on stdout has its report on stderr; wait this long for it at most.
-const PANIC_REPORT_WAIT: Duration = Duration::from_millis(300);
+/// The longest a cell's end waits for its stderr (a thread the cell started may keep
+/// writing forever; what comes later is forwarded as it arrives).
+const FINISH_DEADLINE: Duration = Duration::from_secs(1);
 
 type SharedSink = Arc<Mutex<Option<Arc<dyn OutputSink>>>>;
 
 /// Handle to the forwarding thread.
 pub struct Forwarder {
     sink: SharedSink,
-    finish: Sender<Sender<CellReport>>,
+    finish: Sender<(bool, Sender<CellReport>)>,
 }
 
 impl Forwarder {
@@ -67,6 +69,8 @@ impl Forwarder {
             batch_bytes: 0,
             panic_in_progress: None,
             held_blank_lines: 0,
+            syncs_seen: 0,
+            syncs_used: 0,
             report: CellReport::default(),
         };
         let _ = std::thread::Builder::new()
@@ -83,9 +87,10 @@ impl Forwarder {
     }
 
     /// Waits until everything the cell printed has been forwarded; returns what was seen.
-    pub fn finish_cell(&self) -> CellReport {
+    /// `ran`: the cell's code ran to its end, so the child wrote a stderr sync marker.
+    pub fn finish_cell(&self, ran: bool) -> CellReport {
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        if self.finish.send(done_tx).is_err() {
+        if self.finish.send((ran, done_tx)).is_err() {
             return CellReport::default();
         }
         done_rx.recv().unwrap_or_default()
@@ -106,11 +111,14 @@ struct ForwardState {
     batch_bytes: usize,
     panic_in_progress: Option<String>,
     held_blank_lines: usize,
+    /// Stderr sync markers received, and how many cell ends have accounted for.
+    syncs_seen: u64,
+    syncs_used: u64,
     report: CellReport,
 }
 
 impl ForwardState {
-    fn run(&mut self, finish: Receiver<Sender<CellReport>>) {
+    fn run(&mut self, finish: Receiver<(bool, Sender<CellReport>)>) {
         loop {
             select! {
                 recv(self.stdout) -> line => match line {
@@ -121,9 +129,9 @@ impl ForwardState {
                     Ok(line) => self.on_stderr(line),
                     Err(_) => return,
                 },
-                recv(finish) -> done => match done {
-                    Ok(done) => {
-                        self.drain_for_finish();
+                recv(finish) -> request => match request {
+                    Ok((ran, done)) => {
+                        self.drain_for_finish(ran);
                         let _ = done.send(std::mem::take(&mut self.report));
                         continue;
                     }
@@ -152,26 +160,32 @@ impl ForwardState {
         }
     }
 
-    fn drain_for_finish(&mut self) {
+    fn drain_for_finish(&mut self, ran: bool) {
+        let deadline = Instant::now() + FINISH_DEADLINE;
+        let wanted_syncs = self.syncs_used + u64::from(ran);
         loop {
             self.drain_ready();
             self.emit();
             if !self.stdout.is_empty() || !self.stderr.is_empty() {
-                continue;
+                if Instant::now() < deadline {
+                    continue;
+                }
+                break;
             }
-            let waiting_for_report = self.report.panicked
-                && self.report.panic_messages.is_empty()
-                && self.panic_in_progress.is_none();
-            let wait = if waiting_for_report {
-                PANIC_REPORT_WAIT
+            let wait = if self.syncs_seen < wanted_syncs {
+                deadline.saturating_duration_since(Instant::now())
+            } else if ran {
+                break; // the sync marker came: the cell's stderr is all here
             } else {
-                STDERR_GRACE
+                STDERR_GRACE.min(deadline.saturating_duration_since(Instant::now()))
             };
             match self.stderr.recv_timeout(wait) {
                 Ok(line) => self.on_stderr(line),
                 Err(_) => break,
             }
         }
+        // Markers left over (the engine's warm-up) must not satisfy a later cell early.
+        self.syncs_used = self.syncs_seen.max(wanted_syncs);
         if let Some(text) = self.panic_in_progress.take() {
             self.report.panic_messages.push(text);
         }
@@ -198,6 +212,10 @@ impl ForwardState {
     }
 
     fn on_stderr(&mut self, line: String) {
+        if let Some((markers::STDERR_SYNC, _)) = markers::parse(&line) {
+            self.syncs_seen += 1;
+            return;
+        }
         // std writes a blank line before a panic report; hold blank lines until we know.
         if line.is_empty() && self.panic_in_progress.is_none() {
             self.held_blank_lines += 1;

@@ -66,11 +66,18 @@ pub fn ends_in_expression(code: &str) -> bool {
     tail.is_some_and(|expr| !expr.syntax().text().is_empty())
 }
 
+/// The Rust part of a cell: evcxr takes `:command` and `!shell` lines (and blank or `//`
+/// lines among them) only before the first line of Rust.
 fn without_commands(code: &str) -> String {
-    code.lines()
-        .filter(|line| !line.trim_start().starts_with(':'))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut lines = code.lines().peekable();
+    while let Some(line) = lines.peek() {
+        let is_command = line.trim_start_matches(' ').starts_with(':') || line.starts_with('!');
+        if !(is_command || line.starts_with("//") || line.trim().is_empty()) {
+            break;
+        }
+        lines.next();
+    }
+    lines.collect::<Vec<_>>().join("\n")
 }
 
 enum Scan {
@@ -148,7 +155,7 @@ fn scan_delimiters(code: &str) -> Scan {
             '\'' => {
                 // A char literal ('a', '\n', '\u{1F600}') or a lifetime/label ('a, 'static).
                 if next == Some('\\') {
-                    i += 2;
+                    i += 3; // the quote, the backslash and the escaped character
                     while i < chars.len() && chars[i] != '\'' {
                         i += 1;
                     }
@@ -221,6 +228,10 @@ mod tests {
             ":dep serde",
             "",
             "struct P { x: i32 }\nlet p = P { x: 1 };\np.x",
+            "let quotes = ['\\'', '\"', '{'];",
+            "let b = b'{';",
+            ":dep regex\n!ls\nlet x = 1;",
+            "let path = 1;\n::std::mem::drop(path);",
         ] {
             assert_eq!(judge(code), Completeness::Complete, "{code:?}");
         }
@@ -244,6 +255,10 @@ mod tests {
         assert!(!ends_in_expression("let x = 5;"));
         assert!(!ends_in_expression("fn f() -> i32 { 1 }"));
         assert!(!ends_in_expression(":vars"));
+        assert!(ends_in_expression(":opt 1\n// comment\n2 + 2"));
+        assert!(ends_in_expression(
+            "let v = 1;\n::std::convert::identity(v)"
+        ));
     }
 
     #[test]

@@ -125,14 +125,26 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
             .ask(&ask, &|| interrupter.requested())
             .unwrap_or_default()
     };
-    let engine = shell.engine()?;
-    let run = engine.execute(&wanted.code, sink, &read_input);
-
     let mut user_expressions = Map::new();
-    for (name, expression) in &wanted.user_expressions {
-        let code = expression.as_str().unwrap_or_default();
-        user_expressions.insert(name.clone(), evaluate_expression(engine, code));
-    }
+    let run = match shell.engine() {
+        Ok(engine) => {
+            let run = engine.execute(&wanted.code, sink, &read_input);
+            // Like ipykernel, user expressions are evaluated only after a cell that worked.
+            if run.result.is_ok() {
+                for (name, expression) in &wanted.user_expressions {
+                    let code = expression.as_str().unwrap_or_default();
+                    user_expressions.insert(name.clone(), evaluate_expression(engine, code));
+                }
+            }
+            run
+        }
+        Err(unavailable) => CellRun {
+            result: Err(CellError::Other {
+                message: unavailable.evalue,
+            }),
+            timings: Default::default(),
+        },
+    };
 
     let CellRun { result, timings } = run;
     let reply = match result {
@@ -174,7 +186,8 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
             if !wanted.silent {
                 request.publish("error", content::to_value(&error_content));
             }
-            if wanted.stop_on_error && !matches!(error, CellError::Interrupted { .. }) {
+            // As in ipykernel, an interrupt counts as an error too; silent cells never abort.
+            if wanted.stop_on_error && !wanted.silent {
                 shell.abort_queued = true;
             }
             let mut reply = content::to_value(&error_content);

@@ -55,7 +55,7 @@ pub fn complete(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
 
     let mut matches = Vec::new();
     let mut span = (prefix_start, byte_cursor);
-    if let Ok(engine) = shell.engine() {
+    if let Some(engine) = shell.ready_engine() {
         if let Ok((found, start, end)) = engine.completions(&code, byte_cursor) {
             if !found.is_empty() {
                 matches = found;
@@ -104,7 +104,7 @@ pub fn inspect(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
     let word = &code[start..end];
     let mut data = Map::new();
     if !word.is_empty() {
-        if let Ok(engine) = shell.engine() {
+        if let Some(engine) = shell.ready_engine() {
             if let Ok((plain, html)) = engine.hover(&code, end) {
                 if !plain.is_empty() && plain != "No documentation found" {
                     data.insert("text/plain".into(), json!(plain));

@@ -85,7 +85,25 @@ fn serve_request<S>(
         outbox,
         iopub,
     };
-    let reply = match handler(state, &mut request) {
+    // A bug in a handler (or in evcxr under it) must not take the channel down: the
+    // request gets an error reply and the kernel goes on.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handler(state, &mut request)
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".to_owned());
+        log::error!("handler for {} panicked: {what}", message.header.msg_type);
+        Err(ErrorContent {
+            ename: "InternalError".to_owned(),
+            evalue: format!("tandem hit an internal error: {what}"),
+            traceback: Vec::new(),
+        })
+    });
+    let reply = match outcome {
         Ok(reply) => reply,
         Err(error) => {
             log::warn!("{}: {}", message.header.msg_type, error.evalue);
@@ -140,6 +158,8 @@ pub struct ShellHandlers {
     /// Set by a failed execute with `stop_on_error`: queued executes are aborted.
     abort_queued: bool,
     shutdown: crate::server::ShutdownSignal,
+    /// Set by a shutdown request; acted on after its reply and `idle` are out.
+    pending_shutdown: Option<bool>,
 }
 
 type ShellHandler = fn(&mut ShellHandlers, &mut Request) -> Handled;
@@ -160,7 +180,7 @@ const SHELL_TABLE: &[(&str, ShellHandler)] = &[
     ("comm_close", comm::close),
     ("shutdown_request", |shell, request| {
         let reply = control::shutdown_reply(request)?;
-        shell.shutdown.request(reply.restart);
+        shell.pending_shutdown = Some(reply.restart);
         Ok(Some(Reply::new(&reply)))
     }),
 ];
@@ -185,6 +205,7 @@ impl ShellHandlers {
             history: History::default(),
             abort_queued: false,
             shutdown,
+            pending_shutdown: None,
         }
     }
 
@@ -201,6 +222,26 @@ impl ShellHandlers {
                 Err(_) => EngineSlot::Failed("the engine thread ended".to_owned()),
             };
         }
+        self.started_engine()
+    }
+
+    /// The engine if it has finished starting; never waits (for completion and inspection,
+    /// which answer from what they have while the engine starts).
+    fn ready_engine(&mut self) -> Option<&mut Engine> {
+        if let EngineSlot::Starting(receiver) = &self.engine {
+            match receiver.try_recv() {
+                Ok(Ok(engine)) => self.engine = EngineSlot::Ready(Box::new(engine)),
+                Ok(Err(error)) => self.engine = EngineSlot::Failed(format!("{error:#}")),
+                Err(crossbeam_channel::TryRecvError::Empty) => return None,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    self.engine = EngineSlot::Failed("the engine thread ended".to_owned())
+                }
+            }
+        }
+        self.started_engine().ok()
+    }
+
+    fn started_engine(&mut self) -> Result<&mut Engine, ErrorContent> {
         match &mut self.engine {
             EngineSlot::Ready(engine) => Ok(engine),
             EngineSlot::Failed(reason) => Err(ErrorContent {
@@ -225,6 +266,9 @@ impl ShellHandlers {
                 serve_request(self, *handler, &message, outbox, &iopub);
             }
             None => unknown(&message, outbox),
+        }
+        if let Some(restart) = self.pending_shutdown.take() {
+            self.shutdown.request(restart);
         }
         if self.abort_queued {
             // Everything already queued behind the failed cell is answered now; the

@@ -46,7 +46,12 @@ impl Sockets {
             shell: bind(zmq::ROUTER, info.shell_port, "shell")?,
             control: bind(zmq::ROUTER, info.control_port, "control")?,
             stdin: bind(zmq::ROUTER, info.stdin_port, "stdin")?,
-            iopub: bind(zmq::XPUB, info.iopub_port, "iopub")?,
+            iopub: {
+                let socket = bind(zmq::XPUB, info.iopub_port, "iopub")?;
+                // Greet every subscriber, not only the first one to a topic.
+                socket.set_xpub_verbose(true)?;
+                socket
+            },
             heartbeat: bind(zmq::REP, info.hb_port, "heartbeat")?,
             context: context.clone(),
         })
