@@ -23,10 +23,10 @@ def wait_idle(kc, msg_id, on_message=None, timeout=300):
 
 
 def execute(kc, code, on_message=None):
+    """Runs a cell, watching iopub as messages arrive (idle comes after the reply)."""
     msg_id = kc.execute(code)
-    reply = kc.get_shell_msg(timeout=300)
     wait_idle(kc, msg_id, on_message)
-    return reply
+    return kc.get_shell_msg(timeout=300)
 
 
 def start_to_kernel_info(kernel_name):

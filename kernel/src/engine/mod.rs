@@ -7,6 +7,7 @@ mod diagnostics;
 mod interrupt;
 mod markers;
 mod output;
+mod prelude;
 pub mod syntax;
 
 pub use interrupt::Interrupter;
@@ -118,13 +119,19 @@ impl Engine {
     /// Starts evcxr (this compiles a first snippet: seconds, so callers do it in the
     /// background) and attaches the interrupter to its child process.
     pub fn start(interrupter: Arc<Interrupter>) -> Result<Engine> {
-        let (context, outputs) =
+        let (mut context, outputs) =
             CommandContext::new().map_err(|e| anyhow!("starting the evcxr engine: {e}"))?;
         interrupter.attach(context.process_handle());
+        let prelude = context
+            .execute(prelude::PRELUDE)
+            .map_err(|e| anyhow!("loading tandem's prelude: {e}"))?;
         let forwarder = Forwarder::start(outputs.stdout, outputs.stderr);
-        // evcxr ran a first snippet while starting: take its output (and its stderr sync
-        // marker) out of the way of the first cell.
+        // evcxr ran a first snippet while starting, then we ran the prelude: take their
+        // output (and their stderr sync markers) out of the way of the first cell.
         forwarder.finish_cell(true);
+        if prelude.phases.iter().any(|p| p.name == "Execution") {
+            forwarder.finish_cell(true);
+        }
         Ok(Engine {
             context,
             forwarder,
@@ -149,6 +156,14 @@ impl Engine {
         let outcome = self.context.execute_with_callbacks(code, &mut callbacks);
         let elapsed = started.elapsed();
         let interrupted = self.interrupter.cell_finished();
+        if let Ok(outputs) = &outcome {
+            let phases: Vec<String> = outputs
+                .phases
+                .iter()
+                .map(|p| format!("{} {:.3}s", p.name, p.duration.as_secs_f64()))
+                .collect();
+            log::debug!("cell phases: {} (total {elapsed:?})", phases.join(", "));
+        }
         let ran = outcome
             .as_ref()
             .is_ok_and(|outputs| outputs.phases.iter().any(|p| p.name == "Execution"));
