@@ -3,10 +3,10 @@
 
 use super::{Handled, Reply, Request, ShellHandlers};
 use crate::engine::{CellError, CellRun, OutputSink, StreamName};
-use crate::server::{Iopub, Outbox};
+use crate::server::Iopub;
 use crate::wire::content::{
     self, ClearOutput, DisplayData, ErrorContent, ExecuteInput, ExecuteRequest, ExecuteResult,
-    InputRequest, Status, Stream,
+    InputRequest, Stream,
 };
 use crate::wire::{now_iso8601, Message};
 use serde_json::{json, Map, Value};
@@ -224,14 +224,11 @@ fn evaluate_expression(engine: &mut crate::engine::Engine, code: &str) -> Value 
 }
 
 /// Answers an execute request queued behind a failed cell (`stop_on_error`).
-pub fn abort(message: &Message, outbox: &mut Outbox, iopub: &Iopub, execution_count: u64) {
-    let status = |execution_state| {
-        iopub.publish(message.child("status", content::to_value(&Status { execution_state })))
-    };
-    status("busy");
-    let reply = json!({"status": "aborted", "execution_count": execution_count});
-    outbox.send(&message.child("execute_reply", reply));
-    status("idle");
+pub fn aborted(shell: &mut ShellHandlers, _: &mut Request) -> Handled {
+    Ok(Some(Reply::from_value(json!({
+        "status": "aborted",
+        "execution_count": shell.execution_count,
+    }))))
 }
 
 const HELP: &str = "\

@@ -11,8 +11,10 @@ mod kernel_info;
 pub use control::ControlHandlers;
 
 use crate::engine::{Engine, Interrupter};
-use crate::server::{Iopub, Outbox};
-use crate::wire::content::{self, ErrorContent, ErrorReply, Status};
+use crate::server::{Iopub, Outbox, ShutdownSignal};
+use crate::wire::content::{
+    self, ErrorContent, ErrorReply, ShutdownReply, ShutdownRequest, Status,
+};
 use crate::wire::Message;
 use history::History;
 use serde::de::DeserializeOwned;
@@ -22,6 +24,9 @@ use std::sync::Arc;
 /// What a handler produces: a reply, nothing (comm messages have no reply), or an error
 /// that becomes a `status: error` reply.
 pub type Handled = Result<Option<Reply>, ErrorContent>;
+
+/// A handler for one message type, on the state of its channel.
+pub type Handler<S> = fn(&mut S, &mut Request) -> Handled;
 
 /// A reply's content and metadata.
 pub struct Reply {
@@ -71,7 +76,7 @@ impl Request<'_, '_> {
 /// Runs one handler inside the protocol's envelope: busy, handler, reply, idle.
 fn serve_request<S>(
     state: &mut S,
-    handler: fn(&mut S, &mut Request) -> Handled,
+    handler: Handler<S>,
     message: &Message,
     outbox: &mut Outbox,
     iopub: &Iopub,
@@ -119,6 +124,54 @@ fn serve_request<S>(
     publish_status("idle");
 }
 
+/// Looks the message up in a channel's dispatch table and serves it, or reports it unknown.
+fn dispatch<S>(
+    state: &mut S,
+    table: &[(&str, Handler<S>)],
+    message: &Message,
+    outbox: &mut Outbox,
+    iopub: &Iopub,
+) {
+    let msg_type = message.header.msg_type.as_str();
+    match table.iter().find(|(name, _)| *name == msg_type) {
+        Some((_, handler)) => serve_request(state, *handler, message, outbox, iopub),
+        None => unknown(message, outbox),
+    }
+}
+
+/// A shutdown asked for by a request (on shell or control), carried out only once its
+/// reply and `idle` are on their way.
+pub struct Shutdown {
+    signal: ShutdownSignal,
+    pending: Option<bool>,
+}
+
+impl Shutdown {
+    pub fn new(signal: ShutdownSignal) -> Shutdown {
+        Shutdown {
+            signal,
+            pending: None,
+        }
+    }
+
+    /// Answers a `shutdown_request` and schedules the shutdown.
+    fn handle(&mut self, request: &Request) -> Handled {
+        let wanted: ShutdownRequest = request.content()?;
+        self.pending = Some(wanted.restart);
+        Ok(Some(Reply::new(&ShutdownReply {
+            status: "ok",
+            restart: wanted.restart,
+        })))
+    }
+
+    /// Called after each request: stops the kernel if a shutdown was asked for.
+    fn carry_out(&mut self) {
+        if let Some(restart) = self.pending.take() {
+            self.signal.request(restart);
+        }
+    }
+}
+
 /// `foo_request` is answered by `foo_reply`.
 fn reply_type(request_type: &str) -> String {
     match request_type.strip_suffix("_request") {
@@ -157,15 +210,11 @@ pub struct ShellHandlers {
     history: History,
     /// Set by a failed execute with `stop_on_error`: queued executes are aborted.
     abort_queued: bool,
-    shutdown: crate::server::ShutdownSignal,
-    /// Set by a shutdown request; acted on after its reply and `idle` are out.
-    pending_shutdown: Option<bool>,
+    shutdown: Shutdown,
 }
 
-type ShellHandler = fn(&mut ShellHandlers, &mut Request) -> Handled;
-
 /// The shell channel's dispatch table.
-const SHELL_TABLE: &[(&str, ShellHandler)] = &[
+const SHELL_TABLE: &[(&str, Handler<ShellHandlers>)] = &[
     ("kernel_info_request", |_, _| kernel_info::reply()),
     ("execute_request", execute::handle),
     ("complete_request", introspect::complete),
@@ -179,14 +228,12 @@ const SHELL_TABLE: &[(&str, ShellHandler)] = &[
     ("comm_msg", comm::message),
     ("comm_close", comm::close),
     ("shutdown_request", |shell, request| {
-        let reply = control::shutdown_reply(request)?;
-        shell.pending_shutdown = Some(reply.restart);
-        Ok(Some(Reply::new(&reply)))
+        shell.shutdown.handle(request)
     }),
 ];
 
 impl ShellHandlers {
-    pub fn new(iopub: Iopub, shutdown: crate::server::ShutdownSignal) -> ShellHandlers {
+    pub fn new(iopub: Iopub, shutdown: ShutdownSignal) -> ShellHandlers {
         let interrupter = Arc::new(Interrupter::default());
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let for_engine = interrupter.clone();
@@ -204,8 +251,7 @@ impl ShellHandlers {
             execution_count: 0,
             history: History::default(),
             abort_queued: false,
-            shutdown,
-            pending_shutdown: None,
+            shutdown: Shutdown::new(shutdown),
         }
     }
 
@@ -255,21 +301,13 @@ impl ShellHandlers {
 
     /// Entry point for every message on the shell socket.
     pub fn handle(&mut self, message: Message, outbox: &mut Outbox) {
-        let msg_type = message.header.msg_type.as_str();
-        if self.abort_queued && msg_type == "execute_request" {
-            execute::abort(&message, outbox, &self.iopub.clone(), self.execution_count);
+        let iopub = self.iopub.clone();
+        if self.abort_queued && message.header.msg_type == "execute_request" {
+            serve_request(self, execute::aborted, &message, outbox, &iopub);
             return;
         }
-        match SHELL_TABLE.iter().find(|(name, _)| *name == msg_type) {
-            Some((_, handler)) => {
-                let iopub = self.iopub.clone();
-                serve_request(self, *handler, &message, outbox, &iopub);
-            }
-            None => unknown(&message, outbox),
-        }
-        if let Some(restart) = self.pending_shutdown.take() {
-            self.shutdown.request(restart);
-        }
+        dispatch(self, SHELL_TABLE, &message, outbox, &iopub);
+        self.shutdown.carry_out();
         if self.abort_queued {
             // Everything already queued behind the failed cell is answered now; the
             // abort ends when the queue is empty (as ipykernel does).
