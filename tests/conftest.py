@@ -27,9 +27,21 @@ class Cell:
         return "".join(m["content"]["text"] for m in self.of_type("stream")
                        if m["content"]["name"] == name)
 
+    def displays(self):
+        """display_data messages the cell's code produced (not the timing footer)."""
+        return [m for m in self.of_type("display_data") if not is_footer(m["content"])]
+
+    def footers(self):
+        return [m for m in self.of_type("display_data") if is_footer(m["content"])]
+
     def value(self):
         results = self.of_type("execute_result")
         return results[0]["content"]["data"]["text/plain"] if results else None
+
+
+def is_footer(content):
+    """tandem's timing footer is a display_data marked in its metadata."""
+    return content.get("metadata", {}).get("tandem", {}).get("role") == "timing"
 
 
 def run_cell(kc, code, timeout=300, **options):

@@ -6,7 +6,19 @@ import jupyter_kernel_test
 
 
 class TandemKernelTests(jupyter_kernel_test.KernelTests):
+    """The suite assumes every display_data of a cell carries the sample's mime type;
+    tandem's timing footer is a display_data of its own, so the suite runs with the
+    footer off (the footer is tested in test_protocol.py)."""
+
     kernel_name = "tandem"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        msg_id = cls.kc.execute(":timing off")
+        reply = cls.kc.get_shell_msg(timeout=300)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "ok"
     language_name = "rust"
     file_extension = ".rs"
 

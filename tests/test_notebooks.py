@@ -34,3 +34,8 @@ def test_hello_notebook_outputs():
     streamed = "".join(o.text for o in code[2].outputs if o.output_type == "stream")
     assert streamed.startswith("waiting...\ndone after 1.")
     assert code[3].outputs[0].data["text/plain"] == "84"
+    for cell in code:
+        footer = cell.outputs[-1]
+        assert footer.output_type == "display_data"
+        assert footer.metadata["tandem"]["role"] == "timing"
+        assert "compile" in footer.data["text/plain"] and "run" in footer.data["text/plain"]

@@ -4,7 +4,7 @@ live streaming, rich output, introspection, comms and metadata."""
 import time
 
 import pytest
-from conftest import run_cell
+from conftest import is_footer, run_cell
 
 
 def test_execution_count_grows_only_with_store_history(kc):
@@ -122,7 +122,8 @@ def test_rich_output_mid_cell_is_display_data_when_printed(kc):
         "7"
     )
     cell = run_cell(kc, code)
-    (shown_at, display), = [(t, m) for t, m in cell.outputs if m["msg_type"] == "display_data"]
+    (shown_at, display), = [(t, m) for t, m in cell.outputs
+                            if m["msg_type"] == "display_data" and not is_footer(m["content"])]
     assert display["content"]["data"]["text/html"] == "<i>live</i>"
     assert cell.outputs[-1][0] - shown_at > 0.7
     assert cell.value() == "7"
@@ -139,7 +140,7 @@ def test_final_value_with_rich_types_is_execute_result(kc):
     cell = run_cell(kc, code)
     assert cell.status == "ok"
     results = cell.of_type("execute_result")
-    assert len(results) == 1 and not cell.of_type("display_data")
+    assert len(results) == 1 and not cell.displays()
     assert results[0]["content"]["data"]["text/html"] == "<b>value</b>"
 
 
@@ -216,3 +217,32 @@ def test_kernel_info_has_language_and_help(kc):
     assert info["mimetype"] == "text/rust"
     assert reply["implementation"] == "tandem"
     assert any("docs.rs/tokio" in link["url"] for link in reply["help_links"])
+
+
+def test_every_cell_that_ran_ends_with_a_timing_footer(kc):
+    cell = run_cell(kc, "std::thread::sleep(std::time::Duration::from_millis(400));\n6 * 7")
+    (footer,) = cell.footers()
+    assert cell.outputs[-2][1] is footer, "the footer comes last, just before idle"
+    text = footer["content"]["data"]["text/plain"]
+    compile_s = float(text.split("compile ")[1].split(" s")[0])
+    run_s = float(text.split("run ")[1].split(" s")[0])
+    timings = cell.reply["metadata"]["tandem"]
+    assert abs(run_s - timings["run_seconds"]) < 0.01
+    assert abs(compile_s - timings["compile_seconds"]) < 0.01
+    assert run_s >= 0.4
+    assert "text/html" in footer["content"]["data"]
+
+
+def test_timing_footer_toggles(kc):
+    off = run_cell(kc, ":timing off")
+    assert off.status == "ok" and "timing footer off" in off.text()
+    quiet = run_cell(kc, "1 + 2")
+    assert quiet.value() == "3" and not quiet.footers()
+    assert "run_seconds" in quiet.reply["metadata"]["tandem"], "metadata stays"
+    run_cell(kc, ":timing on")
+    assert run_cell(kc, "1 + 3").footers()
+    mixed = run_cell(kc, ":timing off\n5 + 5")
+    assert mixed.value() == "10" and not mixed.footers()
+    assert run_cell(kc, ":timing").text() == "timing footer on\n"
+    assert run_cell(kc, ":timing loudly").status == "error"
+    assert not run_cell(kc, "let broken: u8 = 300;").footers(), "no footer on errors"

@@ -1,6 +1,7 @@
 //! tandem: a Jupyter kernel for Rust, built for learning synchronous versus asynchronous
 //! programming. Layers: `wire` (messages, signing), `server` (sockets, threads),
-//! `handlers` (what each message does), `engine` (evcxr), `install` (kernelspec),
+//! `handlers` (what each message does), `engine` (evcxr), `timing` (compile vs run,
+//! the footer), `install` (kernelspec),
 //! `lab` (the learner's one command).
 
 pub mod engine;
@@ -8,4 +9,5 @@ pub mod handlers;
 pub mod install;
 pub mod lab;
 pub mod server;
+pub mod timing;
 pub mod wire;

@@ -13,6 +13,7 @@ pub mod syntax;
 pub use interrupt::Interrupter;
 pub use output::{OutputSink, StreamName};
 
+use crate::timing::CellTimings;
 use anyhow::{anyhow, Result};
 use evcxr::{CommandContext, EvalCallbacks};
 use output::Forwarder;
@@ -31,15 +32,6 @@ pub fn runtime_hook() {
         child_filter::install();
     }
     evcxr::runtime_hook();
-}
-
-/// Where the time of one cell went.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct CellTimings {
-    /// Everything before the code started running: analysis, rustc, linking, loading.
-    pub compile: Duration,
-    /// The code itself, from load to return.
-    pub run: Duration,
 }
 
 /// Why a cell did not complete normally.
@@ -164,11 +156,6 @@ impl Engine {
                 .collect();
             log::debug!("cell phases: {} (total {elapsed:?})", phases.join(", "));
         }
-        let ran = outcome
-            .as_ref()
-            .is_ok_and(|outputs| outputs.phases.iter().any(|p| p.name == "Execution"));
-        let report = self.forwarder.finish_cell(ran);
-
         let timings = match &outcome {
             Ok(outputs) => split_timings(
                 outputs.phases.iter().map(|p| (p.name.as_str(), p.duration)),
@@ -176,9 +163,10 @@ impl Engine {
             ),
             Err(_) => CellTimings {
                 compile: elapsed,
-                run: Duration::ZERO,
+                ..CellTimings::default()
             },
         };
+        let report = self.forwarder.finish_cell(timings.ran);
         let result = match outcome {
             Ok(outputs) if report.panicked => {
                 let message = report
@@ -317,13 +305,15 @@ fn split_timings<'a>(
     phases: impl Iterator<Item = (&'a str, Duration)>,
     total: Duration,
 ) -> CellTimings {
-    let run: Duration = phases
+    let run: Option<Duration> = phases
         .filter(|(name, _)| *name == "Execution")
         .map(|(_, duration)| duration)
-        .sum();
+        .reduce(|a, b| a + b);
     CellTimings {
-        compile: total.saturating_sub(run),
-        run,
+        compile: total.saturating_sub(run.unwrap_or_default()),
+        run: run.unwrap_or_default(),
+        ran: run.is_some(),
+        ..CellTimings::default()
     }
 }
 

@@ -4,6 +4,7 @@
 use super::{Handled, Reply, Request, ShellHandlers};
 use crate::engine::{CellError, CellRun, OutputSink, StreamName};
 use crate::server::Iopub;
+use crate::timing;
 use crate::wire::content::{
     self, ClearOutput, DisplayData, ErrorContent, ExecuteInput, ExecuteRequest, ExecuteResult,
     InputRequest, Stream,
@@ -12,6 +13,7 @@ use crate::wire::{now_iso8601, Message};
 use serde_json::{json, Map, Value};
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Sends a running cell's output to iopub, as children of its execute request.
 struct IopubSink {
@@ -88,6 +90,43 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
         return Ok(Some(Reply::from_value(reply)));
     }
 
+    // `:timing [on|off]` lines belong to tandem (the footer), not to evcxr.
+    let (code, toggles) = take_timing_commands(&wanted.code);
+    for toggle in toggles {
+        match toggle {
+            Ok(Some(on)) => shell.show_timing = on,
+            Ok(None) => shell.show_timing = !shell.show_timing,
+            Err(message) => {
+                return Err(ErrorContent {
+                    ename: "UsageError".into(),
+                    evalue: message.clone(),
+                    traceback: vec![message],
+                })
+            }
+        }
+    }
+    if code.trim().is_empty() && code != wanted.code {
+        let state = if shell.show_timing { "on" } else { "off" };
+        if !wanted.silent {
+            request.publish(
+                "stream",
+                content::to_value(&Stream {
+                    name: "stdout",
+                    text: format!("timing footer {state}\n"),
+                }),
+            );
+        }
+        if counts {
+            shell.history.record(execution_count, &wanted.code, None);
+        }
+        return Ok(Some(Reply::from_value(json!({
+            "status": "ok",
+            "execution_count": execution_count,
+            "payload": [],
+            "user_expressions": {},
+        }))));
+    }
+
     let sink: Arc<dyn OutputSink> = if wanted.silent {
         Arc::new(Discard)
     } else {
@@ -126,9 +165,12 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
             .unwrap_or_default()
     };
     let mut user_expressions = Map::new();
+    let waiting_since = Instant::now();
     let run = match shell.engine() {
         Ok(engine) => {
-            let run = engine.execute(&wanted.code, sink, &read_input);
+            let engine_wait = waiting_since.elapsed();
+            let mut run = engine.execute(&code, sink, &read_input);
+            run.timings.engine_wait = engine_wait;
             // Like ipykernel, user expressions are evaluated only after a cell that worked.
             if run.result.is_ok() {
                 for (name, expression) in &wanted.user_expressions {
@@ -160,6 +202,17 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
                         execution_count,
                         data: value,
                         metadata: Map::new(),
+                    }),
+                );
+            }
+            if shell.show_timing && timings.ran && !wanted.silent {
+                let (data, metadata) = timings.footer();
+                request.publish(
+                    "display_data",
+                    content::to_value(&DisplayData {
+                        data,
+                        metadata,
+                        transient: Map::new(),
                     }),
                 );
             }
@@ -201,13 +254,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
     // the time went, machine-readable.
     let mut reply = Reply::from_value(reply);
     reply.metadata.insert("started".into(), json!(started));
-    reply.metadata.insert(
-        "tandem".into(),
-        json!({
-            "compile_seconds": timings.compile.as_secs_f64(),
-            "run_seconds": timings.run.as_secs_f64(),
-        }),
-    );
+    reply.metadata.insert("tandem".into(), timings.metadata());
     Ok(Some(reply))
 }
 
@@ -231,6 +278,31 @@ pub fn aborted(shell: &mut ShellHandlers, _: &mut Request) -> Handled {
     }))))
 }
 
+/// Splits `:timing [on|off]` lines off the cell's leading command lines (where evcxr
+/// looks for commands) and returns the rest of the code and what they asked for.
+fn take_timing_commands(code: &str) -> (String, Vec<Result<Option<bool>, String>>) {
+    let mut toggles = Vec::new();
+    let mut kept = Vec::new();
+    let mut in_commands = true;
+    for line in code.lines() {
+        let trimmed = line.trim_start();
+        if in_commands {
+            if let Some(argument) = trimmed.strip_prefix(":timing") {
+                if argument.is_empty() || argument.starts_with(' ') {
+                    toggles.push(timing::parse_toggle(argument));
+                    continue;
+                }
+            }
+            in_commands = trimmed.starts_with(':')
+                || trimmed.starts_with("//")
+                || trimmed.is_empty()
+                || line.starts_with('!');
+        }
+        kept.push(line);
+    }
+    (kept.join("\n"), toggles)
+}
+
 const HELP: &str = "\
 tandem: Rust cells compiled and run by the evcxr engine.
 
@@ -242,9 +314,27 @@ Kernel commands (a line of their own in a cell):
   :clear             forget every variable and item, keep compiled crates
   :restart           restart the engine's process (variables are lost)
   :explain           explain the last compile error
-  :timing            toggle evcxr's own total-time report
+  :timing [on|off]   the footer under each cell: compile time and run time
 
 Output printed by a cell shows up while the cell runs. A cell's last expression
 (without a semicolon) is its value. Interrupting a running cell restarts the
 engine's process: variables defined before are lost and the cell says so.
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_lines_are_taken_only_among_leading_commands() {
+        let (code, toggles) = take_timing_commands(":timing off\n:vars\nlet t = 1;\n:timing on");
+        assert_eq!(code, ":vars\nlet t = 1;\n:timing on");
+        assert_eq!(toggles, vec![Ok(Some(false))]);
+        let (code, toggles) = take_timing_commands(":timing");
+        assert_eq!((code.as_str(), toggles), ("", vec![Ok(None)]));
+        let (_, toggles) = take_timing_commands(":timing loud");
+        assert!(toggles[0].is_err());
+        let (code, toggles) = take_timing_commands(":timings");
+        assert_eq!((code.as_str(), toggles.len()), (":timings", 0));
+    }
+}

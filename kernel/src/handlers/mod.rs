@@ -211,6 +211,8 @@ pub struct ShellHandlers {
     /// Set by a failed execute with `stop_on_error`: queued executes are aborted.
     abort_queued: bool,
     shutdown: Shutdown,
+    /// Whether cells end with the timing footer (`:timing on|off`).
+    show_timing: bool,
 }
 
 /// The shell channel's dispatch table.
@@ -252,6 +254,7 @@ impl ShellHandlers {
             history: History::default(),
             abort_queued: false,
             shutdown: Shutdown::new(shutdown),
+            show_timing: true,
         }
     }
 

@@ -1,0 +1,109 @@
+//! Where a cell's time went: the figures the engine measures (compile apart from run),
+//! the one-line footer shown under each cell, and the machine-readable reply metadata.
+
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+
+/// The time of one cell, split the way the lesson needs it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CellTimings {
+    /// Waiting for the engine to finish starting (only the first cell of a kernel).
+    pub engine_wait: Duration,
+    /// Everything before the code started running: analysis, rustc, linking, loading.
+    pub compile: Duration,
+    /// The code itself, from load to return.
+    pub run: Duration,
+    /// Whether the code ran at all (a cell of `:commands` compiles and runs nothing).
+    pub ran: bool,
+}
+
+/// Marks the footer among a cell's outputs (`metadata.tandem.role`).
+pub const FOOTER_ROLE: &str = "timing";
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.2} s", duration.as_secs_f64())
+}
+
+impl CellTimings {
+    /// The footer's words: `compile 0.23 s · run 1.50 s`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if self.engine_wait >= Duration::from_millis(10) {
+            parts.push(format!("engine start {}", seconds(self.engine_wait)));
+        }
+        parts.push(format!("compile {}", seconds(self.compile)));
+        parts.push(format!("run {}", seconds(self.run)));
+        parts.join(" · ")
+    }
+
+    /// The footer as a `display_data` mime bundle and its metadata.
+    pub fn footer(&self) -> (Map<String, Value>, Map<String, Value>) {
+        let text = self.summary();
+        let html = format!(
+            "<div class=\"tandem-timing\" style=\"font-family: var(--jp-code-font-family, \
+             monospace); font-size: 0.85em; opacity: 0.65;\">⏱ {text}</div>"
+        );
+        let mut data = Map::new();
+        data.insert("text/plain".into(), json!(format!("⏱ {text}")));
+        data.insert("text/html".into(), json!(html));
+        let mut metadata = Map::new();
+        metadata.insert("tandem".into(), json!({ "role": FOOTER_ROLE }));
+        (data, metadata)
+    }
+
+    /// The figures for `execute_reply` metadata, under `tandem`.
+    pub fn metadata(&self) -> Value {
+        json!({
+            "engine_wait_seconds": self.engine_wait.as_secs_f64(),
+            "compile_seconds": self.compile.as_secs_f64(),
+            "run_seconds": self.run.as_secs_f64(),
+        })
+    }
+}
+
+/// What a `:timing` line asks for: `Some(true)` on, `Some(false)` off, `None` toggle.
+pub fn parse_toggle(argument: &str) -> Result<Option<bool>, String> {
+    match argument.trim() {
+        "" => Ok(None),
+        "on" => Ok(Some(true)),
+        "off" => Ok(Some(false)),
+        other => Err(format!(":timing takes `on` or `off`, not `{other}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn footer_shows_compile_and_run_apart() {
+        let timings = CellTimings {
+            engine_wait: Duration::ZERO,
+            compile: Duration::from_millis(230),
+            run: Duration::from_millis(1500),
+            ran: true,
+        };
+        assert_eq!(timings.summary(), "compile 0.23 s · run 1.50 s");
+        let (data, metadata) = timings.footer();
+        assert!(data["text/html"].as_str().unwrap().contains("run 1.50 s"));
+        assert_eq!(metadata["tandem"]["role"], FOOTER_ROLE);
+        assert_eq!(timings.metadata()["run_seconds"], 1.5);
+    }
+
+    #[test]
+    fn engine_wait_is_shown_when_there_was_one() {
+        let timings = CellTimings {
+            engine_wait: Duration::from_millis(2100),
+            ..Default::default()
+        };
+        assert!(timings.summary().starts_with("engine start 2.10 s · "));
+    }
+
+    #[test]
+    fn toggle_arguments() {
+        assert_eq!(parse_toggle(" off "), Ok(Some(false)));
+        assert_eq!(parse_toggle("on"), Ok(Some(true)));
+        assert_eq!(parse_toggle(""), Ok(None));
+        assert!(parse_toggle("sometimes").is_err());
+    }
+}
