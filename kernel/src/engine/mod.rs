@@ -120,10 +120,8 @@ impl Engine {
         let forwarder = Forwarder::start(outputs.stdout, outputs.stderr);
         // evcxr ran a first snippet while starting, then we ran the prelude: take their
         // output (and their stderr sync markers) out of the way of the first cell.
-        forwarder.finish_cell(true);
-        if prelude.phases.iter().any(|p| p.name == "Execution") {
-            forwarder.finish_cell(true);
-        }
+        let prelude_ran = prelude.phases.iter().any(|p| p.name == "Execution");
+        forwarder.finish_cell(1 + u64::from(prelude_ran));
         Ok(Engine {
             context,
             forwarder,
@@ -166,7 +164,7 @@ impl Engine {
                 ..CellTimings::default()
             },
         };
-        let report = self.forwarder.finish_cell(timings.ran);
+        let report = self.forwarder.finish_cell(u64::from(timings.ran));
         let result = match outcome {
             Ok(outputs) if report.panicked => {
                 let message = report

@@ -54,7 +54,7 @@ type SharedSink = Arc<Mutex<Option<Arc<dyn OutputSink>>>>;
 /// Handle to the forwarding thread.
 pub struct Forwarder {
     sink: SharedSink,
-    finish: Sender<(bool, Sender<CellReport>)>,
+    finish: Sender<(u64, Sender<CellReport>)>,
 }
 
 impl Forwarder {
@@ -87,10 +87,11 @@ impl Forwarder {
     }
 
     /// Waits until everything the cell printed has been forwarded; returns what was seen.
-    /// `ran`: the cell's code ran to its end, so the child wrote a stderr sync marker.
-    pub fn finish_cell(&self, ran: bool) -> CellReport {
+    /// `runs`: how many times code ran to its end since the last call (each time the child
+    /// wrote a stderr sync marker); usually 1, or 0 for a cell that did not run.
+    pub fn finish_cell(&self, runs: u64) -> CellReport {
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        if self.finish.send((ran, done_tx)).is_err() {
+        if self.finish.send((runs, done_tx)).is_err() {
             return CellReport::default();
         }
         done_rx.recv().unwrap_or_default()
@@ -118,7 +119,7 @@ struct ForwardState {
 }
 
 impl ForwardState {
-    fn run(&mut self, finish: Receiver<(bool, Sender<CellReport>)>) {
+    fn run(&mut self, finish: Receiver<(u64, Sender<CellReport>)>) {
         loop {
             select! {
                 recv(self.stdout) -> line => match line {
@@ -130,8 +131,8 @@ impl ForwardState {
                     Err(_) => return,
                 },
                 recv(finish) -> request => match request {
-                    Ok((ran, done)) => {
-                        self.drain_for_finish(ran);
+                    Ok((runs, done)) => {
+                        self.drain_for_finish(runs);
                         let _ = done.send(std::mem::take(&mut self.report));
                         continue;
                     }
@@ -160,9 +161,9 @@ impl ForwardState {
         }
     }
 
-    fn drain_for_finish(&mut self, ran: bool) {
+    fn drain_for_finish(&mut self, runs: u64) {
         let deadline = Instant::now() + FINISH_DEADLINE;
-        let wanted_syncs = self.syncs_used + u64::from(ran);
+        let wanted_syncs = self.syncs_used + runs;
         loop {
             self.drain_ready();
             self.emit();
@@ -174,8 +175,8 @@ impl ForwardState {
             }
             let wait = if self.syncs_seen < wanted_syncs {
                 deadline.saturating_duration_since(Instant::now())
-            } else if ran {
-                break; // the sync marker came: the cell's stderr is all here
+            } else if runs > 0 {
+                break; // the sync markers came: the cell's stderr is all here
             } else {
                 STDERR_GRACE.min(deadline.saturating_duration_since(Instant::now()))
             };
@@ -184,8 +185,12 @@ impl ForwardState {
                 Err(_) => break,
             }
         }
-        // Markers left over (the engine's warm-up) must not satisfy a later cell early.
-        self.syncs_used = self.syncs_seen.max(wanted_syncs);
+        if self.syncs_seen < wanted_syncs {
+            log::debug!("a cell's stderr sync marker did not come in time");
+        }
+        // From here on only markers of later cells count: extra ones are absorbed, and a
+        // missing one cannot make every later cell wait for it.
+        self.syncs_used = self.syncs_seen;
         if let Some(text) = self.panic_in_progress.take() {
             self.report.panic_messages.push(text);
         }
@@ -282,5 +287,121 @@ impl ForwardState {
                 Event::Clear(wait) => sink.clear_output(wait),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<(StreamName, String)>>);
+
+    impl OutputSink for Recording {
+        fn stream(&self, name: StreamName, text: &str) {
+            self.0.lock().unwrap().push((name, text.to_owned()));
+        }
+        fn display(&self, _: Map<String, Value>) {}
+        fn clear_output(&self, _: bool) {}
+    }
+
+    fn sync() -> String {
+        markers::line(markers::STDERR_SYNC, "")
+    }
+
+    /// A cell end that has its sync marker must not wait for the deadline.
+    fn assert_prompt(started: Instant) {
+        assert!(
+            started.elapsed() < FINISH_DEADLINE / 2,
+            "cell end waited {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn cell_end_waits_for_late_stderr_until_its_sync_marker() {
+        let (out_tx, out_rx) = crossbeam_channel::unbounded();
+        let (err_tx, err_rx) = crossbeam_channel::unbounded();
+        let forwarder = Forwarder::start(out_rx, err_rx);
+        let sink = Arc::new(Recording::default());
+        forwarder.begin_cell(sink.clone());
+        out_tx.send("out".to_owned()).unwrap();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            err_tx.send("late".to_owned()).unwrap();
+            err_tx.send(sync()).unwrap();
+            err_tx
+        });
+        let started = Instant::now();
+        forwarder.finish_cell(1);
+        assert_prompt(started);
+        let seen = sink.0.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            vec![
+                (StreamName::Stdout, "out\n".to_owned()),
+                (StreamName::Stderr, "late\n".to_owned())
+            ]
+        );
+        drop(late.join());
+    }
+
+    #[test]
+    fn startup_markers_do_not_shift_later_cells() {
+        let (_out_tx, out_rx) = crossbeam_channel::unbounded::<String>();
+        let (err_tx, err_rx) = crossbeam_channel::unbounded();
+        let forwarder = Forwarder::start(out_rx, err_rx);
+        // Warm-up and prelude each left a marker before the forwarder existed.
+        err_tx.send(sync()).unwrap();
+        err_tx.send(sync()).unwrap();
+        forwarder.finish_cell(2);
+        for _ in 0..3 {
+            err_tx.send(sync()).unwrap();
+            let started = Instant::now();
+            forwarder.finish_cell(1);
+            assert_prompt(started);
+        }
+        // A cell that did not run has no marker and does not wait for one.
+        let started = Instant::now();
+        forwarder.finish_cell(0);
+        assert_prompt(started);
+    }
+
+    #[test]
+    fn a_lost_marker_costs_one_deadline_not_every_cell() {
+        let (_out_tx, out_rx) = crossbeam_channel::unbounded::<String>();
+        let (err_tx, err_rx) = crossbeam_channel::unbounded();
+        let forwarder = Forwarder::start(out_rx, err_rx);
+        forwarder.finish_cell(1); // its marker never comes
+        err_tx.send(sync()).unwrap();
+        let started = Instant::now();
+        forwarder.finish_cell(1);
+        assert_prompt(started);
+    }
+
+    #[test]
+    fn panic_reports_are_held_for_the_cell() {
+        let (out_tx, out_rx) = crossbeam_channel::unbounded();
+        let (err_tx, err_rx) = crossbeam_channel::unbounded();
+        let forwarder = Forwarder::start(out_rx, err_rx);
+        let sink = Arc::new(Recording::default());
+        forwarder.begin_cell(sink.clone());
+        for line in [
+            "",
+            "thread '<unnamed>' (9981) panicked at src/lib.rs:3:1:",
+            "boom 42",
+            "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+        ] {
+            err_tx.send(line.to_owned()).unwrap();
+        }
+        out_tx.send(markers::line(markers::PANIC, "")).unwrap();
+        err_tx.send(sync()).unwrap();
+        let report = forwarder.finish_cell(1);
+        assert!(report.panicked);
+        assert_eq!(report.panic_messages, vec!["boom 42".to_owned()]);
+        assert!(
+            sink.0.lock().unwrap().is_empty(),
+            "the report is not stderr output"
+        );
     }
 }
