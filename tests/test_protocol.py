@@ -244,5 +244,7 @@ def test_timing_footer_toggles(kc):
     mixed = run_cell(kc, ":timing off\n5 + 5")
     assert mixed.value() == "10" and not mixed.footers()
     assert run_cell(kc, ":timing").text() == "timing footer on\n"
-    assert run_cell(kc, ":timing loudly").status == "error"
+    usage = run_cell(kc, ":timing loudly")
+    assert usage.status == "error"
+    assert "on` or `off" in usage.of_type("error")[0]["content"]["evalue"]
     assert not run_cell(kc, "let broken: u8 = 300;").footers(), "no footer on errors"

@@ -22,6 +22,18 @@ struct IopubSink {
 }
 
 impl IopubSink {
+    /// Output of a request's cell: to iopub, or nowhere for silent requests.
+    fn for_request(request: &Request, silent: bool) -> Arc<dyn OutputSink> {
+        if silent {
+            Arc::new(Discard)
+        } else {
+            Arc::new(IopubSink {
+                iopub: request.iopub.clone(),
+                parent: request.message.clone(),
+            })
+        }
+    }
+
     fn publish(&self, msg_type: &str, content: Value) {
         self.iopub.publish(self.parent.child(msg_type, content));
     }
@@ -77,64 +89,32 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
         );
     }
 
-    if wanted.code.trim() == ":help" {
-        let reply = json!({
-            "status": "ok",
-            "execution_count": execution_count,
-            "payload": [{"source": "page", "data": {"text/plain": HELP}, "start": 0}],
-            "user_expressions": {},
-        });
-        if counts {
-            shell.history.record(execution_count, &wanted.code, None);
-        }
-        return Ok(Some(Reply::from_value(reply)));
-    }
-
-    // `:timing [on|off]` lines belong to tandem (the footer), not to evcxr.
+    // `:help` and `:timing [on|off]` are tandem's own; everything else goes to evcxr.
+    let mut payload = Vec::new();
     let (code, toggles) = take_timing_commands(&wanted.code);
-    for toggle in toggles {
-        match toggle {
-            Ok(Some(on)) => shell.show_timing = on,
-            Ok(None) => shell.show_timing = !shell.show_timing,
-            Err(message) => {
-                return Err(ErrorContent {
-                    ename: "UsageError".into(),
-                    evalue: message.clone(),
-                    traceback: vec![message],
-                })
+    let own_command = if wanted.code.trim() == ":help" {
+        payload.push(json!({"source": "page", "data": {"text/plain": HELP}, "start": 0}));
+        Some(Ok(Map::new()))
+    } else if !toggles.is_empty() {
+        let applied = toggles.into_iter().try_for_each(|toggle| {
+            shell.show_timing = toggle?.unwrap_or(!shell.show_timing);
+            Ok::<(), String>(())
+        });
+        match applied {
+            Err(message) => Some(Err(CellError::Other { message })),
+            Ok(()) if code.trim().is_empty() => {
+                let state = if shell.show_timing { "on" } else { "off" };
+                let text = format!("timing footer {state}\n");
+                IopubSink::for_request(request, wanted.silent).stream(StreamName::Stdout, &text);
+                Some(Ok(Map::new()))
             }
+            Ok(()) => None,
         }
-    }
-    if code.trim().is_empty() && code != wanted.code {
-        let state = if shell.show_timing { "on" } else { "off" };
-        if !wanted.silent {
-            request.publish(
-                "stream",
-                content::to_value(&Stream {
-                    name: "stdout",
-                    text: format!("timing footer {state}\n"),
-                }),
-            );
-        }
-        if counts {
-            shell.history.record(execution_count, &wanted.code, None);
-        }
-        return Ok(Some(Reply::from_value(json!({
-            "status": "ok",
-            "execution_count": execution_count,
-            "payload": [],
-            "user_expressions": {},
-        }))));
-    }
-
-    let sink: Arc<dyn OutputSink> = if wanted.silent {
-        Arc::new(Discard)
     } else {
-        Arc::new(IopubSink {
-            iopub: request.iopub.clone(),
-            parent: request.message.clone(),
-        })
+        None
     };
+
+    let sink = IopubSink::for_request(request, wanted.silent);
     let interrupter = shell.interrupter.clone();
     let message = request.message;
     let stdin_allowed = wanted.allow_stdin;
@@ -166,25 +146,31 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
     };
     let mut user_expressions = Map::new();
     let waiting_since = Instant::now();
-    let run = match shell.engine() {
-        Ok(engine) => {
-            let engine_wait = waiting_since.elapsed();
-            let mut run = engine.execute(&code, sink, &read_input);
-            run.timings.engine_wait = engine_wait;
-            // Like ipykernel, user expressions are evaluated only after a cell that worked.
-            if run.result.is_ok() {
-                for (name, expression) in &wanted.user_expressions {
-                    let code = expression.as_str().unwrap_or_default();
-                    user_expressions.insert(name.clone(), evaluate_expression(engine, code));
-                }
-            }
-            run
-        }
-        Err(unavailable) => CellRun {
-            result: Err(CellError::Other {
-                message: unavailable.evalue,
-            }),
+    let run = match own_command {
+        Some(result) => CellRun {
+            result,
             timings: Default::default(),
+        },
+        None => match shell.engine() {
+            Ok(engine) => {
+                let engine_wait = waiting_since.elapsed();
+                let mut run = engine.execute(&code, sink, &read_input);
+                run.timings.engine_wait = engine_wait;
+                // Like ipykernel, user expressions are evaluated only after a cell that worked.
+                if run.result.is_ok() {
+                    for (name, expression) in &wanted.user_expressions {
+                        let code = expression.as_str().unwrap_or_default();
+                        user_expressions.insert(name.clone(), evaluate_expression(engine, code));
+                    }
+                }
+                run
+            }
+            Err(unavailable) => CellRun {
+                result: Err(CellError::Other {
+                    message: unavailable.evalue,
+                }),
+                timings: Default::default(),
+            },
         },
     };
 
@@ -222,7 +208,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
             json!({
                 "status": "ok",
                 "execution_count": execution_count,
-                "payload": [],
+                "payload": payload,
                 "user_expressions": user_expressions,
             })
         }
