@@ -126,5 +126,32 @@ fn engine_work_dir() -> Result<Option<PathBuf>> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     // SAFETY: called from main before any other thread exists.
     unsafe { std::env::set_var("EVCXR_TMPDIR", &dir) };
+    // Kernels that were killed (SIGKILL leaves no chance to clean up) left theirs behind.
+    let _ = std::thread::Builder::new()
+        .name("tidy".into())
+        .spawn(remove_dead_kernels_dirs);
     Ok(Some(dir))
+}
+
+/// Removes `tandem-<pid>` scratch directories whose kernel process no longer exists.
+fn remove_dead_kernels_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("tandem-"))
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
