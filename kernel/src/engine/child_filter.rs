@@ -84,25 +84,32 @@ impl Block {
             .chain(std::iter::once(markers::EVCXR_END.to_owned()))
     }
 
-    fn display_marker(&self) -> String {
+    fn value(&self) -> Value {
         let text = self.body.join("\n");
-        let value = if self.mime.contains("json") {
+        if self.mime.contains("json") {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         } else {
             Value::String(text)
-        };
-        let mut data = Map::new();
-        data.insert(self.mime.clone(), value);
-        markers::line(markers::DISPLAY, &Value::Object(data).to_string())
+        }
     }
+}
+
+/// One `display` marker for blocks printed back to back: one bundle, several mime types.
+fn display_marker(blocks: &[Block]) -> String {
+    let data: Map<String, Value> = blocks
+        .iter()
+        .map(|block| (block.mime.clone(), block.value()))
+        .collect();
+    markers::line(markers::DISPLAY, &Value::Object(data).to_string())
 }
 
 struct Filter {
     output: std::io::BufWriter<File>,
     open_block: Option<Block>,
-    // A finished block waits here briefly: if the cell ends right after it, it is the
-    // cell's value and evcxr must see it as printed.
-    held: Option<(Block, Instant)>,
+    // Finished blocks printed back to back wait here briefly: if the cell ends right after
+    // them, they are the cell's value and evcxr must see them as printed.
+    held: Vec<Block>,
+    held_since: Instant,
 }
 
 impl Filter {
@@ -110,7 +117,8 @@ impl Filter {
         Filter {
             output: std::io::BufWriter::with_capacity(64 * 1024, output),
             open_block: None,
-            held: None,
+            held: Vec::new(),
+            held_since: Instant::now(),
         }
     }
 
@@ -119,8 +127,8 @@ impl Filter {
         let mut reader = BufReader::new(input);
         let mut line = Vec::new();
         loop {
-            if let Some((_, since)) = &self.held {
-                let left = FINAL_VALUE_WINDOW.saturating_sub(since.elapsed());
+            if !self.held.is_empty() && self.open_block.is_none() {
+                let left = FINAL_VALUE_WINDOW.saturating_sub(self.held_since.elapsed());
                 if reader.buffer().is_empty() && !wait_readable(fd, left) {
                     self.release_held();
                     let _ = self.output.flush();
@@ -148,53 +156,69 @@ impl Filter {
                 let _ = self.output.flush();
             }
         }
+        if let Some(block) = self.open_block.take() {
+            self.held.push(block);
+        }
         self.release_held();
         let _ = self.output.flush();
     }
 
     fn line(&mut self, text: &str) {
-        if let Some((block, _)) = self.held.take() {
-            if text == markers::EVCXR_COMPLETE {
-                for raw in block.raw_lines() {
-                    self.write(&raw);
+        if let Some(block) = self.open_block.as_mut() {
+            if text == markers::EVCXR_END {
+                if let Some(block) = self.open_block.take() {
+                    self.held.push(block);
+                    self.held_since = Instant::now();
                 }
-            } else {
-                self.write(&block.display_marker());
+                return;
             }
-        }
-        if text == markers::EVCXR_PANIC {
+            if text != markers::EVCXR_PANIC {
+                block.body.push(text.to_owned());
+                return;
+            }
+            // A panic cut the block short: show what there was as plain output.
+            self.release_held();
             if let Some(block) = self.open_block.take() {
-                // A panic cut the block short: show what there was as plain output.
                 for partial in &block.body {
                     self.write(partial);
                 }
             }
-            self.write(&markers::line(markers::PANIC, ""));
-            self.write(text);
-        } else if text == markers::EVCXR_COMPLETE {
-            // The cell returned: all it wrote to stderr is in the pipe before this line.
-            let sync = markers::line(markers::STDERR_SYNC, "") + "\n";
-            let _ = std::io::stderr().write_all(sync.as_bytes());
-            self.write(text);
-        } else if let Some(block) = self.open_block.as_mut() {
-            if text == markers::EVCXR_END {
-                self.held = self.open_block.take().map(|block| (block, Instant::now()));
-            } else {
-                block.body.push(text.to_owned());
-            }
-        } else if let Some(mime) = text.strip_prefix(markers::EVCXR_BEGIN) {
+        }
+        if let Some(mime) = text.strip_prefix(markers::EVCXR_BEGIN) {
+            // Blocks back to back stay together (one value or display, several mime types).
             self.open_block = Some(Block {
                 mime: mime.trim().to_owned(),
                 body: Vec::new(),
             });
-        } else {
-            self.write(text);
+            return;
         }
+        if text == markers::EVCXR_COMPLETE {
+            // Blocks right before the end of the cell are its value: let evcxr collect them.
+            for block in std::mem::take(&mut self.held) {
+                for raw in block.raw_lines() {
+                    self.write(&raw);
+                }
+            }
+            // The cell returned: all it wrote to stderr is in the pipe before this line.
+            let sync = markers::line(markers::STDERR_SYNC, "") + "\n";
+            let _ = std::io::stderr().write_all(sync.as_bytes());
+            self.write(text);
+            return;
+        }
+        self.release_held();
+        if text == markers::EVCXR_PANIC {
+            self.write(&markers::line(markers::PANIC, ""));
+        }
+        self.write(text);
     }
 
+    /// Shows held blocks as a live display: something came after them, so they were not
+    /// the cell's value.
     fn release_held(&mut self) {
-        if let Some((block, _)) = self.held.take() {
-            self.write(&block.display_marker());
+        if !self.held.is_empty() {
+            let marker = display_marker(&self.held);
+            self.held.clear();
+            self.write(&marker);
         }
     }
 

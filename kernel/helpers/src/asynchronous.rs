@@ -1,0 +1,116 @@
+//! Asynchronous tasks on tokio: a task that waits with `tokio::time::sleep` gives its
+//! thread back to the runtime, so tasks waiting together take as long as the longest.
+
+use crate::clock;
+use crate::spans::{self, Kind, Span};
+use std::future::Future;
+use std::time::Duration;
+
+/// The async twin of [`crate::blocking_task`]: waits `seconds` with `tokio::time::sleep`,
+/// printing when it starts and completes. Needs a tokio runtime (see [`run_on_one_thread`]).
+///
+/// ```
+/// use tandem_helpers::prelude::*;
+/// clock::restart();
+/// let reports = run_on_one_thread(gather(vec![
+///     async_task("A", 0.2),
+///     async_task("B", 0.1),
+/// ]));
+/// assert_eq!(reports, vec!["A waited 0.20 s", "B waited 0.10 s"]);
+/// // Both waited at the same time on one thread: the spans overlap.
+/// let spans = spans::recorded();
+/// assert!(spans.iter().all(|s| s.kind == Kind::Async));
+/// assert!(spans[0].start < spans[1].end && spans[1].start < spans[0].end);
+/// ```
+pub async fn async_task(name: &str, seconds: f64) -> String {
+    let start = clock::now();
+    println!("[{}] {name} started", clock::stamp(start));
+    tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await;
+    let end = clock::now();
+    println!("[{}] {name} completed", clock::stamp(end));
+    spans::record(Span {
+        name: name.to_owned(),
+        kind: Kind::Async,
+        thread: spans::thread_label(),
+        start,
+        end,
+    });
+    format!("{name} waited {seconds:.2} s")
+}
+
+/// Runs futures concurrently and returns their results in the order given: Rust's
+/// `asyncio.gather`.
+///
+/// ```
+/// use tandem_helpers::prelude::*;
+/// let doubled = run_on_one_thread(gather((1..=3).map(|n| async move { n * 2 })));
+/// assert_eq!(doubled, vec![2, 4, 6]);
+/// ```
+pub async fn gather<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    futures::future::join_all(futures).await
+}
+
+/// Runs a future to completion on a runtime with exactly one thread (this one), like
+/// Python's event loop: tasks take turns on that thread.
+///
+/// ```
+/// let here = std::thread::current().id();
+/// let there = tandem_helpers::run_on_one_thread(async { std::thread::current().id() });
+/// assert_eq!(here, there);
+/// ```
+pub fn run_on_one_thread<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime")
+        .block_on(future)
+}
+
+/// Runs a future on a multi-thread runtime with `threads` worker threads (tasks spawned
+/// with [`spawn`] may then run in parallel).
+///
+/// ```
+/// use tandem_helpers::prelude::*;
+/// let total = run_on_threads(2, async {
+///     let a = spawn(async { 1 });
+///     let b = spawn(async { 2 });
+///     a.await.unwrap() + b.await.unwrap()
+/// });
+/// assert_eq!(total, 3);
+/// ```
+pub fn run_on_threads<F: Future>(threads: usize, future: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name("worker")
+        .enable_all()
+        .build()
+        .expect("building a tokio runtime");
+    runtime.block_on(future)
+}
+
+/// Starts a task on the current runtime (`tokio::spawn`).
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(future)
+}
+
+/// Runs blocking code on the runtime's pool of blocking threads, so waiting tasks keep
+/// running (`tokio::task::spawn_blocking`).
+///
+/// ```
+/// use tandem_helpers::prelude::*;
+/// let report = run_on_one_thread(async {
+///     spawn_blocking(|| blocking_task("file read", 0.05)).await.unwrap()
+/// });
+/// assert_eq!(report, "file read waited 0.05 s");
+/// ```
+pub fn spawn_blocking<F, R>(work: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+}

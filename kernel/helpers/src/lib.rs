@@ -1,0 +1,43 @@
+//! Helpers for learning synchronous versus asynchronous Rust by watching the clock.
+//!
+//! Every helper task records a *span* (its name, kind, thread, start and end) so a cell can
+//! end with a [`Timeline`] picture of which task ran when. Times are seconds since the
+//! clock's origin, which [`clock::restart`] sets (the kernel does so before each cell).
+//!
+//! ```
+//! use tandem_helpers::prelude::*;
+//!
+//! clock::restart();
+//! let (_, took) = timed(|| {
+//!     blocking_task("A", 0.2);
+//!     blocking_task("B", 0.1);
+//! });
+//! // One after the other: the total is the sum of the waits.
+//! assert!(took.as_secs_f64() >= 0.3);
+//! assert_eq!(spans::recorded().len(), 2);
+//! ```
+
+pub mod asynchronous;
+pub mod clock;
+pub mod cpu;
+pub mod spans;
+pub mod sync;
+pub mod timeline;
+
+pub use asynchronous::{async_task, gather, run_on_one_thread, run_on_threads};
+pub use clock::timed;
+pub use cpu::count_primes;
+pub use sync::blocking_task;
+pub use timeline::Timeline;
+
+/// Everything a notebook cell needs, in one `use`.
+pub mod prelude {
+    pub use crate::asynchronous::{
+        async_task, gather, run_on_one_thread, run_on_threads, spawn, spawn_blocking,
+    };
+    pub use crate::clock::{self, timed, timed_async};
+    pub use crate::cpu::count_primes;
+    pub use crate::spans::{self, Kind};
+    pub use crate::sync::blocking_task;
+    pub use crate::timeline::{timeline, Timeline};
+}

@@ -1,0 +1,76 @@
+//! Spans: what each helper task did and when, kept for the timeline picture.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// What kind of work a span was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Waiting that holds its thread (`std::thread::sleep`, blocking I/O).
+    Blocking,
+    /// Waiting that lets the runtime run other tasks (`tokio::time::sleep`, async I/O).
+    Async,
+    /// Computing: the thread is busy the whole time.
+    Cpu,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Blocking => "blocking",
+            Kind::Async => "async",
+            Kind::Cpu => "cpu",
+        }
+    }
+}
+
+/// One task's run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub name: String,
+    pub kind: Kind,
+    /// The thread it ran on (its name, or its id).
+    pub thread: String,
+    pub start: Duration,
+    pub end: Duration,
+}
+
+impl Span {
+    pub fn duration(&self) -> Duration {
+        self.end.saturating_sub(self.start)
+    }
+}
+
+static SPANS: Mutex<Vec<Span>> = Mutex::new(Vec::new());
+
+/// Records a finished span.
+pub fn record(span: Span) {
+    SPANS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(span);
+}
+
+/// The spans recorded since the clock last restarted, in the order they finished.
+pub fn recorded() -> Vec<Span> {
+    SPANS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}
+
+pub(crate) fn clear() {
+    SPANS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clear();
+}
+
+/// The current thread's name, or its id when it has none.
+pub fn thread_label() -> String {
+    let thread = std::thread::current();
+    match thread.name() {
+        Some(name) => name.to_owned(),
+        None => format!("{:?}", thread.id()),
+    }
+}

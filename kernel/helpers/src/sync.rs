@@ -1,0 +1,34 @@
+//! Synchronous (blocking) tasks: each holds its thread while it waits, so tasks run one
+//! after another and the total is the sum of their waits.
+
+use crate::clock;
+use crate::spans::{self, Kind, Span};
+use std::time::Duration;
+
+/// A named task that waits `seconds` with `std::thread::sleep`, printing when it starts and
+/// completes (times on the cell clock). Returns a short report.
+///
+/// ```
+/// use tandem_helpers::prelude::*;
+/// clock::restart();
+/// let report = blocking_task("download", 0.1);
+/// assert_eq!(report, "download waited 0.10 s");
+/// let span = &spans::recorded()[0];
+/// assert_eq!((span.name.as_str(), span.kind), ("download", Kind::Blocking));
+/// assert!(span.duration().as_secs_f64() >= 0.1);
+/// ```
+pub fn blocking_task(name: &str, seconds: f64) -> String {
+    let start = clock::now();
+    println!("[{}] {name} started", clock::stamp(start));
+    std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
+    let end = clock::now();
+    println!("[{}] {name} completed", clock::stamp(end));
+    spans::record(Span {
+        name: name.to_owned(),
+        kind: Kind::Blocking,
+        thread: spans::thread_label(),
+        start,
+        end,
+    });
+    format!("{name} waited {seconds:.2} s")
+}
