@@ -28,16 +28,20 @@ def kc():
         km.shutdown_kernel(now=True)
 
 
+# Two named blocking tasks, 1.0 s and 0.5 s, timed together.
+BLOCKING_PAIR = (
+    "clock::restart();\n"
+    'let (_, took) = timed(|| { blocking_task("A", 1.0); blocking_task("B", 0.5); });\n'
+    "took.as_secs_f64()"
+)
+
+
 def seconds(cell):
     return float(cell.value())
 
 
 def test_blocking_tasks_take_the_sum_and_print_live(kc):
-    cell = run_cell(kc, (
-        "clock::restart();\n"
-        'let (_, took) = timed(|| { blocking_task("A", 1.0); blocking_task("B", 0.5); });\n'
-        "took.as_secs_f64()"
-    ))
+    cell = run_cell(kc, BLOCKING_PAIR)
     assert cell.status == "ok", cell.reply["content"]
     total = seconds(cell)
     print(f"blocking pair 1.0 s + 0.5 s: {total:.3f} s")
@@ -52,10 +56,7 @@ def test_blocking_tasks_take_the_sum_and_print_live(kc):
 
 
 def test_gathered_async_tasks_take_the_longest(kc):
-    sync = seconds(run_cell(kc, (
-        'let (_, took) = timed(|| { blocking_task("A", 1.0); blocking_task("B", 0.5); });\n'
-        "took.as_secs_f64()"
-    )))
+    sync = seconds(run_cell(kc, BLOCKING_PAIR))
     cell = run_cell(kc, (
         "clock::restart();\n"
         "let (reports, took) = timed(|| run_on_one_thread(gather(vec![\n"

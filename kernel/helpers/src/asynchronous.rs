@@ -1,8 +1,7 @@
 //! Asynchronous tasks on tokio: a task that waits with `tokio::time::sleep` gives its
 //! thread back to the runtime, so tasks waiting together take as long as the longest.
 
-use crate::clock;
-use crate::spans::{self, Kind, Span};
+use crate::spans::{Kind, TaskRun};
 use std::future::Future;
 use std::time::Duration;
 
@@ -23,18 +22,9 @@ use std::time::Duration;
 /// assert!(spans[0].start < spans[1].end && spans[1].start < spans[0].end);
 /// ```
 pub async fn async_task(name: &str, seconds: f64) -> String {
-    let start = clock::now();
-    println!("[{}] {name} started", clock::stamp(start));
+    let run = TaskRun::start(name, Kind::Async, true);
     tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await;
-    let end = clock::now();
-    println!("[{}] {name} completed", clock::stamp(end));
-    spans::record(Span {
-        name: name.to_owned(),
-        kind: Kind::Async,
-        thread: spans::thread_label(),
-        start,
-        end,
-    });
+    run.finish();
     format!("{name} waited {seconds:.2} s")
 }
 

@@ -1,8 +1,7 @@
 //! CPU-bound work: real computation (counting primes), sized by a parameter. Waiting
 //! overlaps under async; computing does not, only more threads on more cores help.
 
-use crate::clock;
-use crate::spans::{self, Kind, Span};
+use crate::spans::{Kind, TaskRun};
 
 /// Counts the primes below `limit` by trial division (deliberately plain, so the time
 /// grows with `limit`), and records a `cpu` span named `name`.
@@ -12,15 +11,9 @@ use crate::spans::{self, Kind, Span};
 /// assert_eq!(tandem_helpers::count_primes("none", 2), 0);
 /// ```
 pub fn count_primes(name: &str, limit: u64) -> u64 {
-    let start = clock::now();
+    let run = TaskRun::start(name, Kind::Cpu, false);
     let count = (2..limit).filter(|&n| is_prime(n)).count() as u64;
-    spans::record(Span {
-        name: name.to_owned(),
-        kind: Kind::Cpu,
-        thread: spans::thread_label(),
-        start,
-        end: clock::now(),
-    });
+    run.finish();
     count
 }
 

@@ -66,6 +66,44 @@ pub(crate) fn clear() {
         .clear();
 }
 
+/// A task being timed: it announces its start and, when finished, its end, and records
+/// its span. Shared by every kind of helper task.
+pub(crate) struct TaskRun {
+    name: String,
+    kind: Kind,
+    start: Duration,
+    announce: bool,
+}
+
+impl TaskRun {
+    pub(crate) fn start(name: &str, kind: Kind, announce: bool) -> TaskRun {
+        let start = crate::clock::now();
+        if announce {
+            println!("[{}] {name} started", crate::clock::stamp(start));
+        }
+        TaskRun {
+            name: name.to_owned(),
+            kind,
+            start,
+            announce,
+        }
+    }
+
+    pub(crate) fn finish(self) {
+        let end = crate::clock::now();
+        if self.announce {
+            println!("[{}] {} completed", crate::clock::stamp(end), self.name);
+        }
+        record(Span {
+            name: self.name,
+            kind: self.kind,
+            thread: thread_label(),
+            start: self.start,
+            end,
+        });
+    }
+}
+
 /// The current thread's name, or its id when it has none.
 pub fn thread_label() -> String {
     let thread = std::thread::current();

@@ -1,8 +1,7 @@
 //! Synchronous (blocking) tasks: each holds its thread while it waits, so tasks run one
 //! after another and the total is the sum of their waits.
 
-use crate::clock;
-use crate::spans::{self, Kind, Span};
+use crate::spans::{Kind, TaskRun};
 use std::time::Duration;
 
 /// A named task that waits `seconds` with `std::thread::sleep`, printing when it starts and
@@ -18,17 +17,8 @@ use std::time::Duration;
 /// assert!(span.duration().as_secs_f64() >= 0.1);
 /// ```
 pub fn blocking_task(name: &str, seconds: f64) -> String {
-    let start = clock::now();
-    println!("[{}] {name} started", clock::stamp(start));
+    let run = TaskRun::start(name, Kind::Blocking, true);
     std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
-    let end = clock::now();
-    println!("[{}] {name} completed", clock::stamp(end));
-    spans::record(Span {
-        name: name.to_owned(),
-        kind: Kind::Blocking,
-        thread: spans::thread_label(),
-        start,
-        end,
-    });
+    run.finish();
     format!("{name} waited {seconds:.2} s")
 }
