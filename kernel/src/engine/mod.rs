@@ -117,6 +117,15 @@ impl Engine {
         let prelude = context
             .execute(prelude::PRELUDE)
             .map_err(|e| anyhow!("loading tandem's prelude: {e}"))?;
+        // rust-analyzer's first type query costs seconds (the first `let` of a session took
+        // 2.4 s, later ones 0.3 s). Ask one now, while the learner is still reading; it
+        // changes nothing in the session.
+        let warm_up = "let tandem_warm_up = 1;\ntandem_warm_up";
+        let analysed = Instant::now();
+        if let Err(error) = context.completions(warm_up, warm_up.len()) {
+            log::debug!("warm-up analysis failed: {error}");
+        }
+        log::debug!("warm-up analysis took {:?}", analysed.elapsed());
         let forwarder = Forwarder::start(outputs.stdout, outputs.stderr);
         // evcxr ran a first snippet while starting, then we ran the prelude: take their
         // output (and their stderr sync markers) out of the way of the first cell.
