@@ -2,7 +2,7 @@
 start -> kernel_info_reply, warm trivial-cell latency, print -> iopub lag, interrupt ->
 execute_reply, and a 200,000-line flood. Prints a table; asserts nothing.
 
-Run: .venv/bin/python tests/bench/core.py [--runs N] [--kernel NAME]
+Run: .venv/bin/python tests/bench/core.py [--runs N] [--kernels tandem rust]
 (after tests/run or `cargo run --release -- lab` has created .venv and the kernelspec)."""
 import argparse
 import statistics
@@ -46,35 +46,28 @@ def start_to_kernel_info(kernel_name):
     return took, km, kc
 
 
-def summary(values, unit="s", scale=1.0):
-    values = [v * scale for v in values]
-    return (f"median {statistics.median(values):.3f} {unit} "
-            f"(min {min(values):.3f}, max {max(values):.3f}, n={len(values)})")
-
-
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--kernel", default="tandem")
-    args = parser.parse_args()
-
+def measure(kernel_name, runs):
+    """Every figure for one kernel: name -> list of samples (seconds) or a note."""
+    figures = {}
     starts = []
-    for _ in range(max(3, args.runs // 3)):
-        took, km, kc = start_to_kernel_info(args.kernel)
+    for _ in range(max(3, runs // 3)):
+        took, km, kc = start_to_kernel_info(kernel_name)
         starts.append(took)
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+    figures["process start -> kernel_info_reply"] = starts
 
-    took, km, kc = start_to_kernel_info(args.kernel)
+    took, km, kc = start_to_kernel_info(kernel_name)
     first_started = time.monotonic()
     execute(kc, "1 + 1")
-    first_cell = time.monotonic() - first_started
+    figures["first `1 + 1` after kernel_info"] = [time.monotonic() - first_started]
 
     trivial = []
-    for _ in range(args.runs):
+    for _ in range(runs):
         sent = time.monotonic()
         execute(kc, "1 + 1")
         trivial.append(time.monotonic() - sent)
+    figures["warm `1 + 1`"] = trivial
 
     lags = []
     code = (
@@ -91,9 +84,10 @@ def main():
                 lags.append(arrived - float(line))
 
     execute(kc, code, record_lag)
+    figures["print -> iopub lag"] = lags
 
     interrupts = []
-    for _ in range(max(3, args.runs // 3)):
+    for _ in range(max(3, runs // 3)):
         msg_id = kc.execute('println!("go");\nloop { std::hint::spin_loop(); }')
         while True:
             msg = kc.get_iopub_msg(timeout=120)
@@ -104,23 +98,52 @@ def main():
         kc.get_shell_msg(timeout=60)
         interrupts.append(time.monotonic() - sent)
         wait_idle(kc, msg_id)
+    figures["interrupt -> execute_reply"] = interrupts
 
     streams = []
     sent = time.monotonic()
     execute(kc, 'for i in 0..200_000 { println!("{i}"); }',
             lambda m, _: streams.append(1) if m["msg_type"] == "stream" else None)
-    flood = time.monotonic() - sent
+    figures["200,000 printed lines -> reply"] = [time.monotonic() - sent]
+    figures["200,000 printed lines: stream messages"] = len(streams)
 
     kc.stop_channels()
     km.shutdown_kernel(now=True)
+    return figures
 
-    print(f"kernel: {args.kernel}")
-    print(f"process start -> kernel_info_reply : {summary(starts)}")
-    print(f"first cell `1 + 1` of a new kernel  : {first_cell:.3f} s")
-    print(f"warm trivial cell `1 + 1`           : {summary(trivial)}")
-    print(f"print -> iopub arrival lag          : {summary(lags, 'ms', 1000)}")
-    print(f"interrupt_request -> execute_reply  : {summary(interrupts)}")
-    print(f"200,000 printed lines               : reply after {flood:.2f} s, {len(streams)} stream messages")
+
+def cell(samples):
+    if isinstance(samples, int):
+        return str(samples)
+    unit, scale = ("ms", 1000) if statistics.median(samples) < 0.01 else ("s", 1)
+    median = statistics.median(samples) * scale
+    if len(samples) == 1:
+        return f"{median:.3f} {unit}"
+    return (f"{median:.3f} {unit} (min {min(samples) * scale:.3f}, "
+            f"max {max(samples) * scale:.3f}, n={len(samples)})")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--kernels", nargs="+", default=["tandem"],
+                        help="kernelspec names, e.g. tandem rust (evcxr_jupyter)")
+    args = parser.parse_args()
+
+    results = {name: measure(name, args.runs) for name in args.kernels}
+    names = list(results)
+    header = "| figure | " + " | ".join(names)
+    if len(names) == 2:
+        header += f" | {names[0]} / {names[1]}"
+    print(header + " |")
+    print("|---" * (len(names) + 1 + (len(names) == 2)) + "|")
+    for figure in results[names[0]]:
+        values = [results[name][figure] for name in names]
+        row = f"| {figure} | " + " | ".join(cell(v) for v in values)
+        if len(names) == 2:
+            a, b = (v if isinstance(v, int) else statistics.median(v) for v in values)
+            row += f" | {a / b:.2f}" if b else " | -"
+        print(row + " |")
 
 
 if __name__ == "__main__":
