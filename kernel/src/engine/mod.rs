@@ -129,7 +129,7 @@ impl Engine {
         let forwarder = Forwarder::start(outputs.stdout, outputs.stderr);
         // evcxr ran a first snippet while starting, then we ran the prelude: take their
         // output (and their stderr sync markers) out of the way of the first cell.
-        let prelude_ran = prelude.phases.iter().any(|p| p.name == "Execution");
+        let prelude_ran = split_timings(&prelude, Duration::ZERO).ran;
         forwarder.finish_cell(1 + u64::from(prelude_ran));
         Ok(Engine {
             context,
@@ -155,7 +155,7 @@ impl Engine {
         let outcome = self.context.execute_with_callbacks(code, &mut callbacks);
         let elapsed = started.elapsed();
         let interrupted = self.interrupter.cell_finished();
-        if let Ok(outputs) = &outcome {
+        if let (Ok(outputs), true) = (&outcome, log::log_enabled!(log::Level::Debug)) {
             let phases: Vec<String> = outputs
                 .phases
                 .iter()
@@ -164,10 +164,7 @@ impl Engine {
             log::debug!("cell phases: {} (total {elapsed:?})", phases.join(", "));
         }
         let timings = match &outcome {
-            Ok(outputs) => split_timings(
-                outputs.phases.iter().map(|p| (p.name.as_str(), p.duration)),
-                elapsed,
-            ),
+            Ok(outputs) => split_timings(outputs, elapsed),
             Err(_) => CellTimings {
                 compile: elapsed,
                 ..CellTimings::default()
@@ -308,13 +305,13 @@ impl Engine {
 }
 
 /// evcxr names its phases; "Execution" is the run, everything before it is compilation.
-fn split_timings<'a>(
-    phases: impl Iterator<Item = (&'a str, Duration)>,
-    total: Duration,
-) -> CellTimings {
-    let run: Option<Duration> = phases
-        .filter(|(name, _)| *name == "Execution")
-        .map(|(_, duration)| duration)
+/// Without an "Execution" phase the cell's code did not run (only `:commands`, say).
+fn split_timings(outputs: &evcxr::EvalOutputs, total: Duration) -> CellTimings {
+    let run: Option<Duration> = outputs
+        .phases
+        .iter()
+        .filter(|phase| phase.name == "Execution")
+        .map(|phase| phase.duration)
         .reduce(|a, b| a + b);
     CellTimings {
         compile: total.saturating_sub(run.unwrap_or_default()),

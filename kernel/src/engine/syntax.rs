@@ -66,18 +66,22 @@ pub fn ends_in_expression(code: &str) -> bool {
     tail.is_some_and(|expr| !expr.syntax().text().is_empty())
 }
 
-/// The Rust part of a cell: evcxr takes `:command` and `!shell` lines (and blank or `//`
-/// lines among them) only before the first line of Rust.
+/// Whether `line` may stand in a cell's leading command region: evcxr takes `:command`
+/// and `!shell` lines (and blank or `//` lines among them) only before the first line of
+/// Rust.
+pub fn is_command_region_line(line: &str) -> bool {
+    line.trim_start_matches(' ').starts_with(':')
+        || line.starts_with('!')
+        || line.starts_with("//")
+        || line.trim().is_empty()
+}
+
+/// The Rust part of a cell: what follows its leading command region.
 fn without_commands(code: &str) -> String {
-    let mut lines = code.lines().peekable();
-    while let Some(line) = lines.peek() {
-        let is_command = line.trim_start_matches(' ').starts_with(':') || line.starts_with('!');
-        if !(is_command || line.starts_with("//") || line.trim().is_empty()) {
-            break;
-        }
-        lines.next();
-    }
-    lines.collect::<Vec<_>>().join("\n")
+    code.lines()
+        .skip_while(|line| is_command_region_line(line))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 enum Scan {

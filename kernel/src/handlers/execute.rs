@@ -2,7 +2,7 @@
 //! engine with live output on iopub, then the value or the error, and the reply.
 
 use super::{Handled, Reply, Request, ShellHandlers};
-use crate::engine::{CellError, CellRun, OutputSink, StreamName};
+use crate::engine::{syntax, CellError, CellRun, OutputSink, StreamName};
 use crate::server::Iopub;
 use crate::timing;
 use crate::wire::content::{
@@ -271,18 +271,13 @@ fn take_timing_commands(code: &str) -> (String, Vec<Result<Option<bool>, String>
     let mut kept = Vec::new();
     let mut in_commands = true;
     for line in code.lines() {
-        let trimmed = line.trim_start();
+        in_commands = in_commands && syntax::is_command_region_line(line);
         if in_commands {
-            if let Some(argument) = trimmed.strip_prefix(":timing") {
-                if argument.is_empty() || argument.starts_with(' ') {
-                    toggles.push(timing::parse_toggle(argument));
-                    continue;
-                }
+            let argument = line.trim_start_matches(' ').strip_prefix(":timing");
+            if let Some(argument) = argument.filter(|a| a.is_empty() || a.starts_with(' ')) {
+                toggles.push(timing::parse_toggle(argument));
+                continue;
             }
-            in_commands = trimmed.starts_with(':')
-                || trimmed.starts_with("//")
-                || trimmed.is_empty()
-                || line.starts_with('!');
         }
         kept.push(line);
     }
