@@ -305,6 +305,13 @@ mod tests {
         fn clear_output(&self, _: bool) {}
     }
 
+    /// A forwarder fed by test channels: (stdout sender, stderr sender, forwarder).
+    fn forwarder() -> (Sender<String>, Sender<String>, Forwarder) {
+        let (out_tx, out_rx) = crossbeam_channel::unbounded();
+        let (err_tx, err_rx) = crossbeam_channel::unbounded();
+        (out_tx, err_tx, Forwarder::start(out_rx, err_rx))
+    }
+
     fn sync() -> String {
         markers::line(markers::STDERR_SYNC, "")
     }
@@ -320,9 +327,7 @@ mod tests {
 
     #[test]
     fn cell_end_waits_for_late_stderr_until_its_sync_marker() {
-        let (out_tx, out_rx) = crossbeam_channel::unbounded();
-        let (err_tx, err_rx) = crossbeam_channel::unbounded();
-        let forwarder = Forwarder::start(out_rx, err_rx);
+        let (out_tx, err_tx, forwarder) = forwarder();
         let sink = Arc::new(Recording::default());
         forwarder.begin_cell(sink.clone());
         out_tx.send("out".to_owned()).unwrap();
@@ -348,9 +353,7 @@ mod tests {
 
     #[test]
     fn startup_markers_do_not_shift_later_cells() {
-        let (_out_tx, out_rx) = crossbeam_channel::unbounded::<String>();
-        let (err_tx, err_rx) = crossbeam_channel::unbounded();
-        let forwarder = Forwarder::start(out_rx, err_rx);
+        let (_out_tx, err_tx, forwarder) = forwarder();
         // Warm-up and prelude each left a marker before the forwarder existed.
         err_tx.send(sync()).unwrap();
         err_tx.send(sync()).unwrap();
@@ -369,9 +372,7 @@ mod tests {
 
     #[test]
     fn a_lost_marker_costs_one_deadline_not_every_cell() {
-        let (_out_tx, out_rx) = crossbeam_channel::unbounded::<String>();
-        let (err_tx, err_rx) = crossbeam_channel::unbounded();
-        let forwarder = Forwarder::start(out_rx, err_rx);
+        let (_out_tx, err_tx, forwarder) = forwarder();
         forwarder.finish_cell(1); // its marker never comes
         err_tx.send(sync()).unwrap();
         let started = Instant::now();
@@ -381,9 +382,7 @@ mod tests {
 
     #[test]
     fn panic_reports_are_held_for_the_cell() {
-        let (out_tx, out_rx) = crossbeam_channel::unbounded();
-        let (err_tx, err_rx) = crossbeam_channel::unbounded();
-        let forwarder = Forwarder::start(out_rx, err_rx);
+        let (out_tx, err_tx, forwarder) = forwarder();
         let sink = Arc::new(Recording::default());
         forwarder.begin_cell(sink.clone());
         for line in [
