@@ -1,27 +1,17 @@
-"""The helper crate (kernel/helpers) through the real kernel: blocking tasks take the sum
-of their waits, gathered async tasks the longest one, lines arrive live, and a timeline
-value renders as SVG whose bars match the recorded spans. The crate is added with :dep
-here; preloading it into every session is the next step of issue 3."""
-import pathlib
+"""The helper crate (kernel/helpers), preloaded in every session: blocking tasks take the
+sum of their waits, gathered async tasks the longest one, lines arrive live, and a timeline
+value renders as SVG whose bars match the recorded spans. No :dep line anywhere."""
 import re
 
 import jupyter_client
 import pytest
 from conftest import run_cell
 
-HELPERS = pathlib.Path(__file__).resolve().parent.parent / "kernel" / "helpers"
-
 
 @pytest.fixture(scope="module")
 def kc():
     km, kc = jupyter_client.manager.start_new_kernel(kernel_name="tandem")
     try:
-        setup = run_cell(
-            kc,
-            f':dep tandem-helpers = {{ path = "{HELPERS}" }}\nuse tandem_helpers::prelude::*;',
-            timeout=900,
-        )
-        assert setup.status == "ok", setup.reply["content"]
         yield kc
     finally:
         kc.stop_channels()
@@ -75,8 +65,6 @@ def test_gathered_async_tasks_take_the_longest(kc):
 
 
 def test_timeline_value_is_svg_matching_the_spans(kc):
-    # Each cell links its own copy of the crate (evcxr links dependencies statically), so
-    # the spans are drawn by the cell that recorded them.
     cell = run_cell(kc, (
         "clock::restart();\n"
         'run_on_one_thread(gather(vec![async_task("slow", 0.6), async_task("fast", 0.3)]));\n'
@@ -95,3 +83,37 @@ def test_timeline_value_is_svg_matching_the_spans(kc):
         assert float(start) < 0.05
         assert abs(float(end) - float(start) - wait) < 0.05
     assert "total 0.6" in data["text/plain"] and "sum of tasks 0.9" in data["text/plain"]
+
+
+def test_tokio_and_top_level_await_work_without_setup(kc):
+    # The classic example, as a book writes it, with no :dep line.
+    cell = run_cell(kc, (
+        "async fn say(word: &str, ms: u64) -> String {\n"
+        "    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;\n"
+        "    word.to_uppercase()\n"
+        "}\n"
+        "let started = std::time::Instant::now();\n"
+        'let (a, b) = tokio::join!(say("hello", 600), say("world", 300));\n'
+        'println!("{a} {b}");\n'
+        "started.elapsed().as_secs_f64()"
+    ))
+    assert cell.status == "ok", cell.reply["content"]
+    assert "HELLO WORLD" in cell.text()
+    took = seconds(cell)
+    print(f"tokio::join! of 0.6 s and 0.3 s: {took:.3f} s")
+    assert 0.6 <= took < 0.6 * 1.3
+
+
+def test_one_runtime_serves_every_cell(kc):
+    # tokio is linked once for the whole session: a task spawned in one cell finishes in
+    # the next, and the variables holding it survive.
+    spawned = run_cell(kc, (
+        "let handle = tokio::spawn(async {\n"
+        "    tokio::time::sleep(std::time::Duration::from_millis(200)).await;\n"
+        "    futures::future::ready(21).await * 2\n"
+        "});"
+    ))
+    assert spawned.status == "ok", spawned.reply["content"]
+    joined = run_cell(kc, "handle.await.unwrap()")
+    assert joined.status == "ok", joined.reply["content"]
+    assert joined.value() == "42"

@@ -25,6 +25,7 @@ pub fn run(port: Option<u16>, open_browser: bool, extra: &[String]) -> Result<()
     let binary = std::env::current_exe()?.canonicalize()?;
     let spec = install::install(&install::Location::Prefix(venv.clone()), &binary)?;
     println!("tandem: kernelspec installed in {}", spec.display());
+    crate::engine::prebuild_in_subprocess(false, true)?;
 
     let mut lab = Command::new(venv.join("bin/jupyter"));
     lab.arg("lab")

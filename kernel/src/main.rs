@@ -33,6 +33,13 @@ enum Command {
         #[arg(last = true)]
         jupyter_args: Vec<String>,
     },
+    /// Compile tokio, futures and the helpers once, so that new kernels start with them
+    /// ready (`install` and `lab` do this for you).
+    Prebuild {
+        /// Do nothing when a complete prebuild exists (kernels use this).
+        #[arg(long, hide = true)]
+        if_missing: bool,
+    },
     /// Run the kernel (Jupyter runs this, with a connection file).
     Kernel {
         /// The connection file Jupyter wrote for this kernel.
@@ -53,6 +60,9 @@ struct InstallArgs {
     /// Into DIR/share/jupyter/kernels.
     #[arg(long, value_name = "DIR")]
     prefix: Option<PathBuf>,
+    /// Only write the kernelspec; skip compiling the preloaded crates.
+    #[arg(long)]
+    no_prebuild: bool,
 }
 
 fn main() {
@@ -85,8 +95,12 @@ fn run(cli: Cli) -> Result<()> {
                 install::DISPLAY_NAME,
                 dir.display()
             );
+            if !args.no_prebuild {
+                engine::prebuild_in_subprocess(false, true)?;
+            }
             Ok(())
         }
+        Command::Prebuild { if_missing } => prebuild(if_missing),
         Command::Lab {
             port,
             no_browser,
@@ -115,22 +129,58 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// evcxr compiles cells in a scratch directory. tandem owns it so that it is removed at
-/// shutdown even though the engine thread is not joined. A directory the user chose with
-/// EVCXR_TMPDIR is left alone. Must run before any thread starts (it sets a variable).
+/// Starts an engine in the template directory and stops it: what it compiled stays there
+/// for every new kernel to copy.
+fn prebuild(if_missing: bool) -> Result<()> {
+    let Some(build) = engine::TemplateBuild::begin(if_missing)? else {
+        return Ok(());
+    };
+    println!(
+        "tandem: compiling tokio, futures and the helpers into {} (the first time takes a \
+         minute or two)",
+        build.dir().display()
+    );
+    engine::drop_stray_preload_from_library_path();
+    // SAFETY: no other thread exists yet; evcxr reads this to know where to build.
+    unsafe { std::env::set_var("EVCXR_TMPDIR", engine::build_dir_in(build.dir())) };
+    let started = std::time::Instant::now();
+    let interrupter = std::sync::Arc::new(engine::Interrupter::default());
+    let engine = engine::Engine::start(interrupter, engine::Startup::InPlace)?;
+    drop(engine);
+    build.finish()?;
+    println!(
+        "tandem: preloaded crates ready ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// evcxr compiles cells in a scratch directory, seeded from the prebuilt template. tandem
+/// owns it, so that it is removed at shutdown even though the engine thread is not joined.
+/// When the user chose a directory with EVCXR_TMPDIR, tandem works inside it and leaves it
+/// in place. Must run before any thread starts (it sets a variable).
 fn engine_work_dir() -> Result<Option<PathBuf>> {
-    if std::env::var_os("EVCXR_TMPDIR").is_some() {
+    let (root, owned) = match std::env::var_os("EVCXR_TMPDIR") {
+        Some(chosen) => (PathBuf::from(chosen), false),
+        None => (
+            std::env::temp_dir().join(format!("tandem-{}", std::process::id())),
+            true,
+        ),
+    };
+    engine::drop_stray_preload_from_library_path();
+    let build_dir = engine::build_dir_in(&root);
+    std::fs::create_dir_all(&build_dir)
+        .with_context(|| format!("creating {}", build_dir.display()))?;
+    // SAFETY: called from main before any other thread exists.
+    unsafe { std::env::set_var("EVCXR_TMPDIR", &build_dir) };
+    if !owned {
         return Ok(None);
     }
-    let dir = std::env::temp_dir().join(format!("tandem-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    // SAFETY: called from main before any other thread exists.
-    unsafe { std::env::set_var("EVCXR_TMPDIR", &dir) };
     // Kernels that were killed (SIGKILL leaves no chance to clean up) left theirs behind.
     let _ = std::thread::Builder::new()
         .name("tidy".into())
         .spawn(remove_dead_kernels_dirs);
-    Ok(Some(dir))
+    Ok(Some(root))
 }
 
 /// Removes `tandem-<pid>` scratch directories whose kernel process no longer exists.

@@ -29,7 +29,7 @@ fn badly_signed_execute_is_never_run() {
         .unwrap();
     // A good request behind them is answered; had the forged one run, it would have run first.
     let (reply, _) = kernel.execute("1 + 1");
-    assert_eq!(reply.content["status"], "ok");
+    assert_eq!(reply.content["status"], "ok", "{}", reply.content);
     assert!(!marker.exists(), "a forged execute_request was executed");
     assert!(kernel
         .reply_to(

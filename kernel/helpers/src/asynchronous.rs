@@ -47,13 +47,24 @@ pub async fn gather<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::O
 /// let here = std::thread::current().id();
 /// let there = tandem_helpers::run_on_one_thread(async { std::thread::current().id() });
 /// assert_eq!(here, there);
+/// // Inside a runtime (as in every tandem cell) it still works, on a thread of its own.
+/// let nested = tandem_helpers::run_on_one_thread(async {
+///     tandem_helpers::run_on_one_thread(async { 40 + 2 })
+/// });
+/// assert_eq!(nested, 42);
 /// ```
-pub fn run_on_one_thread<F: Future>(future: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("building a tokio runtime")
-        .block_on(future)
+pub fn run_on_one_thread<F>(future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    outside_any_runtime("event-loop", move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("building a tokio runtime")
+            .block_on(future)
+    })
 }
 
 /// Runs a future on a multi-thread runtime with `threads` worker threads (tasks spawned
@@ -68,14 +79,37 @@ pub fn run_on_one_thread<F: Future>(future: F) -> F::Output {
 /// });
 /// assert_eq!(total, 3);
 /// ```
-pub fn run_on_threads<F: Future>(threads: usize, future: F) -> F::Output {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .thread_name("worker")
-        .enable_all()
-        .build()
-        .expect("building a tokio runtime");
-    runtime.block_on(future)
+pub fn run_on_threads<F>(threads: usize, future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    outside_any_runtime("runtime-main", move || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("worker")
+            .enable_all()
+            .build()
+            .expect("building a tokio runtime")
+            .block_on(future)
+    })
+}
+
+/// tokio refuses to start a runtime on a thread that is already running one, and a tandem
+/// cell runs inside one (that is what makes top-level `.await` work). So from inside a
+/// runtime, the new runtime gets a thread of its own and the caller waits for it.
+fn outside_any_runtime<T: Send>(thread_name: &str, work: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return work();
+    }
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(thread_name.to_owned())
+            .spawn_scoped(scope, work)
+            .expect("starting a thread for the runtime")
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// Starts a task on the current runtime (`tokio::spawn`).

@@ -2,6 +2,7 @@
 //! what they print while they run, and reports values, errors and timings. Knows nothing
 //! of ZeroMQ or Jupyter messages.
 
+mod artifacts;
 pub mod child_filter;
 mod diagnostics;
 mod interrupt;
@@ -10,6 +11,9 @@ mod output;
 mod prelude;
 pub mod syntax;
 
+pub use artifacts::{
+    build_dir_in, drop_stray_preload_from_library_path, prebuild_in_subprocess, TemplateBuild,
+};
 pub use interrupt::Interrupter;
 pub use output::{OutputSink, StreamName};
 
@@ -18,6 +22,7 @@ use anyhow::{anyhow, Result};
 use evcxr::{CommandContext, EvalCallbacks};
 use output::Forwarder;
 use serde_json::{Map, Value};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,6 +105,15 @@ pub struct CellRun {
     pub timings: CellTimings,
 }
 
+/// Where an engine's build directory comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Startup {
+    /// A kernel: copy the prebuilt template first (building it once if missing).
+    FromTemplate,
+    /// `tandem prebuild`: build in place (the directory is the template).
+    InPlace,
+}
+
 /// The evcxr engine with its output forwarder.
 pub struct Engine {
     context: CommandContext,
@@ -110,27 +124,45 @@ pub struct Engine {
 impl Engine {
     /// Starts evcxr (this compiles a first snippet: seconds, so callers do it in the
     /// background) and attaches the interrupter to its child process.
-    pub fn start(interrupter: Arc<Interrupter>) -> Result<Engine> {
+    pub fn start(interrupter: Arc<Interrupter>, startup: Startup) -> Result<Engine> {
+        let build_dir = std::env::var_os("EVCXR_TMPDIR")
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow!("EVCXR_TMPDIR is not set"))?;
+        artifacts::write_profile_overrides(&build_dir)?;
+        if startup == Startup::FromTemplate {
+            if let Err(error) = artifacts::prepare(&build_dir) {
+                log::warn!("starting without prebuilt dependencies: {error:#}");
+            }
+        }
         let (mut context, outputs) =
             CommandContext::new().map_err(|e| anyhow!("starting the evcxr engine: {e}"))?;
         interrupter.attach(context.process_handle());
-        let prelude = context
-            .execute(prelude::PRELUDE)
-            .map_err(|e| anyhow!("loading tandem's prelude: {e}"))?;
+        // evcxr has run one snippet; each startup step below that runs code adds one more.
+        let mut runs = 1;
+        // Starting evcxr pruned Cargo.lock to an empty crate's; restore the versions the
+        // template was built with before the first `:dep`.
+        artifacts::seed_lockfile(&build_dir)?;
+        for (step, code) in prelude::steps() {
+            let step_started = Instant::now();
+            let outputs = context.execute(&code).map_err(|e| anyhow!("{step}: {e}"))?;
+            runs += u64::from(split_timings(&outputs, Duration::ZERO).ran);
+            log::debug!("{step}: {:?}", step_started.elapsed());
+        }
         // rust-analyzer's first type query costs seconds (the first `let` of a session took
         // 2.4 s, later ones 0.3 s). Ask one now, while the learner is still reading; it
         // changes nothing in the session.
         let warm_up = "let tandem_warm_up = 1;\ntandem_warm_up";
-        let analysed = Instant::now();
-        if let Err(error) = context.completions(warm_up, warm_up.len()) {
-            log::debug!("warm-up analysis failed: {error}");
+        if startup != Startup::InPlace {
+            let analysed = Instant::now();
+            if let Err(error) = context.completions(warm_up, warm_up.len()) {
+                log::debug!("warm-up analysis failed: {error}");
+            }
+            log::debug!("warm-up analysis took {:?}", analysed.elapsed());
         }
-        log::debug!("warm-up analysis took {:?}", analysed.elapsed());
         let forwarder = Forwarder::start(outputs.stdout, outputs.stderr);
-        // evcxr ran a first snippet while starting, then we ran the prelude: take their
-        // output (and their stderr sync markers) out of the way of the first cell.
-        let prelude_ran = split_timings(&prelude, Duration::ZERO).ran;
-        forwarder.finish_cell(1 + u64::from(prelude_ran));
+        // Take the startup snippets' output (and their stderr sync markers) out of the way
+        // of the first cell.
+        forwarder.finish_cell(runs);
         Ok(Engine {
             context,
             forwarder,

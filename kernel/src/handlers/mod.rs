@@ -10,7 +10,7 @@ mod kernel_info;
 
 pub use control::ControlHandlers;
 
-use crate::engine::{Engine, Interrupter};
+use crate::engine::{Engine, Interrupter, Startup};
 use crate::server::{Iopub, Outbox, ShutdownSignal};
 use crate::wire::content::{
     self, ErrorContent, ErrorReply, ShutdownReply, ShutdownRequest, Status,
@@ -242,7 +242,7 @@ impl ShellHandlers {
         std::thread::Builder::new()
             .name("engine-start".into())
             .spawn(move || {
-                let _ = ready_tx.send(Engine::start(for_engine));
+                let _ = ready_tx.send(Engine::start(for_engine, Startup::FromTemplate));
             })
             .map_err(|e| log::error!("cannot start the engine thread: {e}"))
             .ok();
