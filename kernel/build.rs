@@ -1,4 +1,5 @@
-//! Records the rustc version that built tandem, for `kernel_info`'s language version.
+//! Records the rustc version that built tandem, for `kernel_info`'s language version, and
+//! exports the symbol through which cells' helpers reach the engine's child process.
 
 fn main() {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
@@ -11,4 +12,7 @@ fn main() {
         .unwrap_or_else(|| "rustc (unknown version)".into());
     println!("cargo:rustc-env=TANDEM_RUSTC_VERSION={version}");
     println!("cargo:rerun-if-env-changed=RUSTC");
+    // The helpers, loaded into the engine's child process with each cell, find the cell
+    // state by name: export that one symbol from the executable.
+    println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol=TANDEM_CELL_STATE");
 }

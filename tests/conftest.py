@@ -28,20 +28,30 @@ class Cell:
                        if m["content"]["name"] == name)
 
     def displays(self):
-        """display_data messages the cell's code produced (not the timing footer)."""
-        return [m for m in self.of_type("display_data") if not is_footer(m["content"])]
+        """display_data messages the cell's code produced (not the footer or timeline)."""
+        return [m for m in self.of_type("display_data") if kernel_role(m["content"]) is None]
 
     def footers(self):
         return [m for m in self.of_type("display_data") if is_footer(m["content"])]
+
+    def timelines(self):
+        """The timeline pictures tandem drew under the cell (one per cell that ran tasks)."""
+        return [m for m in self.of_type("display_data")
+                if kernel_role(m["content"]) == "timeline"]
 
     def value(self):
         results = self.of_type("execute_result")
         return results[0]["content"]["data"]["text/plain"] if results else None
 
 
+def kernel_role(content):
+    """What tandem itself added under a cell (`timing`, `timeline`), from the metadata."""
+    return content.get("metadata", {}).get("tandem", {}).get("role")
+
+
 def is_footer(content):
     """tandem's timing footer is a display_data marked in its metadata."""
-    return content.get("metadata", {}).get("tandem", {}).get("role") == "timing"
+    return kernel_role(content) == "timing"
 
 
 def run_cell(kc, code, timeout=300, **options):

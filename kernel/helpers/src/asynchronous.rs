@@ -23,7 +23,7 @@ use std::time::Duration;
 /// ```
 pub async fn async_task(name: &str, seconds: f64) -> String {
     let run = TaskRun::start(name, Kind::Async, true);
-    tokio::time::sleep(Duration::from_secs_f64(seconds.max(0.0))).await;
+    crate::session::sleep_async(Duration::from_secs_f64(seconds.max(0.0))).await;
     run.finish();
     format!("{name} waited {seconds:.2} s")
 }

@@ -1,30 +1,40 @@
-//! The cell clock: seconds since an origin that the kernel restarts before each cell, and
-//! a `timed` wrapper that returns a value with how long it took.
+//! The cell clock: seconds since the running cell started (inside tandem the kernel marks
+//! that moment), and a `timed` wrapper that returns a value with how long it took.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-static ORIGIN: Mutex<Option<Instant>> = Mutex::new(None);
+/// An origin set by [`restart`], with the cell it was set in.
+static RESTARTED: Mutex<Option<(u64, Instant)>> = Mutex::new(None);
 
-/// Starts the clock again at zero and forgets the spans recorded so far.
+/// Starts the clock again at zero and forgets the spans recorded so far in this cell.
 pub fn restart() {
-    if let Ok(mut origin) = ORIGIN.lock() {
-        *origin = Some(Instant::now());
+    if let Ok(mut origin) = RESTARTED.lock() {
+        *origin = Some((crate::session::cell_number(), Instant::now()));
     }
     crate::spans::clear();
 }
 
-/// The clock's origin (set on first use if nothing restarted it).
-pub fn origin() -> Instant {
-    let mut origin = ORIGIN
+/// Time since the clock's origin: the last [`restart`] in this cell, else the start of the
+/// cell (inside tandem), else the first time the clock was read.
+pub fn now() -> Duration {
+    let mut restarted = RESTARTED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    *origin.get_or_insert_with(Instant::now)
-}
-
-/// Time since the origin.
-pub fn now() -> Duration {
-    origin().elapsed()
+    let cell = crate::session::current_cell();
+    match (*restarted, cell) {
+        (Some((set_in, origin)), _) if set_in == cell.map_or(0, |(number, _)| number) => {
+            origin.elapsed()
+        }
+        (_, Some((_, started_ns))) => {
+            Duration::from_nanos(crate::session::monotonic_ns().saturating_sub(started_ns))
+        }
+        _ => {
+            let origin = Instant::now();
+            *restarted = Some((0, origin));
+            Duration::ZERO
+        }
+    }
 }
 
 /// Runs `work` and returns its value and how long it took.

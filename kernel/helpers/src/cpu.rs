@@ -12,7 +12,14 @@ use crate::spans::{Kind, TaskRun};
 /// ```
 pub fn count_primes(name: &str, limit: u64) -> u64 {
     let run = TaskRun::start(name, Kind::Cpu, false);
-    let count = (2..limit).filter(|&n| is_prime(n)).count() as u64;
+    let count = (2..limit)
+        .filter(|&n| {
+            if n % 65_536 == 0 {
+                crate::session::stop_if_interrupted();
+            }
+            is_prime(n)
+        })
+        .count() as u64;
     run.finish();
     count
 }

@@ -2,7 +2,7 @@
 //!
 //! Every helper task records a *span* (its name, kind, thread, start and end) so a cell can
 //! end with a [`Timeline`] picture of which task ran when. Times are seconds since the
-//! clock's origin, which [`clock::restart`] sets (the kernel does so before each cell).
+//! start of the running cell (or the last [`clock::restart`]).
 //!
 //! ```
 //! use tandem_helpers::prelude::*;
@@ -20,6 +20,7 @@
 pub mod asynchronous;
 pub mod clock;
 pub mod cpu;
+pub mod session;
 pub mod spans;
 pub mod sync;
 pub mod timeline;
@@ -37,6 +38,7 @@ pub mod prelude {
     };
     pub use crate::clock::{self, timed, timed_async};
     pub use crate::cpu::count_primes;
+    pub use crate::session::stop_if_interrupted;
     pub use crate::spans::{self, Kind};
     pub use crate::sync::blocking_task;
     pub use crate::timeline::{timeline, Timeline};

@@ -1,10 +1,13 @@
-//! Spans: what each helper task did and when, kept for the timeline picture.
+//! Spans: what each helper task did and when, kept for the timeline picture. Inside tandem
+//! each finished span is also reported to the kernel, which draws the cell's timeline.
 
+use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::Duration;
 
 /// What kind of work a span was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// Waiting that holds its thread (`std::thread::sleep`, blocking I/O).
     Blocking,
@@ -25,7 +28,7 @@ impl Kind {
 }
 
 /// One task's run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Span {
     pub name: String,
     pub kind: Kind,
@@ -41,29 +44,34 @@ impl Span {
     }
 }
 
-static SPANS: Mutex<Vec<Span>> = Mutex::new(Vec::new());
+/// The spans of one cell: (the cell's number, its spans). A new cell starts a new list.
+static SPANS: Mutex<(u64, Vec<Span>)> = Mutex::new((0, Vec::new()));
+
+fn with_spans<T>(use_them: impl FnOnce(&mut Vec<Span>) -> T) -> T {
+    let mut spans = SPANS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cell = crate::session::cell_number();
+    if spans.0 != cell {
+        *spans = (cell, Vec::new());
+    }
+    use_them(&mut spans.1)
+}
 
 /// Records a finished span.
 pub fn record(span: Span) {
-    SPANS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .push(span);
+    crate::session::report(&span);
+    with_spans(|spans| spans.push(span));
 }
 
-/// The spans recorded since the clock last restarted, in the order they finished.
+/// The spans recorded in this cell since the clock last restarted, in the order they
+/// finished.
 pub fn recorded() -> Vec<Span> {
-    SPANS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clone()
+    with_spans(|spans| spans.clone())
 }
 
 pub(crate) fn clear() {
-    SPANS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clear();
+    with_spans(Vec::clear);
 }
 
 /// A task being timed: it announces its start and, when finished, its end, and records
@@ -73,6 +81,7 @@ pub(crate) struct TaskRun {
     kind: Kind,
     start: Duration,
     announce: bool,
+    cell: u64,
 }
 
 impl TaskRun {
@@ -86,10 +95,16 @@ impl TaskRun {
             kind,
             start,
             announce,
+            cell: crate::session::cell_number(),
         }
     }
 
     pub(crate) fn finish(self) {
+        if crate::session::cell_number() != self.cell {
+            // Started in an earlier cell (a task left running): not part of this cell's
+            // timeline, whose clock started after it.
+            return;
+        }
         let end = crate::clock::now();
         if self.announce {
             println!("[{}] {} completed", crate::clock::stamp(end), self.name);

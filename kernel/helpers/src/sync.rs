@@ -5,7 +5,8 @@ use crate::spans::{Kind, TaskRun};
 use std::time::Duration;
 
 /// A named task that waits `seconds` with `std::thread::sleep`, printing when it starts and
-/// completes (times on the cell clock). Returns a short report.
+/// completes (times on the cell clock). Returns a short report. An interrupt stops the
+/// wait within 10 ms, and the session's variables survive it.
 ///
 /// ```
 /// use tandem_helpers::prelude::*;
@@ -18,7 +19,7 @@ use std::time::Duration;
 /// ```
 pub fn blocking_task(name: &str, seconds: f64) -> String {
     let run = TaskRun::start(name, Kind::Blocking, true);
-    std::thread::sleep(Duration::from_secs_f64(seconds.max(0.0)));
+    crate::session::sleep(Duration::from_secs_f64(seconds.max(0.0)));
     run.finish();
     format!("{name} waited {seconds:.2} s")
 }

@@ -120,11 +120,12 @@ impl Timeline {
             let _ = write!(
                 svg,
                 "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{TEXT}\" text-anchor=\"end\">{}</text>\
-                 <rect class=\"bar\" data-kind=\"{}\" data-start=\"{start:.3}\" data-end=\"{end:.3}\" \
+                 <rect class=\"bar\" data-name=\"{}\" data-kind=\"{}\" data-start=\"{start:.3}\" data-end=\"{end:.3}\" \
                  x=\"{:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" rx=\"3\" fill=\"{}\">\
                  <title>{} ({}, {}): {start:.2}–{end:.2} s</title></rect>",
                 LABEL - 8.0,
                 y + ROW * 0.62,
+                escape(&span.name),
                 escape(&span.name),
                 span.kind.label(),
                 x(start),

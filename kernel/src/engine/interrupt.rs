@@ -1,9 +1,16 @@
-//! Stopping a running cell from another thread (the control channel). Today a running
-//! cell is stopped by ending the engine's child process; evcxr then starts a fresh one.
+//! Stopping a running cell from another thread (the control channel). First politely: a
+//! signal asks the helpers' waits (and `stop_if_interrupted`) to stop the cell, which keeps
+//! the session's variables. Code that does not stop within [`GRACE`] is stopped by ending
+//! the engine's child process; evcxr then starts a fresh one and the variables are lost.
 
+use super::child_cell::INTERRUPT_SIGNAL;
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a cell has to stop by itself before its process is ended.
+pub const GRACE: Duration = Duration::from_millis(500);
 
 /// Shared between the thread that runs cells and the one that receives interrupts.
 #[derive(Default)]
@@ -11,6 +18,8 @@ pub struct Interrupter {
     child: Mutex<Option<Arc<Mutex<Child>>>>,
     running: AtomicBool,
     requested: AtomicBool,
+    /// Counts cells, so a late escalation never hits the next cell.
+    cell: AtomicU64,
 }
 
 impl Interrupter {
@@ -23,6 +32,7 @@ impl Interrupter {
 
     pub(super) fn cell_started(&self) {
         self.requested.store(false, Ordering::SeqCst);
+        self.cell.fetch_add(1, Ordering::SeqCst);
         self.running.store(true, Ordering::SeqCst);
     }
 
@@ -37,25 +47,71 @@ impl Interrupter {
         self.requested.load(Ordering::SeqCst)
     }
 
-    /// Stops the running cell, if any. Returns whether a cell was running.
-    pub fn interrupt(&self) -> bool {
+    /// Asks the running cell, if any, to stop; ends the engine's process if it has not
+    /// stopped after [`GRACE`]. Returns whether a cell was running.
+    pub fn interrupt(self: &Arc<Self>) -> bool {
         if !self.running.load(Ordering::SeqCst) {
             return false;
         }
         self.requested.store(true, Ordering::SeqCst);
-        self.kill_engine();
+        let cell = self.cell.load(Ordering::SeqCst);
+        if !self.signal_engine() {
+            self.kill_engine();
+            return true;
+        }
+        let this = Arc::clone(self);
+        let escalate = move || {
+            let asked = Instant::now();
+            while asked.elapsed() < GRACE {
+                if !this.is_running(cell) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if this.is_running(cell) {
+                log::info!("the cell did not stop within {GRACE:?}: ending the engine process");
+                this.kill_engine();
+            }
+        };
+        if std::thread::Builder::new()
+            .name("interrupt".into())
+            .spawn(escalate)
+            .is_err()
+        {
+            self.kill_engine();
+        }
         true
+    }
+
+    fn is_running(&self, cell: u64) -> bool {
+        self.running.load(Ordering::SeqCst) && self.cell.load(Ordering::SeqCst) == cell
+    }
+
+    /// Sends the cooperative interrupt signal; false when there is no process to signal.
+    fn signal_engine(&self) -> bool {
+        let Some(pid) = self.with_child(|child| child.id()) else {
+            return false;
+        };
+        let Ok(pid) = libc::pid_t::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: sends a signal to the engine's child process, whose handler only sets a
+        // flag.
+        unsafe { libc::kill(pid, INTERRUPT_SIGNAL) == 0 }
     }
 
     /// Ends the engine's child process (used by interrupts and at shutdown).
     pub fn kill_engine(&self) {
-        let child = self.child.lock().ok().and_then(|slot| slot.clone());
-        if let Some(child) = child {
-            if let Ok(mut child) = child.lock() {
-                if let Err(error) = child.kill() {
-                    log::warn!("could not stop the engine process: {error}");
-                }
+        self.with_child(|child| {
+            if let Err(error) = child.kill() {
+                log::warn!("could not stop the engine process: {error}");
             }
-        }
+        });
+    }
+
+    fn with_child<T>(&self, act: impl FnOnce(&mut Child) -> T) -> Option<T> {
+        let child = self.child.lock().ok().and_then(|slot| slot.clone())?;
+        let mut child = child.lock().ok()?;
+        Some(act(&mut child))
     }
 }

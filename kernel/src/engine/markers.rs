@@ -1,8 +1,11 @@
 //! The line protocol between the evcxr child process and the kernel. The child's stdout
-//! filter writes these lines; the kernel's output forwarder reads them. One place for both.
+//! filter and the helpers write these lines; the kernel's output forwarder reads them.
+//! One place for all (the helpers' part is defined in their `session` module).
 
 /// Every marker line starts with this (a unit separator keeps it out of ordinary output).
-pub const PREFIX: &str = "\u{1f}TANDEM ";
+pub use tandem_helpers::session::MARKER_PREFIX as PREFIX;
+/// A helper task finished: `PREFIX span <json of tandem_helpers::spans::Span>`.
+pub use tandem_helpers::session::SPAN_MARKER as SPAN;
 
 /// A mime bundle printed during the cell: `PREFIX display <json object of mime -> data>`.
 pub const DISPLAY: &str = "display";

@@ -3,6 +3,7 @@
 //! of ZeroMQ or Jupyter messages.
 
 mod artifacts;
+mod child_cell;
 pub mod child_filter;
 mod diagnostics;
 mod interrupt;
@@ -25,6 +26,7 @@ use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tandem_helpers::spans::Span;
 
 /// Must run first thing in `main`: in the evcxr child process it never returns.
 pub fn runtime_hook() {
@@ -35,6 +37,7 @@ pub fn runtime_hook() {
         // SAFETY: still single-threaded here; nothing else reads the environment yet.
         unsafe { std::env::set_var("RUST_BACKTRACE", backtrace) };
         child_filter::install();
+        child_cell::install();
     }
     evcxr::runtime_hook();
 }
@@ -103,6 +106,8 @@ pub struct CellRun {
     /// The cell's value as a mime bundle (empty when the cell has no value), or its error.
     pub result: Result<Map<String, Value>, CellError>,
     pub timings: CellTimings,
+    /// The helper tasks that ran, in the order they finished (times from the cell's start).
+    pub spans: Vec<Span>,
 }
 
 /// Where an engine's build directory comes from.
@@ -202,8 +207,16 @@ impl Engine {
                 ..CellTimings::default()
             },
         };
-        let report = self.forwarder.finish_cell(u64::from(timings.ran));
+        let mut report = self.forwarder.finish_cell(u64::from(timings.ran));
+        let spans = std::mem::take(&mut report.spans);
         let result = match outcome {
+            Ok(_) if report.panicked && interrupted => {
+                // The helpers stopped the cell when asked: evcxr caught the panic, and the
+                // session's earlier variables are still there.
+                Err(CellError::Interrupted {
+                    variables_lost: false,
+                })
+            }
             Ok(outputs) if report.panicked => {
                 let message = report
                     .panic_messages
@@ -236,7 +249,11 @@ impl Engine {
                 Err(self.classify(error, code, interrupted))
             }
         };
-        CellRun { result, timings }
+        CellRun {
+            result,
+            timings,
+            spans,
+        }
     }
 
     /// Panics in threads other than the cell's are printed as the stderr they were.

@@ -7,6 +7,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tandem_helpers::spans::Span;
 
 /// Which stream a piece of text was printed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +39,8 @@ pub struct CellReport {
     pub panicked: bool,
     /// Panic reports from stderr (`thread '..' panicked at ..` and the message).
     pub panic_messages: Vec<String>,
+    /// The helper tasks that finished during the cell, for its timeline.
+    pub spans: Vec<Span>,
 }
 
 /// Upper bound of text merged into one stream message.
@@ -210,6 +213,10 @@ impl ForwardState {
                     }
                 }
                 _ => log::warn!("unreadable display marker from the engine"),
+            },
+            Some((markers::SPAN, payload)) => match tandem_helpers::session::parse_span(payload) {
+                Some(span) => self.report.spans.push(span),
+                None => log::warn!("unreadable span marker from the engine"),
             },
             Some(_) => log::warn!("unknown marker from the engine: {line}"),
             None => self.push_text(StreamName::Stdout, line),

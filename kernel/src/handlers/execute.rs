@@ -4,7 +4,7 @@
 use super::{Handled, Reply, Request, ShellHandlers};
 use crate::engine::{syntax, CellError, CellRun, OutputSink, StreamName};
 use crate::server::Iopub;
-use crate::timing;
+use crate::timing::{self, timeline};
 use crate::wire::content::{
     self, ClearOutput, DisplayData, ErrorContent, ExecuteInput, ExecuteRequest, ExecuteResult,
     InputRequest, Stream,
@@ -150,6 +150,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
         Some(result) => CellRun {
             result,
             timings: Default::default(),
+            spans: Vec::new(),
         },
         None => match shell.engine() {
             Ok(engine) => {
@@ -170,11 +171,28 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
                     message: unavailable.evalue,
                 }),
                 timings: Default::default(),
+                spans: Vec::new(),
             },
         },
     };
 
-    let CellRun { result, timings } = run;
+    let CellRun {
+        result,
+        timings,
+        spans,
+    } = run;
+    let publish_timeline = |request: &mut Request| {
+        if let (Some((data, metadata)), false) = (timeline::picture(&spans), wanted.silent) {
+            request.publish(
+                "display_data",
+                content::to_value(&DisplayData {
+                    data,
+                    metadata,
+                    transient: Map::new(),
+                }),
+            );
+        }
+    };
     let reply = match result {
         Ok(value) => {
             let text = value
@@ -191,6 +209,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
                     }),
                 );
             }
+            publish_timeline(request);
             if shell.show_timing && timings.ran && !wanted.silent {
                 let (data, metadata) = timings.footer();
                 request.publish(
@@ -222,6 +241,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
                 evalue,
                 traceback,
             };
+            publish_timeline(request);
             if !wanted.silent {
                 request.publish("error", content::to_value(&error_content));
             }

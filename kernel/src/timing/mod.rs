@@ -1,5 +1,8 @@
 //! Where a cell's time went: the figures the engine measures (compile apart from run),
-//! the one-line footer shown under each cell, and the machine-readable reply metadata.
+//! the one-line footer shown under each cell, the machine-readable reply metadata, and
+//! (in `timeline`) the picture of which helper task ran when.
+
+pub mod timeline;
 
 use serde_json::{json, Map, Value};
 use std::time::Duration;

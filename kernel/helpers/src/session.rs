@@ -1,0 +1,204 @@
+//! The link between the helpers and the tandem kernel that runs them: when the running cell
+//! started, whether the learner pressed interrupt, and how finished tasks are reported so
+//! the kernel can draw the cell's timeline. Outside tandem (doctests, a plain program) there
+//! is no link: the helpers keep time and spans on their own and never stop early.
+
+use crate::spans::Span;
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// State the kernel's child process (where cells run) shares with the helpers. The child
+/// exports one under [`CELL_STATE_SYMBOL`]; the helpers find it with `dlsym`.
+#[repr(C)]
+pub struct CellState {
+    /// CLOCK_MONOTONIC nanoseconds at which the running cell started.
+    started_at_ns: AtomicU64,
+    /// How many cells this process has started.
+    cells: AtomicU64,
+    /// Set when the kernel asks the running cell to stop; cleared when a cell starts.
+    interrupt: AtomicBool,
+}
+
+impl CellState {
+    pub const fn new() -> CellState {
+        CellState {
+            started_at_ns: AtomicU64::new(0),
+            cells: AtomicU64::new(0),
+            interrupt: AtomicBool::new(false),
+        }
+    }
+
+    /// The child calls this as a cell starts running.
+    pub fn cell_started(&self) {
+        self.interrupt.store(false, Ordering::SeqCst);
+        self.started_at_ns.store(monotonic_ns(), Ordering::SeqCst);
+        self.cells.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The child's signal handler calls this: one atomic store, async-signal-safe.
+    pub fn request_interrupt(&self) {
+        self.interrupt.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Default for CellState {
+    fn default() -> Self {
+        CellState::new()
+    }
+}
+
+/// The name under which the kernel's child process exports its [`CellState`].
+pub const CELL_STATE_SYMBOL: &CStr = c"TANDEM_CELL_STATE";
+
+/// Lines the helpers print for the kernel start with this (a unit separator keeps them out
+/// of ordinary output); the kernel takes them out of the cell's output.
+pub const MARKER_PREFIX: &str = "\u{1f}TANDEM ";
+
+/// `MARKER_PREFIX span <json>`: a helper task finished (see [`Span`]).
+pub const SPAN_MARKER: &str = "span";
+
+/// The panic message of a helper stopped by an interrupt.
+pub const INTERRUPTED: &str = "interrupted while waiting";
+
+/// How often interruptible waits look at the interrupt flag.
+const CHECK_EVERY: Duration = Duration::from_millis(10);
+
+fn linked() -> Option<&'static CellState> {
+    static LINK: OnceLock<usize> = OnceLock::new();
+    let address = *LINK.get_or_init(|| {
+        // SAFETY: dlsym with a NUL-terminated name; the default scope is always valid.
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, CELL_STATE_SYMBOL.as_ptr()) as usize }
+    });
+    // SAFETY: when present, the symbol is the kernel's `static TANDEM_CELL_STATE:
+    // CellState`, which lives as long as the process; the layout is `repr(C)`.
+    (address != 0).then(|| unsafe { &*(address as *const CellState) })
+}
+
+/// Whether the helpers run inside a tandem kernel.
+pub fn in_tandem() -> bool {
+    linked().is_some()
+}
+
+/// The running cell's number and start (monotonic ns), inside tandem.
+pub(crate) fn current_cell() -> Option<(u64, u64)> {
+    let state = linked()?;
+    let started = state.started_at_ns.load(Ordering::SeqCst);
+    (started != 0).then(|| (state.cells.load(Ordering::SeqCst), started))
+}
+
+/// Which cell is running (0 outside tandem).
+pub(crate) fn cell_number() -> u64 {
+    current_cell().map_or(0, |(cell, _)| cell)
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock `std::time::Instant` uses on Linux), so the
+/// kernel's child and the helpers agree on it.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// Whether the kernel asked the running cell to stop.
+pub fn interrupt_requested() -> bool {
+    linked().is_some_and(|state| state.interrupt.load(Ordering::SeqCst))
+}
+
+/// Stops the cell (by panicking, which keeps the session's earlier variables) if the
+/// kernel asked it to. Long loops of your own can call this to be interruptible too.
+pub fn stop_if_interrupted() {
+    if interrupt_requested() {
+        panic!("{INTERRUPTED}");
+    }
+}
+
+/// `std::thread::sleep`, in short slices, so an interrupt stops it within 10 ms.
+pub(crate) fn sleep(duration: Duration) {
+    if !in_tandem() {
+        return std::thread::sleep(duration);
+    }
+    let deadline = std::time::Instant::now() + duration;
+    loop {
+        stop_if_interrupted();
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(CHECK_EVERY));
+    }
+}
+
+/// `tokio::time::sleep` that an interrupt stops within 10 ms.
+pub(crate) async fn sleep_async(duration: Duration) {
+    if !in_tandem() {
+        return tokio::time::sleep(duration).await;
+    }
+    let wait = tokio::time::sleep(duration);
+    tokio::pin!(wait);
+    let mut checks = tokio::time::interval(CHECK_EVERY);
+    loop {
+        tokio::select! {
+            _ = &mut wait => return,
+            _ = checks.tick() => stop_if_interrupted(),
+        }
+    }
+}
+
+/// Tells the kernel a task finished, for the cell's timeline.
+pub(crate) fn report(span: &Span) {
+    if !in_tandem() {
+        return;
+    }
+    match serde_json::to_string(span) {
+        Ok(json) => println!("{MARKER_PREFIX}{SPAN_MARKER} {json}"),
+        Err(error) => eprintln!("tandem helpers: cannot report a span: {error}"),
+    }
+}
+
+/// Reads a span the helpers reported (the kernel's side of [`report`]).
+pub fn parse_span(payload: &str) -> Option<Span> {
+    serde_json::from_str(payload).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spans::Kind;
+
+    #[test]
+    fn outside_tandem_there_is_no_link_and_no_interrupt() {
+        assert!(!in_tandem());
+        assert!(!interrupt_requested());
+        stop_if_interrupted();
+    }
+
+    #[test]
+    fn spans_round_trip_through_their_marker_payload() {
+        let span = Span {
+            name: "fetch \"a\"".into(),
+            kind: Kind::Async,
+            thread: "main".into(),
+            start: Duration::from_millis(10),
+            end: Duration::from_millis(1010),
+        };
+        let json = serde_json::to_string(&span).unwrap();
+        assert_eq!(parse_span(&json), Some(span));
+        assert_eq!(parse_span("{not json"), None);
+    }
+
+    #[test]
+    fn a_started_cell_clears_the_interrupt() {
+        let state = CellState::new();
+        state.request_interrupt();
+        assert!(state.interrupt.load(Ordering::SeqCst));
+        state.cell_started();
+        assert!(!state.interrupt.load(Ordering::SeqCst));
+        assert_eq!(state.cells.load(Ordering::SeqCst), 1);
+    }
+}

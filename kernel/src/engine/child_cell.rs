@@ -1,0 +1,65 @@
+//! Runs inside the evcxr child process: tells the helpers when each cell starts running
+//! and relays the kernel's cooperative interrupt (SIGUSR1), through a `CellState` the
+//! process exports by name (build.rs makes the symbol visible to the cells' libraries).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::FromRawFd;
+use tandem_helpers::session::CellState;
+
+/// Found by the helpers with `dlsym` under `tandem_helpers::session::CELL_STATE_SYMBOL`.
+#[unsafe(no_mangle)]
+pub static TANDEM_CELL_STATE: CellState = CellState::new();
+
+/// The signal the kernel sends to ask the running cell to stop at its next helper wait.
+pub const INTERRUPT_SIGNAL: libc::c_int = libc::SIGUSR1;
+
+/// evcxr's command to the child that loads and runs a compiled cell.
+const RUN_COMMAND: &str = "LOAD_AND_RUN ";
+
+/// Installs the interrupt handler and a relay between the kernel's commands on stdin and
+/// evcxr's runtime, which marks each cell's start. Call before `evcxr::runtime_hook`, only
+/// in the child. On failure the child works as before, without cell starts.
+pub fn install() {
+    extern "C" fn on_interrupt(_: libc::c_int) {
+        TANDEM_CELL_STATE.request_interrupt();
+    }
+    // SAFETY: the handler only performs an atomic store. The descriptor juggling is
+    // plain POSIX on descriptors this process owns; on any failure fd 0 is left as it was.
+    unsafe {
+        let handler: extern "C" fn(libc::c_int) = on_interrupt;
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as usize;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(INTERRUPT_SIGNAL, &action, std::ptr::null_mut());
+
+        let mut fds = [0; 2];
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return;
+        }
+        let commands = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
+        if commands < 0 || libc::dup2(fds[0], 0) < 0 {
+            return;
+        }
+        libc::close(fds[0]);
+        let from_kernel = File::from_raw_fd(commands);
+        let to_runtime = File::from_raw_fd(fds[1]);
+        let _ = std::thread::Builder::new()
+            .name("tandem-stdin".into())
+            .spawn(move || relay(from_kernel, to_runtime));
+    }
+}
+
+/// Passes each command line on unchanged, noting when a cell is about to run.
+fn relay(from_kernel: File, mut to_runtime: File) {
+    for line in BufReader::new(from_kernel).lines() {
+        let Ok(line) = line else { break };
+        if line.starts_with(RUN_COMMAND) {
+            TANDEM_CELL_STATE.cell_started();
+        }
+        if writeln!(to_runtime, "{line}").is_err() {
+            break;
+        }
+    }
+}

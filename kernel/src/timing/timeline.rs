@@ -1,0 +1,47 @@
+//! The timeline picture under a cell whose helper tasks reported spans: SVG for notebooks
+//! with a character drawing as `text/plain`, marked in its metadata so clients (and tests)
+//! can tell it from the cell's own output.
+
+use serde_json::{json, Map, Value};
+use tandem_helpers::spans::Span;
+use tandem_helpers::Timeline;
+
+/// Marks the timeline among a cell's outputs (`metadata.tandem.role`).
+pub const TIMELINE_ROLE: &str = "timeline";
+
+/// The picture as a `display_data` mime bundle and its metadata; `None` without spans.
+pub fn picture(spans: &[Span]) -> Option<(Map<String, Value>, Map<String, Value>)> {
+    if spans.is_empty() {
+        return None;
+    }
+    let timeline = Timeline::new(spans.to_vec());
+    let mut data = Map::new();
+    data.insert("image/svg+xml".into(), json!(timeline.svg()));
+    data.insert("text/plain".into(), json!(timeline.text()));
+    let mut metadata = Map::new();
+    metadata.insert("tandem".into(), json!({ "role": TIMELINE_ROLE }));
+    Some((data, metadata))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tandem_helpers::spans::Kind;
+
+    #[test]
+    fn spans_become_svg_and_text_marked_as_the_timeline() {
+        assert!(picture(&[]).is_none());
+        let span = Span {
+            name: "A".into(),
+            kind: Kind::Blocking,
+            thread: "main".into(),
+            start: Duration::ZERO,
+            end: Duration::from_secs(1),
+        };
+        let (data, metadata) = picture(&[span]).unwrap();
+        assert!(data["image/svg+xml"].as_str().unwrap().starts_with("<svg"));
+        assert!(data["text/plain"].as_str().unwrap().contains('A'));
+        assert_eq!(metadata["tandem"]["role"], TIMELINE_ROLE);
+    }
+}
