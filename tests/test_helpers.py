@@ -185,3 +185,81 @@ def test_interrupting_other_code_restarts_the_engine_with_helpers_loaded(kernel)
     again = run_cell(kc, 'blocking_task("after the restart", 0.2)')
     assert again.status == "ok", again.reply["content"]
     assert len(again.timelines()) == 1
+
+
+def spans_total(cell):
+    return timeline_of(cell)[1]
+
+
+def test_http_calls_overlap_when_async_and_one_server_thread_serves_them_all(kc):
+    assert run_cell(kc, "let server = LocalServer::start(0.5)?;").status == "ok"
+    sync = run_cell(kc, (
+        'for n in 1..=4 { http_get(&server.url(&format!("/page/{n}")))?; }'
+    ))
+    assert sync.status == "ok", sync.reply["content"]
+    gathered = run_cell(kc, (
+        'let pages = gather((1..=4).map(|n| http_get_async(server.url(&format!("/page/{n}"))))).await;\n'
+        "pages.iter().filter(|page| page.as_ref().is_ok_and(|p| p.contains(\"<title>/page/\"))).count()"
+    ))
+    assert gathered.status == "ok", gathered.reply["content"]
+    assert gathered.value() == "4"
+    sync_total, async_total = spans_total(sync), spans_total(gathered)
+    print(f"4 GETs of a 0.5 s server: blocking {sync_total:.2f} s, gathered {async_total:.2f} s")
+    assert sync_total >= 2.0 and async_total < 0.7 * sync_total
+    assert {kind for _, kind, _, _ in timeline_of(gathered)[0]} == {"async"}
+    many = run_cell(kc, (
+        "let server = LocalServer::start(1.0)?;\n"
+        "let (pages, took) = timed_async(gather((0..200).map(|n| http_get_async(server.url(&format!(\"/r/{n}.json\")))))).await;\n"
+        'println!("{} ok in {:.2} s", pages.iter().filter(|p| p.is_ok()).count(), took.as_secs_f64());\n'
+        "server.peak_concurrent()"
+    ))
+    assert many.status == "ok", many.reply["content"]
+    ok, took = re.search(r"(\d+) ok in ([\d.]+) s", many.text()).groups()
+    print(f"200 concurrent requests to one server thread: {took} s, peak {many.value()} open")
+    assert ok == "200" and float(took) < 2 * 1.0
+    assert int(many.value()) >= 100
+
+
+def test_files_are_written_and_read_for_real(kc):
+    cell = run_cell(kc, (
+        'write_file("lesson.txt", "written by a cell")?;\n'
+        'let back = read_file_async("lesson.txt").await?;\n'
+        'println!("{}", tandem_helpers::files::scratch_dir().join("lesson.txt").display());\n'
+        "back"
+    ))
+    assert cell.status == "ok", cell.reply["content"]
+    assert cell.value() == '"written by a cell"'
+    path = cell.text().strip()
+    with open(path) as written:
+        assert written.read() == "written by a cell"
+    names = [(name, kind) for name, kind, _, _ in timeline_of(cell)[0]]
+    assert names == [("write lesson.txt", "blocking"), ("read lesson.txt", "async")]
+
+
+def test_database_queries_block_or_overlap_without_stalling_the_runtime(kc):
+    assert run_cell(kc, 'let db = Database::create("shop.db", 500)?;').status == "ok"
+    counted = run_cell(kc, 'db.query("SELECT count(*), sum(score) FROM users")?')
+    assert counted.status == "ok", counted.reply["content"]
+    assert counted.value().startswith('[["500", ')
+    slow = "SELECT sleep(0.4), name FROM users WHERE id = {id}"
+    blocking = run_cell(kc, (
+        f'for id in 1..=3 {{ db.query(&format!("{slow}"))?; }}'
+    ))
+    assert blocking.status == "ok", blocking.reply["content"]
+    # Three slow queries and a ticking task at once: the queries run on the blocking pool,
+    # so the tick (on the cell's thread) is not held up by them.
+    overlapped = run_cell(kc, (
+        "{\n"
+        "    let queries = gather((1..=3).map(|id| db.query_async(format!(\"" + slow + "\"))));\n"
+        '    let (rows, _) = tokio::join!(queries, async_task("tick", 0.4));\n'
+        "    rows.iter().filter(|r| r.is_ok()).count()\n"
+        "}"
+    ))
+    assert overlapped.status == "ok", overlapped.reply["content"]
+    assert overlapped.value() == "3"
+    bars, total, _ = timeline_of(overlapped)
+    print(f"3 queries of 0.4 s: blocking {spans_total(blocking):.2f} s, "
+          f"async with a tick {total:.2f} s")
+    assert spans_total(blocking) >= 1.2 and total < 0.7 * spans_total(blocking)
+    (tick,) = [(start, end) for name, _, start, end in bars if name == "tick"]
+    assert tick[1] - tick[0] < 0.4 + 0.05, "the runtime kept running the tick"

@@ -6,7 +6,8 @@ use std::future::Future;
 use std::time::Duration;
 
 /// The async twin of [`crate::blocking_task`]: waits `seconds` with `tokio::time::sleep`,
-/// printing when it starts and completes. Needs a tokio runtime (see [`run_on_one_thread`]).
+/// printing when it starts and completes. Needs a tokio runtime (every tandem cell has one;
+/// elsewhere see [`run_on_one_thread`]). The future owns its name.
 ///
 /// ```
 /// use tandem_helpers::prelude::*;
@@ -21,8 +22,9 @@ use std::time::Duration;
 /// assert!(spans.iter().all(|s| s.kind == Kind::Async));
 /// assert!(spans[0].start < spans[1].end && spans[1].start < spans[0].end);
 /// ```
-pub async fn async_task(name: &str, seconds: f64) -> String {
-    let run = TaskRun::start(name, Kind::Async, true);
+pub async fn async_task(name: impl Into<String>, seconds: f64) -> String {
+    let name = name.into();
+    let run = TaskRun::start(&name, Kind::Async, true);
     crate::session::sleep_async(Duration::from_secs_f64(seconds.max(0.0))).await;
     run.finish();
     format!("{name} waited {seconds:.2} s")

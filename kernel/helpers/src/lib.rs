@@ -20,6 +20,9 @@
 pub mod asynchronous;
 pub mod clock;
 pub mod cpu;
+pub mod database;
+pub mod files;
+pub mod http;
 pub mod session;
 pub mod spans;
 pub mod sync;
@@ -38,6 +41,9 @@ pub mod prelude {
     };
     pub use crate::clock::{self, timed, timed_async};
     pub use crate::cpu::count_primes;
+    pub use crate::database::Database;
+    pub use crate::files::{read_file, read_file_async, write_file, write_file_async};
+    pub use crate::http::{http_get, http_get_async, LocalServer};
     pub use crate::session::stop_if_interrupted;
     pub use crate::spans::{self, Kind};
     pub use crate::sync::blocking_task;

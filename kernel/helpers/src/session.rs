@@ -136,15 +136,19 @@ pub(crate) fn sleep(duration: Duration) {
 
 /// `tokio::time::sleep` that an interrupt stops within 10 ms.
 pub(crate) async fn sleep_async(duration: Duration) {
+    interruptible(tokio::time::sleep(duration)).await
+}
+
+/// Awaits `future`, stopping the cell within 10 ms if the kernel asks (inside tandem).
+pub(crate) async fn interruptible<F: std::future::Future>(future: F) -> F::Output {
     if !in_tandem() {
-        return tokio::time::sleep(duration).await;
+        return future.await;
     }
-    let wait = tokio::time::sleep(duration);
-    tokio::pin!(wait);
+    tokio::pin!(future);
     let mut checks = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
-            _ = &mut wait => return,
+            output = &mut future => return output,
             _ = checks.tick() => stop_if_interrupted(),
         }
     }
