@@ -20,7 +20,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Install the kernelspec `tandem` so Jupyter can start this kernel.
-    Install(InstallArgs),
+    Install {
+        #[command(flatten)]
+        location: InstallArgs,
+        /// Only write the kernelspec; skip compiling the preloaded crates.
+        #[arg(long)]
+        no_prebuild: bool,
+    },
     /// Start JupyterLab on the shipped notebooks, with this kernel installed in .venv.
     Lab {
         /// Port for JupyterLab (default: Jupyter's own choice, 8888 or the next free one).
@@ -60,9 +66,6 @@ struct InstallArgs {
     /// Into DIR/share/jupyter/kernels.
     #[arg(long, value_name = "DIR")]
     prefix: Option<PathBuf>,
-    /// Only write the kernelspec; skip compiling the preloaded crates.
-    #[arg(long)]
-    no_prebuild: bool,
 }
 
 fn main() {
@@ -79,7 +82,10 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Install(args) => {
+        Command::Install {
+            location: args,
+            no_prebuild,
+        } => {
             let location = match (args.sys_prefix, args.prefix) {
                 (true, _) => install::Location::SysPrefix,
                 (_, Some(dir)) => install::Location::Prefix(dir),
@@ -95,7 +101,7 @@ fn run(cli: Cli) -> Result<()> {
                 install::DISPLAY_NAME,
                 dir.display()
             );
-            if !args.no_prebuild {
+            if !no_prebuild {
                 engine::prebuild_in_subprocess(false, true)?;
             }
             Ok(())
@@ -145,7 +151,8 @@ fn prebuild(if_missing: bool) -> Result<()> {
     unsafe { std::env::set_var("EVCXR_TMPDIR", engine::build_dir_in(build.dir())) };
     let started = std::time::Instant::now();
     let interrupter = std::sync::Arc::new(engine::Interrupter::default());
-    let engine = engine::Engine::start(interrupter, engine::Startup::InPlace)?;
+    let status = engine::StartStatus::default();
+    let engine = engine::Engine::start(interrupter, engine::Startup::InPlace, &status)?;
     drop(engine);
     build.finish()?;
     println!(

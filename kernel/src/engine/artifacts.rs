@@ -97,9 +97,12 @@ pub fn seed_lockfile(build_dir: &Path) -> Result<()> {
 
 /// Prepares a kernel's build directory: a copy of the template, building the template
 /// first (in a `tandem prebuild` process) when there is none yet.
-pub fn prepare(build_dir: &Path) -> Result<()> {
+pub fn prepare(build_dir: &Path, status: &super::StartStatus) -> Result<()> {
     let template = template_dir();
     if !is_ready(&template) {
+        status.set(
+            "compiling tokio, futures and the helpers, once for this machine (a minute or two)",
+        );
         log::info!(
             "no prebuilt engine in {}: building it once (tokio, futures, helpers)",
             template.display()

@@ -3,6 +3,7 @@
 //! of ZeroMQ or Jupyter messages.
 
 mod artifacts;
+mod build_progress;
 mod child_cell;
 pub mod child_filter;
 mod diagnostics;
@@ -110,6 +111,36 @@ pub struct CellRun {
     pub spans: Vec<Span>,
 }
 
+/// What the engine is doing while it starts, for the cells that wait for it, and whether
+/// one does.
+#[derive(Clone, Default)]
+pub struct StartStatus {
+    doing: Arc<std::sync::Mutex<String>>,
+    awaited: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StartStatus {
+    pub fn set(&self, what: &str) {
+        if let Ok(mut doing) = self.doing.lock() {
+            what.clone_into(&mut doing);
+        }
+    }
+
+    /// What the engine is doing; a caller asking is taken to be waiting for it.
+    pub fn get(&self) -> String {
+        self.awaited
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.doing
+            .lock()
+            .map(|doing| doing.clone())
+            .unwrap_or_default()
+    }
+
+    fn awaited(&self) -> bool {
+        self.awaited.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Where an engine's build directory comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Startup {
@@ -124,21 +155,29 @@ pub struct Engine {
     context: CommandContext,
     forwarder: Forwarder,
     interrupter: Arc<Interrupter>,
+    /// evcxr's crate directory, watched for dependency builds.
+    build_dir: PathBuf,
 }
 
 impl Engine {
     /// Starts evcxr (this compiles a first snippet: seconds, so callers do it in the
     /// background) and attaches the interrupter to its child process.
-    pub fn start(interrupter: Arc<Interrupter>, startup: Startup) -> Result<Engine> {
+    pub fn start(
+        interrupter: Arc<Interrupter>,
+        startup: Startup,
+        status: &StartStatus,
+    ) -> Result<Engine> {
         let build_dir = std::env::var_os("EVCXR_TMPDIR")
             .map(PathBuf::from)
             .ok_or_else(|| anyhow!("EVCXR_TMPDIR is not set"))?;
         artifacts::write_profile_overrides(&build_dir)?;
         if startup == Startup::FromTemplate {
-            if let Err(error) = artifacts::prepare(&build_dir) {
+            status.set("copying the prebuilt crates");
+            if let Err(error) = artifacts::prepare(&build_dir, status) {
                 log::warn!("starting without prebuilt dependencies: {error:#}");
             }
         }
+        status.set("starting evcxr");
         let (mut context, outputs) =
             CommandContext::new().map_err(|e| anyhow!("starting the evcxr engine: {e}"))?;
         interrupter.attach(context.process_handle());
@@ -148,6 +187,7 @@ impl Engine {
         // template was built with before the first `:dep`.
         artifacts::seed_lockfile(&build_dir)?;
         for (step, code) in prelude::steps() {
+            status.set(step);
             let step_started = Instant::now();
             let outputs = context.execute(&code).map_err(|e| anyhow!("{step}: {e}"))?;
             runs += u64::from(split_timings(&outputs, Duration::ZERO).ran);
@@ -157,7 +197,10 @@ impl Engine {
         // 2.4 s, later ones 0.3 s). Ask one now, while the learner is still reading; it
         // changes nothing in the session.
         let warm_up = "let tandem_warm_up = 1;\ntandem_warm_up";
-        if startup != Startup::InPlace {
+        // Skipped when a cell is already waiting: it would wait longer, for something only
+        // a `let` needs.
+        if startup != Startup::InPlace && !status.awaited() {
+            status.set("warming up rust-analyzer");
             let analysed = Instant::now();
             if let Err(error) = context.completions(warm_up, warm_up.len()) {
                 log::debug!("warm-up analysis failed: {error}");
@@ -172,6 +215,7 @@ impl Engine {
             context,
             forwarder,
             interrupter,
+            build_dir,
         })
     }
 
@@ -189,8 +233,10 @@ impl Engine {
         let mut callbacks = EvalCallbacks {
             input_reader: &|request| read_input(&request.prompt, request.is_password),
         };
+        let building = build_progress::Watch::start(&self.build_dir, sink.clone());
         let outcome = self.context.execute_with_callbacks(code, &mut callbacks);
         let elapsed = started.elapsed();
+        let dependencies = building.finish().unwrap_or_default();
         let interrupted = self.interrupter.cell_finished();
         if let (Ok(outputs), true) = (&outcome, log::log_enabled!(log::Level::Debug)) {
             let phases: Vec<String> = outputs
@@ -200,13 +246,15 @@ impl Engine {
                 .collect();
             log::debug!("cell phases: {} (total {elapsed:?})", phases.join(", "));
         }
-        let timings = match &outcome {
+        let mut timings = match &outcome {
             Ok(outputs) => split_timings(outputs, elapsed),
             Err(_) => CellTimings {
                 compile: elapsed,
                 ..CellTimings::default()
             },
         };
+        timings.dependencies = dependencies.min(timings.compile);
+        timings.compile -= timings.dependencies;
         let mut report = self.forwarder.finish_cell(u64::from(timings.ran));
         let spans = std::mem::take(&mut report.spans);
         let result = match outcome {

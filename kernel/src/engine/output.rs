@@ -30,6 +30,8 @@ pub trait OutputSink: Send + Sync {
     fn stream(&self, name: StreamName, text: &str);
     fn display(&self, data: Map<String, Value>);
     fn clear_output(&self, wait: bool);
+    /// A one-line progress report that replaces the previous one of the same cell.
+    fn progress(&self, _text: &str) {}
 }
 
 /// What the forwarder saw of the cell that just finished.

@@ -19,6 +19,8 @@ use std::time::Instant;
 struct IopubSink {
     iopub: Iopub,
     parent: Message,
+    /// The display that shows this cell's build progress, once there is one.
+    progress_display: std::sync::Mutex<Option<String>>,
 }
 
 impl IopubSink {
@@ -30,6 +32,7 @@ impl IopubSink {
             Arc::new(IopubSink {
                 iopub: request.iopub.clone(),
                 parent: request.message.clone(),
+                progress_display: std::sync::Mutex::new(None),
             })
         }
     }
@@ -59,6 +62,38 @@ impl OutputSink for IopubSink {
 
     fn clear_output(&self, wait: bool) {
         self.publish("clear_output", content::to_value(&ClearOutput { wait }));
+        // A progress display cleared away is gone: the next report starts a new one.
+        if let Ok(mut display) = self.progress_display.lock() {
+            *display = None;
+        }
+    }
+
+    /// The first report is a display with an id; later ones update it in place.
+    fn progress(&self, text: &str) {
+        let Ok(mut display) = self.progress_display.lock() else {
+            return;
+        };
+        let (msg_type, id) = match display.as_ref() {
+            Some(id) => ("update_display_data", id.clone()),
+            None => (
+                "display_data",
+                display
+                    .insert(format!("tandem-progress-{}", uuid::Uuid::new_v4()))
+                    .clone(),
+            ),
+        };
+        let mut data = Map::new();
+        data.insert("text/plain".into(), json!(text));
+        let mut transient = Map::new();
+        transient.insert("display_id".into(), json!(id));
+        let mut metadata = Map::new();
+        metadata.insert("tandem".into(), json!({ "role": "progress" }));
+        let update = DisplayData {
+            data,
+            metadata,
+            transient,
+        };
+        self.publish(msg_type, content::to_value(&update));
     }
 }
 
@@ -152,7 +187,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
             timings: Default::default(),
             spans: Vec::new(),
         },
-        None => match shell.engine() {
+        None => match shell.engine(sink.as_ref()) {
             Ok(engine) => {
                 let engine_wait = waiting_since.elapsed();
                 let mut run = engine.execute(&code, sink, &read_input);

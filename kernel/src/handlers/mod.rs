@@ -10,7 +10,7 @@ mod kernel_info;
 
 pub use control::ControlHandlers;
 
-use crate::engine::{Engine, Interrupter, Startup};
+use crate::engine::{Engine, Interrupter, OutputSink, StartStatus, Startup};
 use crate::server::{Iopub, Outbox, ShutdownSignal};
 use crate::wire::content::{
     self, ErrorContent, ErrorReply, ShutdownReply, ShutdownRequest, Status,
@@ -20,6 +20,7 @@ use history::History;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What a handler produces: a reply, nothing (comm messages have no reply), or an error
 /// that becomes a `status: error` reply.
@@ -205,6 +206,8 @@ enum EngineSlot {
 pub struct ShellHandlers {
     iopub: Iopub,
     engine: EngineSlot,
+    /// What the engine does while it starts (shown to cells that wait for it).
+    engine_status: StartStatus,
     interrupter: Arc<Interrupter>,
     execution_count: u64,
     history: History,
@@ -239,16 +242,20 @@ impl ShellHandlers {
         let interrupter = Arc::new(Interrupter::default());
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
         let for_engine = interrupter.clone();
+        let engine_status = StartStatus::default();
+        let status = engine_status.clone();
         std::thread::Builder::new()
             .name("engine-start".into())
             .spawn(move || {
-                let _ = ready_tx.send(Engine::start(for_engine, Startup::FromTemplate));
+                let started = Engine::start(for_engine, Startup::FromTemplate, &status);
+                let _ = ready_tx.send(started);
             })
             .map_err(|e| log::error!("cannot start the engine thread: {e}"))
             .ok();
         ShellHandlers {
             iopub,
             engine: EngineSlot::Starting(ready_rx),
+            engine_status,
             interrupter,
             execution_count: 0,
             history: History::default(),
@@ -263,12 +270,35 @@ impl ShellHandlers {
     }
 
     /// The engine, waiting for it to finish starting if need be.
-    fn engine(&mut self) -> Result<&mut Engine, ErrorContent> {
+    /// The engine, waiting for it to finish starting if need be; while it waits, `sink`
+    /// shows what the engine is doing (taken away once it is ready).
+    fn engine(&mut self, sink: &dyn OutputSink) -> Result<&mut Engine, ErrorContent> {
         if let EngineSlot::Starting(receiver) = &self.engine {
-            self.engine = match receiver.recv() {
-                Ok(Ok(engine)) => EngineSlot::Ready(Box::new(engine)),
-                Ok(Err(error)) => EngineSlot::Failed(format!("{error:#}")),
-                Err(_) => EngineSlot::Failed("the engine thread ended".to_owned()),
+            let waiting = Instant::now();
+            let mut shown = false;
+            let outcome = loop {
+                match receiver.recv_timeout(Duration::from_millis(500)) {
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        let status = self.engine_status.get();
+                        sink.progress(&format!(
+                            "⚙ starting the Rust engine: {status} · {:.0} s",
+                            waiting.elapsed().as_secs_f64()
+                        ));
+                        shown = true;
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break None,
+                    Ok(outcome) => break Some(outcome),
+                }
+            };
+            if shown {
+                // The cell has printed nothing yet: clearing takes only the progress line
+                // away, when the cell's first output arrives.
+                sink.clear_output(true);
+            }
+            self.engine = match outcome {
+                Some(Ok(engine)) => EngineSlot::Ready(Box::new(engine)),
+                Some(Err(error)) => EngineSlot::Failed(format!("{error:#}")),
+                None => EngineSlot::Failed("the engine thread ended".to_owned()),
             };
         }
         self.started_engine()

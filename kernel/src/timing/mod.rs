@@ -12,7 +12,9 @@ use std::time::Duration;
 pub struct CellTimings {
     /// Waiting for the engine to finish starting (only the first cell of a kernel).
     pub engine_wait: Duration,
-    /// Everything before the code started running: analysis, rustc, linking, loading.
+    /// Building dependencies the cell needed first (a new `:dep`, a cold cache).
+    pub dependencies: Duration,
+    /// Everything else before the code started running: analysis, rustc, linking, loading.
     pub compile: Duration,
     /// The code itself, from load to return.
     pub run: Duration,
@@ -33,6 +35,9 @@ impl CellTimings {
         let mut parts = Vec::new();
         if self.engine_wait >= Duration::from_millis(10) {
             parts.push(format!("engine start {}", seconds(self.engine_wait)));
+        }
+        if !self.dependencies.is_zero() {
+            parts.push(format!("dependencies {}", seconds(self.dependencies)));
         }
         parts.push(format!("compile {}", seconds(self.compile)));
         parts.push(format!("run {}", seconds(self.run)));
@@ -58,6 +63,7 @@ impl CellTimings {
     pub fn metadata(&self) -> Value {
         json!({
             "engine_wait_seconds": self.engine_wait.as_secs_f64(),
+            "dependencies_seconds": self.dependencies.as_secs_f64(),
             "compile_seconds": self.compile.as_secs_f64(),
             "run_seconds": self.run.as_secs_f64(),
         })
@@ -80,13 +86,20 @@ mod tests {
 
     #[test]
     fn footer_shows_compile_and_run_apart() {
-        let timings = CellTimings {
+        let mut timings = CellTimings {
             engine_wait: Duration::ZERO,
+            dependencies: Duration::ZERO,
             compile: Duration::from_millis(230),
             run: Duration::from_millis(1500),
             ran: true,
         };
         assert_eq!(timings.summary(), "compile 0.23 s · run 1.50 s");
+        timings.dependencies = Duration::from_secs(31);
+        assert_eq!(
+            timings.summary(),
+            "dependencies 31.00 s · compile 0.23 s · run 1.50 s"
+        );
+        timings.dependencies = Duration::ZERO;
         let (data, metadata) = timings.footer();
         assert!(data["text/html"].as_str().unwrap().contains("run 1.50 s"));
         assert_eq!(metadata["tandem"]["role"], FOOTER_ROLE);
