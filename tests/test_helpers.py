@@ -263,3 +263,17 @@ def test_database_queries_block_or_overlap_without_stalling_the_runtime(kc):
     assert spans_total(blocking) >= 1.2 and total < 0.7 * spans_total(blocking)
     (tick,) = [(start, end) for name, _, start, end in bars if name == "tick"]
     assert tick[1] - tick[0] < 0.4 + 0.05, "the runtime kept running the tick"
+
+
+def test_a_runtime_started_inside_a_cell_gets_a_clear_hint(kc):
+    cell = run_cell(kc, (
+        "#[tokio::main]\n"
+        "async fn main() { tokio::time::sleep(std::time::Duration::from_millis(10)).await; }\n"
+        "main();"
+    ))
+    assert cell.status == "error"
+    traceback = "\n".join(cell.reply["content"]["traceback"])
+    assert "Cannot start a runtime from within a runtime" in traceback
+    assert "already runs inside a tokio runtime" in traceback
+    fixed = run_cell(kc, "run_on_threads(2, async { spawn(async { 6 * 7 }).await.unwrap() })")
+    assert fixed.status == "ok" and fixed.value() == "42"

@@ -43,6 +43,13 @@ pub fn runtime_hook() {
     evcxr::runtime_hook();
 }
 
+/// Shown under tokio's panic when a cell starts a runtime of its own (`#[tokio::main]`,
+/// `Runtime::new().block_on(..)`) inside the one every cell runs in.
+const NESTED_RUNTIME_HINT: &str = "\x1b[1mtandem:\x1b[0m every cell already runs inside a \
+    tokio runtime (that is what lets `.await` work at the top of a cell). Await the future \
+    directly, or use run_on_one_thread(..) / run_on_threads(n, ..), which start their \
+    runtime on a thread of their own.";
+
 /// Why a cell did not complete normally.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CellError {
@@ -78,6 +85,9 @@ impl CellError {
                 let mut traceback =
                     vec!["\x1b[1;31mpanicked\x1b[0m: the cell's code panicked".to_owned()];
                 traceback.extend(message.lines().map(str::to_owned));
+                if message.contains("Cannot start a runtime from within a runtime") {
+                    traceback.push(NESTED_RUNTIME_HINT.to_owned());
+                }
                 ("panic".to_owned(), message.clone(), traceback)
             }
             CellError::Interrupted { variables_lost } => {

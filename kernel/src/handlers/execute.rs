@@ -342,19 +342,28 @@ fn take_timing_commands(code: &str) -> (String, Vec<Result<Option<bool>, String>
 const HELP: &str = "\
 tandem: Rust cells compiled and run by the evcxr engine.
 
+Ready in every cell, no :dep needed: tokio (full), futures, and the helpers:
+  blocking_task(name, secs)   async_task(name, secs)   gather(futures)
+  count_primes(name, limit)   timed(|| ..)   timed_async(fut)   spawn   spawn_blocking
+  run_on_one_thread(fut)      run_on_threads(n, fut)   stop_if_interrupted()
+  LocalServer::start(delay)   http_get(url)   http_get_async(url)
+  write_file / read_file (and _async)   Database::create(name, rows)   .query / .query_async
+Top-level .await works in any cell. A cell whose helper tasks ran ends with a timeline.
+
 Kernel commands (a line of their own in a cell):
   :help              this text
   :vars              the session's variables and their types
-  :dep NAME = \"1\"    add a crate from crates.io (compiled on first use)
-  :opt [0|1|2]       optimisation level of cells (default 2)
+  :dep NAME = \"1\"    add a crate from crates.io (its build shows progress)
+  :opt [0|1|2]       optimisation level of cells (default 0; dependencies are built at 2)
   :clear             forget every variable and item, keep compiled crates
   :restart           restart the engine's process (variables are lost)
   :explain           explain the last compile error
   :timing [on|off]   the footer under each cell: compile time and run time
 
 Output printed by a cell shows up while the cell runs. A cell's last expression
-(without a semicolon) is its value. Interrupting a running cell restarts the
-engine's process: variables defined before are lost and the cell says so.
+(without a semicolon) is its value. Interrupting a cell that waits in a helper stops
+it within milliseconds and keeps the session's variables; other code is stopped after
+half a second by restarting the engine's process, and the cell says what was lost.
 ";
 
 #[cfg(test)]
