@@ -1,6 +1,8 @@
-"""Kernel-core figures, measured from a real Jupyter client on the wire (jupyter_client):
-start -> kernel_info_reply, warm trivial-cell latency, print -> iopub lag, interrupt ->
-execute_reply, and a 200,000-line flood. Prints a table; asserts nothing.
+"""Kernel figures, measured from a real Jupyter client on the wire (jupyter_client): the
+first async cell of a fresh kernel (tokio::join! of 1.0 s and 0.5 s; evcxr_jupyter gets the
+:dep line it needs), start -> kernel_info_reply, warm trivial and async cells, print ->
+iopub lag, interrupt -> execute_reply, and a 200,000-line flood. Prints a table; asserts
+nothing but that the cells worked.
 
 Run: .venv/bin/python tests/bench/core.py [--runs N] [--kernels tandem rust]
 (after tests/run or `cargo run --release -- lab` has created .venv and the kernelspec)."""
@@ -46,9 +48,40 @@ def start_to_kernel_info(kernel_name):
     return took, km, kc
 
 
+ASYNC_WAITS = 1.0
+ASYNC_CELL = (
+    "let (a, b) = tokio::join!(\n"
+    "    tokio::time::sleep(std::time::Duration::from_millis(1000)),\n"
+    "    tokio::time::sleep(std::time::Duration::from_millis(500)),\n"
+    ");"
+)
+# evcxr_jupyter has no tokio until a cell asks for it.
+TOKIO_DEP = ':dep tokio = { version = "1", features = ["full"] }\n'
+
+
+def first_async_cell(kernel_name, after):
+    """A fresh kernel's first cell, a tokio::join! of 1.0 s and 0.5 s sleeps, sent `after`
+    seconds after kernel_info: seconds from sending it to its reply, minus its 1.0 s."""
+    _, km, kc = start_to_kernel_info(kernel_name)
+    try:
+        time.sleep(after)
+        code = ASYNC_CELL if kernel_name == "tandem" else TOKIO_DEP + ASYNC_CELL
+        sent = time.monotonic()
+        reply = execute(kc, code)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return time.monotonic() - sent - ASYNC_WAITS
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
 def measure(kernel_name, runs):
     """Every figure for one kernel: name -> list of samples (seconds) or a note."""
     figures = {}
+    figures["first async cell, sent at kernel_info: reply - waits"] = [
+        first_async_cell(kernel_name, 0) for _ in range(2)]
+    figures["first async cell, sent 20 s after kernel_info: reply - waits"] = [
+        first_async_cell(kernel_name, 20) for _ in range(2)]
     starts = []
     for _ in range(max(3, runs // 3)):
         took, km, kc = start_to_kernel_info(kernel_name)
@@ -68,6 +101,15 @@ def measure(kernel_name, runs):
         execute(kc, "1 + 1")
         trivial.append(time.monotonic() - sent)
     figures["warm `1 + 1`"] = trivial
+
+    if kernel_name != "tandem":
+        execute(kc, TOKIO_DEP + "1")
+    warm_async = []
+    for _ in range(runs):
+        sent = time.monotonic()
+        execute(kc, ASYNC_CELL)
+        warm_async.append(time.monotonic() - sent - ASYNC_WAITS)
+    figures["warm async cell: reply - waits"] = warm_async
 
     lags = []
     code = (

@@ -14,7 +14,7 @@ pub fn count_primes(name: &str, limit: u64) -> u64 {
     let run = TaskRun::start(name, Kind::Cpu, false);
     let count = (2..limit)
         .filter(|&n| {
-            if n % 65_536 == 0 {
+            if n % 1024 == 0 {
                 crate::session::stop_if_interrupted();
             }
             is_prime(n)

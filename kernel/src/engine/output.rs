@@ -412,4 +412,27 @@ mod tests {
             "the report is not stderr output"
         );
     }
+
+    #[test]
+    fn span_markers_are_taken_out_of_the_output_into_the_report() {
+        let (out_tx, err_tx, forwarder) = forwarder();
+        let sink = Arc::new(Recording::default());
+        forwarder.begin_cell(sink.clone());
+        let span = r#"{"name":"A","kind":"async","thread":"main","start":{"secs":0,"nanos":0},"end":{"secs":1,"nanos":0}}"#;
+        out_tx.send("before".to_owned()).unwrap();
+        out_tx.send(markers::line(markers::SPAN, span)).unwrap();
+        out_tx
+            .send(markers::line(markers::SPAN, "{broken"))
+            .unwrap();
+        err_tx.send(sync()).unwrap();
+        let report = forwarder.finish_cell(1);
+        assert_eq!(report.spans.len(), 1, "the broken one is dropped");
+        assert_eq!(report.spans[0].name, "A");
+        assert_eq!(report.spans[0].end, Duration::from_secs(1));
+        let seen = sink.0.lock().unwrap().clone();
+        assert_eq!(seen, vec![(StreamName::Stdout, "before\n".to_owned())]);
+        // The next cell starts with no spans.
+        err_tx.send(sync()).unwrap();
+        assert!(forwarder.finish_cell(1).spans.is_empty());
+    }
 }
