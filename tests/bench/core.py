@@ -50,7 +50,7 @@ def start_to_kernel_info(kernel_name):
 
 ASYNC_WAITS = 1.0
 ASYNC_CELL = (
-    "let (a, b) = tokio::join!(\n"
+    "tokio::join!(\n"
     "    tokio::time::sleep(std::time::Duration::from_millis(1000)),\n"
     "    tokio::time::sleep(std::time::Duration::from_millis(500)),\n"
     ");"

@@ -1,7 +1,43 @@
 //! Turns rustc's compile errors (as evcxr reports them) into a traceback that points at
-//! the cell's own lines, in rustc's familiar layout, with ANSI colours.
+//! the cell's own lines, in rustc's familiar layout, with ANSI colours; and says why
+//! evcxr could not work out a variable's type when that is the toolchain's doing.
 
 use evcxr::CompilationError;
+use std::sync::OnceLock;
+
+/// evcxr's message when rust-analyzer could not tell a variable's type.
+const UNKNOWN_TYPE: &str = "Couldn't automatically determine type of variable";
+
+/// evcxr asks rust-analyzer for the type of each variable it keeps. Without the rust-src
+/// component rust-analyzer cannot see the standard library, so every std type is unknown.
+pub fn explain(message: String) -> String {
+    if !message.starts_with(UNKNOWN_TYPE) || rust_src_installed() {
+        return message;
+    }
+    format!(
+        "{message}\n\ntandem: this toolchain has no `rust-src` component, so rust-analyzer \
+         cannot see the standard library and cannot tell the types of values that come from \
+         it (Vec, String, Instant, what a future returns, ...). Write the type \
+         (`let v: Vec<i32> = vec![1, 2];`), keep the value inside `{{ ... }}`, or install \
+         the component: `rustup component add rust-src`."
+    )
+}
+
+fn rust_src_installed() -> bool {
+    static INSTALLED: OnceLock<bool> = OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        let Ok(output) = std::process::Command::new("rustc")
+            .args(["--print", "sysroot"])
+            .output()
+        else {
+            return true; // cannot tell: say nothing
+        };
+        let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+        std::path::Path::new(&sysroot)
+            .join("lib/rustlib/src/rust/library/core")
+            .is_dir()
+    })
+}
 
 const RED: &str = "\x1b[1;31m";
 const BLUE: &str = "\x1b[1;34m";

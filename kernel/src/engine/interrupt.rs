@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a cell has to stop by itself before its process is ended.
-pub const GRACE: Duration = Duration::from_millis(500);
+pub const GRACE: Duration = Duration::from_millis(200);
 
 /// Shared between the thread that runs cells and the one that receives interrupts.
 #[derive(Default)]

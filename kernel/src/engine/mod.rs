@@ -355,7 +355,7 @@ impl Engine {
                 detail: detail.trim().to_owned(),
             },
             other => CellError::Other {
-                message: other.to_string(),
+                message: diagnostics::explain(other.to_string()),
             },
         }
     }

@@ -217,15 +217,8 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
         spans,
     } = run;
     let publish_timeline = |request: &mut Request| {
-        if let (Some((data, metadata)), false) = (timeline::picture(&spans), wanted.silent) {
-            request.publish(
-                "display_data",
-                content::to_value(&DisplayData {
-                    data,
-                    metadata,
-                    transient: Map::new(),
-                }),
-            );
+        if let (Some(picture), false) = (timeline::picture(&spans), wanted.silent) {
+            publish_kernel_display(request, picture);
         }
     };
     let reply = match result {
@@ -246,15 +239,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
             }
             publish_timeline(request);
             if shell.show_timing && timings.ran && !wanted.silent {
-                let (data, metadata) = timings.footer();
-                request.publish(
-                    "display_data",
-                    content::to_value(&DisplayData {
-                        data,
-                        metadata,
-                        transient: Map::new(),
-                    }),
-                );
+                publish_kernel_display(request, timings.footer());
             }
             if counts {
                 shell.history.record(execution_count, &wanted.code, text);
@@ -297,6 +282,20 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
     reply.metadata.insert("started".into(), json!(started));
     reply.metadata.insert("tandem".into(), timings.metadata());
     Ok(Some(reply))
+}
+
+/// Publishes what tandem adds under a cell (the timeline, the footer): a mime bundle and
+/// its metadata, which marks the role.
+fn publish_kernel_display(
+    request: &mut Request,
+    (data, metadata): (Map<String, Value>, Map<String, Value>),
+) {
+    let display = DisplayData {
+        data,
+        metadata,
+        transient: Map::new(),
+    };
+    request.publish("display_data", content::to_value(&display));
 }
 
 /// Evaluates one user expression after the cell: `{status, data, metadata}` or an error.
