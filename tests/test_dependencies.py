@@ -57,3 +57,17 @@ def test_the_first_cell_shows_the_engine_starting_then_only_its_own_output():
     assert cell.outputs[cleared][1]["content"]["wait"] is True
     assert kinds.index("stream") > cleared, "the cell's output comes after the progress goes"
     assert cell.text() == "first\n"
+
+
+def test_a_dep_line_for_a_preloaded_crate_is_skipped_with_a_note(kc):
+    # What evcxr tutorials tell you to type: in tandem it would replace the preloaded tokio.
+    cell = run_cell(kc, (
+        ':dep tokio = { version = "1", features = ["full"] }\n'
+        "tokio::time::sleep(std::time::Duration::from_millis(100)).await;\n"
+        "5"
+    ))
+    assert cell.status == "ok", cell.reply["content"]
+    assert cell.value() == "5"
+    assert "`tokio` is already linked in every session" in cell.text()
+    after = run_cell(kc, 'gather(vec![async_task("still here", 0.1)]).await.len()')
+    assert after.status == "ok" and after.value() == "1"

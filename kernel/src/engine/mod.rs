@@ -237,6 +237,17 @@ impl Engine {
         sink: Arc<dyn OutputSink>,
         read_input: &dyn Fn(&str, bool) -> String,
     ) -> CellRun {
+        let (code, skipped) = prelude::skip_preloaded_deps(code);
+        for name in skipped {
+            sink.stream(
+                StreamName::Stdout,
+                &format!(
+                    "tandem: `{name}` is already linked in every session (all features); \
+                     the :dep line for it was skipped.\n"
+                ),
+            );
+        }
+        let code = code.as_str();
         self.forwarder.begin_cell(sink.clone());
         self.interrupter.cell_started();
         let started = Instant::now();

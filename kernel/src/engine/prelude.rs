@@ -46,3 +46,49 @@ pub fn steps() -> Vec<(&'static str, String)> {
         ("enabling top-level .await", ASYNC_MODE.to_owned()),
     ]
 }
+
+/// Crates every session already links: a `:dep` line for one of them would replace the
+/// preloaded copy (and the helpers with it).
+const PRELOADED: [&str; 2] = ["tokio", "futures"];
+
+/// Takes `:dep tokio ...` and `:dep futures ...` lines out of the cell's leading command
+/// lines; returns the code to run and the names of the crates whose lines were taken.
+pub fn skip_preloaded_deps(code: &str) -> (String, Vec<&'static str>) {
+    let mut in_commands = true;
+    let mut skipped = Vec::new();
+    let mut kept = Vec::new();
+    for line in code.lines() {
+        in_commands = in_commands && super::syntax::is_command_region_line(line);
+        let crate_name = line
+            .trim_start()
+            .strip_prefix(":dep")
+            .filter(|rest| rest.starts_with([' ', '\t']))
+            .and_then(|rest| rest.split(['=', ' ', '\t']).find(|word| !word.is_empty()));
+        match crate_name.and_then(|name| PRELOADED.into_iter().find(|p| *p == name)) {
+            Some(preloaded) if in_commands => skipped.push(preloaded),
+            _ => kept.push(line),
+        }
+    }
+    if skipped.is_empty() {
+        return (code.to_owned(), skipped);
+    }
+    (kept.join("\n"), skipped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dep_lines_for_preloaded_crates_are_skipped() {
+        let cell = ":dep tokio = { version = \"1\", features = [\"full\"] }\n:dep futures=\"0.3\"\n:dep rand = \"0.9\"\nlet x = 1;";
+        let (code, skipped) = skip_preloaded_deps(cell);
+        assert_eq!(code, ":dep rand = \"0.9\"\nlet x = 1;");
+        assert_eq!(skipped, ["tokio", "futures"]);
+        let untouched = "let s = \":dep tokio\";\n:dep tokio-util = \"0.7\"";
+        assert_eq!(
+            skip_preloaded_deps(untouched),
+            (untouched.to_owned(), vec![])
+        );
+    }
+}
