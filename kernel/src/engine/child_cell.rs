@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::FromRawFd;
 use tandem_helpers::session::CellState;
 
 /// Found by the helpers with `dlsym` under `tandem_helpers::session::CELL_STATE_SYMBOL`.
@@ -24,8 +23,7 @@ pub fn install() {
     extern "C" fn on_interrupt(_: libc::c_int) {
         TANDEM_CELL_STATE.request_interrupt();
     }
-    // SAFETY: the handler only performs an atomic store. The descriptor juggling is
-    // plain POSIX on descriptors this process owns; on any failure fd 0 is left as it was.
+    // SAFETY: the handler only performs an atomic store.
     unsafe {
         let handler: extern "C" fn(libc::c_int) = on_interrupt;
         let mut action: libc::sigaction = std::mem::zeroed();
@@ -33,21 +31,11 @@ pub fn install() {
         action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(INTERRUPT_SIGNAL, &action, std::ptr::null_mut());
-
-        let mut fds = [0; 2];
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            return;
-        }
-        let commands = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
-        if commands < 0 || libc::dup2(fds[0], 0) < 0 {
-            return;
-        }
-        libc::close(fds[0]);
-        let from_kernel = File::from_raw_fd(commands);
-        let to_runtime = File::from_raw_fd(fds[1]);
+    }
+    if let Some(stdin) = super::child_pipes::interpose(0) {
         let _ = std::thread::Builder::new()
             .name("tandem-stdin".into())
-            .spawn(move || relay(from_kernel, to_runtime));
+            .spawn(move || relay(stdin.original, stdin.ours));
     }
 }
 

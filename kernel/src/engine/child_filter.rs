@@ -6,7 +6,7 @@ use super::markers;
 use serde_json::{Map, Value};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,35 +28,22 @@ static FILTER_DONE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new())
 /// Redirects this process's stdout through the filter. Call before `evcxr::runtime_hook`,
 /// only in the child process. On failure stdout is left as it was.
 pub fn install() {
-    // SAFETY: plain POSIX calls on descriptors this process owns; on any failure we stop
-    // before changing fd 1. Our own descriptors are close-on-exec so programs the cell
-    // starts do not hold the kernel's pipe open; fd 1 itself stays inheritable.
-    unsafe {
-        let mut fds = [0; 2];
-        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            return;
-        }
-        let original = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3);
-        if original < 0 || libc::dup2(fds[1], 1) < 0 {
-            return;
-        }
-        libc::close(fds[1]);
-        let input = File::from_raw_fd(fds[0]);
-        let output = File::from_raw_fd(original);
-        if std::thread::Builder::new()
-            .name("tandem-stdout".into())
-            .spawn(move || {
-                Filter::new(output).run(input);
-                let (done, signal) = &FILTER_DONE;
-                if let Ok(mut done) = done.lock() {
-                    *done = true;
-                    signal.notify_all();
-                }
-            })
-            .is_ok()
-        {
-            libc::atexit(drain_at_exit);
-        }
+    let Some(stdout) = super::child_pipes::interpose(1) else {
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("tandem-stdout".into())
+        .spawn(move || {
+            Filter::new(stdout.original).run(stdout.ours);
+            let (done, signal) = &FILTER_DONE;
+            if let Ok(mut done) = done.lock() {
+                *done = true;
+                signal.notify_all();
+            }
+        });
+    if spawned.is_ok() {
+        // SAFETY: registers a plain `extern "C" fn` to run at exit.
+        unsafe { libc::atexit(drain_at_exit) };
     }
 }
 

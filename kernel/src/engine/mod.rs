@@ -6,6 +6,7 @@ mod artifacts;
 mod build_progress;
 mod child_cell;
 pub mod child_filter;
+mod child_pipes;
 mod diagnostics;
 mod interrupt;
 mod markers;
