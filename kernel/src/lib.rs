@@ -1,13 +1,14 @@
 //! tandem: a Jupyter kernel for Rust, built for learning synchronous versus asynchronous
 //! programming. Layers: `wire` (messages, signing), `server` (sockets, threads),
 //! `handlers` (what each message does), `engine` (evcxr), `timing` (compile vs run,
-//! the footer), `install` (kernelspec),
-//! `lab` (the learner's one command).
+//! the footer), `install` (kernelspec), `lab` (the learner's one command), `notebook`
+//! (`tandem run`: a notebook in the terminal, no Jupyter).
 
 pub mod engine;
 pub mod handlers;
 pub mod install;
 pub mod lab;
+pub mod notebook;
 pub mod server;
 pub mod timing;
 pub mod wire;

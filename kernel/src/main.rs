@@ -4,7 +4,7 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use tandem::{engine, handlers, install, lab, server, wire};
+use tandem::{engine, handlers, install, lab, notebook, server, wire};
 
 #[derive(Parser)]
 #[command(
@@ -45,6 +45,18 @@ enum Command {
         /// Do nothing when a complete prebuild exists (kernels use this).
         #[arg(long, hide = true)]
         if_missing: bool,
+    },
+    /// Run a notebook's cells in the terminal, without Jupyter: outputs show as they
+    /// happen, and the first failing cell stops the run (exit status 1).
+    Run {
+        /// The notebook to run (.ipynb).
+        notebook: PathBuf,
+        /// Also write the executed notebook, with its outputs, here.
+        #[arg(long, short = 'o', value_name = "OUT.ipynb")]
+        output: Option<PathBuf>,
+        /// Leave out the timing footer under each cell.
+        #[arg(long)]
+        no_timing: bool,
     },
     /// Run the kernel (Jupyter runs this, with a connection file).
     Kernel {
@@ -112,6 +124,31 @@ fn run(cli: Cli) -> Result<()> {
             no_browser,
             jupyter_args,
         } => lab::run(port, !no_browser, &jupyter_args),
+        Command::Run {
+            notebook: path,
+            output,
+            no_timing,
+        } => {
+            let work_dir = engine_work_dir()?;
+            let ran = notebook::run(&path, !no_timing);
+            if let Some(dir) = work_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            let (executed, outcome) = ran?;
+            if let Some(output) = output {
+                notebook::write(&executed, &output)?;
+                eprintln!("tandem: executed notebook written to {}", output.display());
+            }
+            if let Some(cell) = outcome.failed_cell {
+                eprintln!(
+                    "tandem: code cell {cell} of {} failed; the cells after it did not run",
+                    path.display()
+                );
+                std::process::exit(1);
+            }
+            eprintln!("tandem: {} code cells ran without error", outcome.cells_run);
+            Ok(())
+        }
         Command::Kernel { connection_file } => {
             let info = wire::ConnectionInfo::from_file(&connection_file)?;
             let work_dir = engine_work_dir()?;

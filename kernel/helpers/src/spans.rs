@@ -44,34 +44,60 @@ impl Span {
     }
 }
 
-/// The spans of one cell: (the cell's number, its spans). A new cell starts a new list.
-static SPANS: Mutex<(u64, Vec<Span>)> = Mutex::new((0, Vec::new()));
+/// The spans of the running cell, and those of the last earlier cell that recorded any.
+struct CellSpans {
+    cell: u64,
+    current: Vec<Span>,
+    previous: Vec<Span>,
+}
 
-fn with_spans<T>(use_them: impl FnOnce(&mut Vec<Span>) -> T) -> T {
+static SPANS: Mutex<CellSpans> = Mutex::new(CellSpans {
+    cell: 0,
+    current: Vec::new(),
+    previous: Vec::new(),
+});
+
+/// Runs `use_them` on (this cell's spans, the last earlier cell's spans). A new cell starts
+/// a new list; the old one becomes the previous list if it has anything in it.
+fn with_spans<T>(use_them: impl FnOnce(&mut Vec<Span>, &[Span]) -> T) -> T {
     let mut spans = SPANS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let cell = crate::session::cell_number();
-    if spans.0 != cell {
-        *spans = (cell, Vec::new());
+    if spans.cell != cell {
+        spans.cell = cell;
+        let finished = std::mem::take(&mut spans.current);
+        if !finished.is_empty() {
+            spans.previous = finished;
+        }
     }
-    use_them(&mut spans.1)
+    let CellSpans {
+        current, previous, ..
+    } = &mut *spans;
+    use_them(current, previous)
 }
 
 /// Records a finished span.
 pub fn record(span: Span) {
     crate::session::report(&span);
-    with_spans(|spans| spans.push(span));
+    with_spans(|spans, _| spans.push(span));
 }
 
 /// The spans recorded in this cell since the clock last restarted, in the order they
 /// finished.
 pub fn recorded() -> Vec<Span> {
-    with_spans(|spans| spans.clone())
+    with_spans(|spans, _| spans.clone())
+}
+
+/// The spans of the last earlier cell whose tasks recorded any: what an exercise's check
+/// cell looks at. Empty before such a cell ran (and outside tandem, where there are no
+/// cells).
+pub fn previous_cell() -> Vec<Span> {
+    with_spans(|_, previous| previous.to_vec())
 }
 
 pub(crate) fn clear() {
-    with_spans(Vec::clear);
+    with_spans(|spans, _| spans.clear());
 }
 
 /// A task being timed: it announces its start and, when finished, its end, and records

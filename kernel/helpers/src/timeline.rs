@@ -57,6 +57,44 @@ impl Timeline {
         self.spans.iter().map(Span::duration).sum()
     }
 
+    /// Whether any two tasks were running at the same moment.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tandem_helpers::spans::{Kind, Span};
+    /// use tandem_helpers::Timeline;
+    /// let span = |from: f64, to: f64| Span {
+    ///     name: "t".into(), kind: Kind::Async, thread: "main".into(),
+    ///     start: Duration::from_secs_f64(from), end: Duration::from_secs_f64(to),
+    /// };
+    /// assert!(Timeline::new(vec![span(0.0, 2.0), span(1.0, 3.0)]).overlapped());
+    /// assert!(!Timeline::new(vec![span(0.0, 1.0), span(1.0, 3.0)]).overlapped());
+    /// ```
+    pub fn overlapped(&self) -> bool {
+        // Sorted by start: an overlap shows as a start before the latest end so far.
+        let mut latest_end: Option<Duration> = None;
+        for span in &self.spans {
+            if latest_end.is_some_and(|end| span.start < end) {
+                return true;
+            }
+            latest_end = latest_end.max(Some(span.end));
+        }
+        false
+    }
+
+    /// How many different threads the tasks ran on.
+    pub fn threads(&self) -> usize {
+        let mut threads: Vec<&str> = self.spans.iter().map(|s| s.thread.as_str()).collect();
+        threads.sort_unstable();
+        threads.dedup();
+        threads.len()
+    }
+
+    /// How many tasks were recorded.
+    pub fn tasks(&self) -> usize {
+        self.spans.len()
+    }
+
     /// `total 2.00 s · sum of tasks 3.00 s`
     pub fn caption(&self) -> String {
         format!(

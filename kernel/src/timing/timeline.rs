@@ -19,7 +19,31 @@ pub fn picture(spans: &[Span]) -> Option<(Map<String, Value>, Map<String, Value>
     data.insert("image/svg+xml".into(), json!(timeline.svg()));
     data.insert("text/plain".into(), json!(timeline.text()));
     let mut metadata = Map::new();
-    metadata.insert("tandem".into(), json!({ "role": TIMELINE_ROLE }));
+    // The figures behind the picture, for tests and tools that read executed notebooks.
+    let tasks: Vec<Value> = timeline
+        .spans
+        .iter()
+        .map(|span| {
+            json!({
+                "name": span.name,
+                "kind": span.kind.label(),
+                "thread": span.thread,
+                "start": span.start.as_secs_f64(),
+                "end": span.end.as_secs_f64(),
+            })
+        })
+        .collect();
+    metadata.insert(
+        "tandem".into(),
+        json!({
+            "role": TIMELINE_ROLE,
+            "total_seconds": timeline.total().as_secs_f64(),
+            "sum_seconds": timeline.sum().as_secs_f64(),
+            "overlapped": timeline.overlapped(),
+            "threads": timeline.threads(),
+            "tasks": tasks,
+        }),
+    );
     Some((data, metadata))
 }
 
@@ -43,5 +67,7 @@ mod tests {
         assert!(data["image/svg+xml"].as_str().unwrap().starts_with("<svg"));
         assert!(data["text/plain"].as_str().unwrap().contains('A'));
         assert_eq!(metadata["tandem"]["role"], TIMELINE_ROLE);
+        assert_eq!(metadata["tandem"]["sum_seconds"], 1.0);
+        assert_eq!(metadata["tandem"]["tasks"][0]["kind"], "blocking");
     }
 }

@@ -1,0 +1,397 @@
+//! `tandem run`: runs a notebook's code cells with the same engine and helpers as the
+//! kernel, no Jupyter needed. Output shows in the terminal as it happens; the executed
+//! notebook (nbformat 4, with outputs) can be written out; the first failing cell stops it.
+
+use crate::engine::StreamName;
+use crate::engine::{CellError, CellRun, Engine, Interrupter, OutputSink, StartStatus, Startup};
+use crate::timing::timeline;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One output of a code cell, as nbformat 4 stores it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "output_type", rename_all = "snake_case")]
+enum Output {
+    Stream {
+        name: &'static str,
+        text: String,
+    },
+    DisplayData {
+        data: Map<String, Value>,
+        metadata: Map<String, Value>,
+    },
+    ExecuteResult {
+        execution_count: u64,
+        data: Map<String, Value>,
+        metadata: Map<String, Value>,
+    },
+    Error {
+        ename: String,
+        evalue: String,
+        traceback: Vec<String>,
+    },
+}
+
+/// How a run ended.
+pub struct Outcome {
+    pub cells_run: usize,
+    /// The number (1-based, among code cells) of the cell that failed, if one did.
+    pub failed_cell: Option<usize>,
+}
+
+/// Runs every code cell of the notebook at `path` in order and returns the notebook with
+/// its outputs filled in (cells after a failure keep none).
+pub fn run(path: &Path, show_timing: bool) -> Result<(Value, Outcome)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut notebook: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JSON notebook", path.display()))?;
+    if notebook["nbformat"].as_u64() != Some(4) {
+        bail!(
+            "{}: only nbformat 4 notebooks are supported",
+            path.display()
+        );
+    }
+    let cells = notebook["cells"]
+        .as_array_mut()
+        .ok_or_else(|| anyhow!("{}: the notebook has no list of cells", path.display()))?;
+    for cell in cells.iter_mut() {
+        if cell["cell_type"] == "code" {
+            cell["outputs"] = Value::Array(Vec::new());
+            cell["execution_count"] = Value::Null;
+        }
+    }
+
+    let mut engine = start_engine()?;
+    let mut outcome = Outcome {
+        cells_run: 0,
+        failed_cell: None,
+    };
+    for cell in cells.iter_mut() {
+        let source = source_text(&cell["source"]);
+        if cell["cell_type"] != "code" {
+            print_markdown(&source);
+            continue;
+        }
+        outcome.cells_run += 1;
+        let number = outcome.cells_run as u64;
+        print_header(number, &source);
+        let (outputs, failed) = run_cell(&mut engine, &source, number, show_timing);
+        cell["execution_count"] = number.into();
+        cell["outputs"] = serde_json::to_value(outputs)?;
+        if failed {
+            outcome.failed_cell = Some(outcome.cells_run);
+            break;
+        }
+    }
+    Ok((notebook, outcome))
+}
+
+/// Writes the executed notebook (one-space indent, as Jupyter writes them).
+pub fn write(notebook: &Value, path: &Path) -> Result<()> {
+    let mut out = Vec::new();
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
+    notebook.serialize(&mut serializer)?;
+    out.push(b'\n');
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+}
+
+/// nbformat stores source as a string or a list of lines.
+fn source_text(source: &Value) -> String {
+    match source {
+        Value::String(text) => text.clone(),
+        Value::Array(lines) => lines.iter().filter_map(Value::as_str).collect(),
+        _ => String::new(),
+    }
+}
+
+/// Starts the engine, showing what it is doing on a terminal while it starts.
+fn start_engine() -> Result<Engine> {
+    let status = StartStatus::default();
+    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+    let for_engine = status.clone();
+    std::thread::Builder::new()
+        .name("engine-start".into())
+        .spawn(move || {
+            let interrupter = Arc::new(Interrupter::default());
+            let _ = ready_tx.send(Engine::start(
+                interrupter,
+                Startup::FromTemplate,
+                &for_engine,
+            ));
+        })?;
+    let progress = Progress::default();
+    let started = Instant::now();
+    loop {
+        match ready_rx.recv_timeout(Duration::from_millis(500)) {
+            Ok(engine) => {
+                progress.end();
+                return engine;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => progress.show(&format!(
+                "⚙ starting the Rust engine: {} · {:.0} s",
+                status.get(),
+                started.elapsed().as_secs_f64()
+            )),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                bail!("the engine thread ended before the engine started")
+            }
+        }
+    }
+}
+
+fn print_markdown(source: &str) {
+    if !source.trim().is_empty() {
+        println!("\n{}", source.trim_end());
+    }
+}
+
+/// `In [n]:` and the cell's code, bold and dimmed on a terminal.
+fn print_header(number: u64, source: &str) {
+    let (bold, dim, plain) = if std::io::stdout().is_terminal() {
+        ("\x1b[1m", "\x1b[2m", "\x1b[0m")
+    } else {
+        ("", "", "")
+    };
+    println!("\n{bold}In [{number}]:{plain}");
+    for line in source.trim_end().lines() {
+        println!("  {dim}│{plain} {line}");
+    }
+    println!();
+}
+
+/// Runs one cell: prints its output live, returns its nbformat outputs and whether it
+/// failed.
+fn run_cell(
+    engine: &mut Engine,
+    source: &str,
+    number: u64,
+    show_timing: bool,
+) -> (Vec<Output>, bool) {
+    let sink = Arc::new(TerminalSink::default());
+    let read_input = |prompt: &str, _password: bool| -> String {
+        print!("{prompt}");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    let CellRun {
+        result,
+        timings,
+        spans,
+    } = engine.execute(source, sink.clone(), &read_input);
+    sink.progress.end();
+    let mut outputs = std::mem::take(&mut *sink.outputs.lock().unwrap_or_else(|p| p.into_inner()));
+    let failed = match result {
+        Ok(value) => {
+            if !value.is_empty() {
+                print_bundle(&value);
+                outputs.push(Output::ExecuteResult {
+                    execution_count: number,
+                    data: value,
+                    metadata: Map::new(),
+                });
+            }
+            if let Some(picture) = timeline::picture(&spans) {
+                add_display(&mut outputs, picture);
+            }
+            if show_timing && timings.ran {
+                add_display(&mut outputs, timings.footer());
+            }
+            false
+        }
+        Err(error) => {
+            if let Some(picture) = timeline::picture(&spans) {
+                add_display(&mut outputs, picture);
+            }
+            let (ename, evalue, traceback) = error.parts();
+            for line in &traceback {
+                eprintln!("{line}");
+            }
+            if matches!(error, CellError::Interrupted { .. }) {
+                eprintln!("(interrupted)");
+            }
+            outputs.push(Output::Error {
+                ename,
+                evalue,
+                traceback,
+            });
+            true
+        }
+    };
+    (outputs, failed)
+}
+
+/// Prints and keeps what tandem adds under a cell (the timeline, the footer).
+fn add_display(
+    outputs: &mut Vec<Output>,
+    (data, metadata): (Map<String, Value>, Map<String, Value>),
+) {
+    print_bundle(&data);
+    outputs.push(Output::DisplayData { data, metadata });
+}
+
+/// Prints a mime bundle's plain-text form (what a terminal can show).
+fn print_bundle(data: &Map<String, Value>) {
+    match data.get("text/plain").and_then(Value::as_str) {
+        Some(text) => println!("{}", text.trim_end()),
+        None => {
+            let kinds: Vec<&str> = data.keys().map(String::as_str).collect();
+            println!("[{}]", kinds.join(", "));
+        }
+    }
+}
+
+/// A one-line status that rewrites itself on a terminal (and stays silent elsewhere).
+#[derive(Default)]
+struct Progress {
+    shown: Mutex<bool>,
+}
+
+impl Progress {
+    fn show(&self, text: &str) {
+        let mut stderr = std::io::stderr();
+        if !stderr.is_terminal() {
+            return;
+        }
+        let _ = write!(stderr, "\r\x1b[K{text}");
+        let _ = stderr.flush();
+        if let Ok(mut shown) = self.shown.lock() {
+            *shown = true;
+        }
+    }
+
+    fn end(&self) {
+        if let Ok(mut shown) = self.shown.lock() {
+            if std::mem::take(&mut *shown) {
+                eprint!("\r\x1b[K");
+            }
+        }
+    }
+}
+
+/// Prints a running cell's output as it arrives and keeps it as nbformat outputs.
+#[derive(Default)]
+struct TerminalSink {
+    outputs: Mutex<Vec<Output>>,
+    progress: Progress,
+    /// A `clear_output(wait)` takes effect at the next output.
+    clear_pending: Mutex<bool>,
+}
+
+impl TerminalSink {
+    fn keep(&self, output: Output) {
+        let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
+        if std::mem::take(&mut *self.clear_pending.lock().unwrap_or_else(|p| p.into_inner())) {
+            outputs.clear();
+        }
+        // Consecutive text on the same stream is one output, as Jupyter stores it.
+        if let (
+            Some(Output::Stream { name, text }),
+            Output::Stream {
+                name: new,
+                text: more,
+            },
+        ) = (outputs.last_mut(), &output)
+        {
+            if name == new {
+                text.push_str(more);
+                return;
+            }
+        }
+        outputs.push(output);
+    }
+}
+
+impl OutputSink for TerminalSink {
+    fn stream(&self, name: StreamName, text: &str) {
+        self.progress.end();
+        match name {
+            StreamName::Stdout => {
+                let mut stdout = std::io::stdout();
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+            StreamName::Stderr => {
+                let _ = std::io::stderr().write_all(text.as_bytes());
+            }
+        }
+        self.keep(Output::Stream {
+            name: name.as_str(),
+            text: text.to_owned(),
+        });
+    }
+
+    fn display(&self, data: Map<String, Value>) {
+        self.progress.end();
+        print_bundle(&data);
+        self.keep(Output::DisplayData {
+            data,
+            metadata: Map::new(),
+        });
+    }
+
+    fn clear_output(&self, wait: bool) {
+        self.progress.end();
+        if wait {
+            *self.clear_pending.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        } else {
+            self.outputs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clear();
+        }
+    }
+
+    fn progress(&self, text: &str) {
+        self.progress.show(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_is_a_string_or_a_list_of_lines() {
+        assert_eq!(source_text(&serde_json::json!("a\nb")), "a\nb");
+        assert_eq!(source_text(&serde_json::json!(["a\n", "b"])), "a\nb");
+        assert_eq!(source_text(&Value::Null), "");
+    }
+
+    #[test]
+    fn stream_text_on_one_stream_is_merged_and_cleared_on_request() {
+        let sink = TerminalSink::default();
+        sink.keep(Output::Stream {
+            name: "stdout",
+            text: "a\n".into(),
+        });
+        sink.keep(Output::Stream {
+            name: "stdout",
+            text: "b\n".into(),
+        });
+        sink.keep(Output::Stream {
+            name: "stderr",
+            text: "c\n".into(),
+        });
+        let outputs = sink.outputs.lock().unwrap().clone();
+        assert_eq!(outputs.len(), 2);
+        assert_eq!(
+            serde_json::to_value(&outputs[0]).unwrap(),
+            serde_json::json!({"output_type": "stream", "name": "stdout", "text": "a\nb\n"})
+        );
+        sink.clear_output(true);
+        sink.keep(Output::Stream {
+            name: "stdout",
+            text: "d\n".into(),
+        });
+        assert_eq!(sink.outputs.lock().unwrap().len(), 1);
+    }
+}
