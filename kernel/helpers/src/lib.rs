@@ -21,6 +21,7 @@ pub mod asynchronous;
 pub mod clock;
 pub mod cpu;
 pub mod database;
+pub mod display;
 pub mod exercise;
 pub mod files;
 pub mod http;
@@ -44,6 +45,7 @@ pub mod prelude {
     pub use crate::clock::{self, timed, timed_async};
     pub use crate::cpu::count_primes;
     pub use crate::database::Database;
+    pub use crate::display;
     pub use crate::exercise;
     pub use crate::files::{read_file, read_file_async, write_file, write_file_async};
     pub use crate::http::{http_get, http_get_async, LocalServer};

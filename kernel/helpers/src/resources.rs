@@ -1,5 +1,5 @@
-//! What a piece of code costs the process while it runs: the most threads it had at once
-//! and the memory it held, sampled from `/proc/self/status` (Linux) every few milliseconds.
+//! What a piece of code costs the process while it runs: time, CPU time, the most threads
+//! it had at once and the memory it held (sampled from `/proc/self` every few milliseconds).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,9 +31,30 @@ fn sample() -> Sample {
     }
 }
 
+/// CPU time the whole process has used so far (user + system), from `/proc/self/stat`.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start at `state`; utime
+    // and stime are the 12th and 13th of those.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a configuration value.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Duration::from_secs_f64(ticks as f64 / per_second)
+}
+
 /// What the measured code added at its peak, above the process as it was before.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Usage {
+    /// How long the code ran.
+    pub took: Duration,
+    /// CPU time the process used meanwhile: near zero while a thread only waits.
+    pub cpu: Duration,
     /// Threads running at once, beyond those that were there already.
     pub extra_threads: usize,
     /// Memory actually in use (resident), in MiB.
@@ -46,8 +67,13 @@ impl fmt::Display for Usage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} extra threads · +{:.1} MiB in use · +{:.0} MiB reserved",
-            self.extra_threads, self.extra_resident_mib, self.extra_reserved_mib
+            "{:.2} s · CPU {:.2} s · {} extra thread{} · +{:.1} MiB in use · +{:.0} MiB reserved",
+            self.took.as_secs_f64(),
+            self.cpu.as_secs_f64(),
+            self.extra_threads,
+            if self.extra_threads == 1 { "" } else { "s" },
+            self.extra_resident_mib,
+            self.extra_reserved_mib
         )
     }
 }
@@ -62,6 +88,8 @@ impl fmt::Display for Usage {
 ///     threads.into_iter().for_each(|t| t.join().unwrap());
 /// });
 /// assert!(usage.extra_threads >= 8);
+/// // The threads only slept: the process spent next to no CPU time meanwhile.
+/// assert!(usage.cpu < usage.took);
 /// ```
 pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Usage) {
     let before = sample();
@@ -82,7 +110,11 @@ pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Usage) {
                 peak
             })
     };
+    let started = std::time::Instant::now();
+    let cpu_before = cpu_time();
     let value = work();
+    let took = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
     stop.store(true, Ordering::Relaxed);
     let peak = sampler
         .ok()
@@ -90,6 +122,8 @@ pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Usage) {
         .unwrap_or(before);
     let mib = |kib: u64, base: u64| kib.saturating_sub(base) as f64 / 1024.0;
     let usage = Usage {
+        took,
+        cpu,
         // The sampler is a thread of ours, not of the work.
         extra_threads: peak.threads.saturating_sub(before.threads + 1),
         extra_resident_mib: mib(peak.resident_kib, before.resident_kib),

@@ -22,6 +22,8 @@ const LABEL: f64 = 130.0;
 const ROW: f64 = 26.0;
 const TOP: f64 = 34.0;
 const TEXT: &str = "#8a8a8a";
+/// Rows drawn at most; beyond that the last row says how many more tasks there were.
+const MAX_ROWS: usize = 16;
 
 fn colour(kind: Kind) -> &'static str {
     match kind {
@@ -126,7 +128,9 @@ impl Timeline {
         let axis_end = (span_seconds / step).ceil() * step;
         let plot = WIDTH - LABEL - 20.0;
         let x = |t: f64| LABEL + plot * (t / axis_end);
-        let height = TOP + ROW * self.spans.len() as f64 + 34.0;
+        let (shown, hidden) = self.rows();
+        let rows = shown.len() + usize::from(hidden > 0);
+        let height = TOP + ROW * rows as f64 + 34.0;
         let mut svg = String::new();
         let _ = write!(
             svg,
@@ -138,7 +142,7 @@ impl Timeline {
             "<text x=\"{LABEL}\" y=\"18\" fill=\"{TEXT}\" font-weight=\"bold\">{}</text>",
             escape(&self.caption())
         );
-        let axis_y = TOP + ROW * self.spans.len() as f64 + 4.0;
+        let axis_y = TOP + ROW * rows as f64 + 4.0;
         let mut t = 0.0;
         while t <= axis_end + 1e-9 {
             let _ = write!(
@@ -151,7 +155,7 @@ impl Timeline {
             );
             t += step;
         }
-        for (row, span) in self.spans.iter().enumerate() {
+        for (row, span) in shown.iter().enumerate() {
             let y = TOP + ROW * row as f64;
             let start = span.start.saturating_sub(origin).as_secs_f64();
             let end = span.end.saturating_sub(origin).as_secs_f64();
@@ -174,6 +178,14 @@ impl Timeline {
                 escape(&span.name),
                 span.kind.label(),
                 escape(&span.thread),
+            );
+        }
+        if hidden > 0 {
+            let _ = write!(
+                svg,
+                "<text x=\"{LABEL}\" y=\"{:.1}\" fill=\"{TEXT}\" font-style=\"italic\">… and \
+                 {hidden} more tasks (counted in the total and the sum)</text>",
+                TOP + ROW * shown.len() as f64 + ROW * 0.62
             );
         }
         svg.push_str("</svg>");
@@ -208,7 +220,8 @@ impl Timeline {
             .max()
             .unwrap_or(0);
         let mut out = self.caption();
-        for span in &self.spans {
+        let (shown, hidden) = self.rows();
+        for span in shown {
             let start = span.start.saturating_sub(origin).as_secs_f64();
             let end = span.end.saturating_sub(origin).as_secs_f64();
             let from = (start / total * COLUMNS).round() as usize;
@@ -230,7 +243,24 @@ impl Timeline {
                 span.kind.label()
             );
         }
+        if hidden > 0 {
+            let _ = write!(
+                out,
+                "\n… and {hidden} more tasks (counted in the total and the sum)"
+            );
+        }
         out
+    }
+
+    /// The spans drawn as rows, and how many more there were: a cell with hundreds of
+    /// tasks gets a picture of readable size.
+    fn rows(&self) -> (&[Span], usize) {
+        if self.spans.len() <= MAX_ROWS {
+            (&self.spans, 0)
+        } else {
+            let shown = MAX_ROWS - 1;
+            (&self.spans[..shown], self.spans.len() - shown)
+        }
     }
 
     /// evcxr's display hook: a cell whose value is a `Timeline` shows the picture, with the
@@ -267,6 +297,21 @@ mod tests {
             start: Duration::from_secs_f64(from),
             end: Duration::from_secs_f64(to),
         }
+    }
+
+    #[test]
+    fn hundreds_of_tasks_draw_a_few_rows_and_count_the_rest() {
+        let many: Vec<Span> = (0..200)
+            .map(|i| span(&format!("GET /{i}"), Kind::Async, 0.0, 0.5))
+            .collect();
+        let timeline = Timeline::new(many);
+        let svg = timeline.svg();
+        assert_eq!(svg.matches("class=\"bar\"").count(), MAX_ROWS - 1);
+        assert!(svg.contains("and 185 more tasks"));
+        assert!(svg.contains("sum of tasks 100.00 s"));
+        assert!(timeline
+            .text()
+            .ends_with("and 185 more tasks (counted in the total and the sum)"));
     }
 
     #[test]

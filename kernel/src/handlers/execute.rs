@@ -347,6 +347,7 @@ Ready in every cell, no :dep needed: tokio (full), futures, and the helpers:
   run_on_one_thread(fut)      run_on_threads(n, fut)   stop_if_interrupted()
   LocalServer::start(delay)   http_get(url)   http_get_async(url)
   write_file / read_file (and _async)   Database::create(name, rows)   .query / .query_async
+  resources::measure(|| ..)   display::markdown(text)   exercise::previous_run() / check(..)
 Top-level .await works in any cell. A cell whose helper tasks ran ends with a timeline.
 
 Kernel commands (a line of their own in a cell):
