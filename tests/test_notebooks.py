@@ -1,41 +1,240 @@
-"""Every shipped notebook runs end to end through nbclient against the installed kernel,
-with no error output."""
+"""The shipped notebooks: stored clean, run end to end through nbclient against the
+installed kernel and through `tandem run`, prove the lesson's claims with the figures they
+measured, and have exercise checks that fail on the stubs (with a hint) and pass on the
+solutions."""
+import functools
+import json
+import os
 import pathlib
+import re
+import subprocess
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = sorted((pathlib.Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+SOLUTIONS = ROOT / "notebooks" / "solutions"
+TANDEM = ROOT / "target" / "release" / "tandem"
+PASS, NOT_YET = "✅ PASS", "💡 NOT YET"
 
 
-def outputs_of(nb, kind):
-    return [o for cell in nb.cells if cell.cell_type == "code"
-            for o in cell.outputs if o.output_type == kind]
+def ids(path):
+    return path.stem
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_without_errors(path):
+def tags(cell):
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def role(output):
+    return output.get("metadata", {}).get("tandem", {}).get("role")
+
+
+def stream_text(cell):
+    return "".join(o["text"] for o in cell["outputs"] if o["output_type"] == "stream")
+
+
+@functools.lru_cache(maxsize=None)
+def executed_by_nbclient(name):
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="tandem").execute()
+    return nb
+
+
+def run_with_tandem(path, out):
+    return subprocess.run([str(TANDEM), "run", str(path), "--output", str(out)],
+                          capture_output=True, text=True, timeout=900)
+
+
+def claim(nb, name):
+    """The cell tagged `claim:<name>`, and the figures of its timeline."""
+    cells = [c for c in nb.cells if f"claim:{name}" in tags(c)]
+    assert len(cells) == 1, f"one cell tagged claim:{name}"
+    timelines = [o for o in cells[0]["outputs"] if role(o) == "timeline"]
+    figures = timelines[0]["metadata"]["tandem"] if timelines else None
+    return cells[0], figures
+
+
+# -- stored clean -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_notebook_is_stored_clean_with_an_exercise_and_its_solution(path):
     nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
     assert nb.metadata.kernelspec.name == "tandem"
-    assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), \
-        "notebooks are stored without outputs"
-    NotebookClient(nb, timeout=600, kernel_name="tandem").execute()
-    assert outputs_of(nb, "error") == []
-    assert all(cell.execution_count for cell in nb.cells if cell.cell_type == "code")
-
-
-def test_hello_notebook_outputs():
-    nb = nbformat.read(NOTEBOOKS[0].parent / "00-hello.ipynb", as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="tandem").execute()
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code[0].outputs[0].text == "hello, world\n"
-    assert code[1].outputs[0].data["text/plain"] == "6"
-    streamed = "".join(o.text for o in code[2].outputs if o.output_type == "stream")
-    assert streamed.startswith("waiting...\ndone after 1.")
-    assert code[3].outputs[0].data["text/plain"] == "84"
+    assert all(not c.outputs and c.execution_count is None for c in code), \
+        "notebooks are stored without outputs"
+    exercises = [c for c in code if "exercise" in tags(c)]
+    checks = [c for c in code if "check" in tags(c)]
+    assert exercises and len(checks) == len(exercises)
+    assert all("todo!" not in c.source for c in exercises), "stubs run, they do not panic"
+
+    solution = nbformat.read(SOLUTIONS / path.name, as_version=4)
+    assert [c.id for c in solution.cells] == [c.id for c in nb.cells]
+    for mine, theirs in zip(nb.cells, solution.cells):
+        if "exercise" in tags(mine):
+            assert mine.source != theirs.source, f"{mine.id}: the solution completes the stub"
+        else:
+            assert mine.source == theirs.source, f"{mine.id}: only exercise cells differ"
+
+
+# -- run end to end ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_notebook_runs_through_nbclient_and_its_checks_give_hints(path):
+    nb = executed_by_nbclient(path.name)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert errors == []
+    assert all(c.execution_count for c in code)
     for cell in code:
-        footer = cell.outputs[-1]
-        assert footer.output_type == "display_data"
-        assert footer.metadata["tandem"]["role"] == "timing"
-        assert "compile" in footer.data["text/plain"] and "run" in footer.data["text/plain"]
+        if any(t.startswith("claim:") for t in tags(cell)):
+            footers = [o for o in cell.outputs if role(o) == "timing"]
+            assert len(footers) == 1 and "run" in footers[0]["data"]["text/plain"]
+    for cell in (c for c in code if "check" in tags(c)):
+        text = stream_text(cell)
+        assert NOT_YET in text and PASS not in text, f"{cell.id}: the stub must not pass"
+        assert len(text.split(NOT_YET, 1)[1].strip()) > 20, "a hint follows NOT YET"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_notebook_runs_through_tandem_run(path, tmp_path):
+    out = tmp_path / path.name
+    ran = run_with_tandem(path, out)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "⏱ compile" in ran.stdout and "In [" in ran.stdout
+    nb = nbformat.read(out, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count == n for n, c in enumerate(code, 1))
+    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    checks = [stream_text(c) for c in code if "check" in tags(c)]
+    assert checks and all(NOT_YET in text for text in checks)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_solutions_pass_their_checks(path, tmp_path):
+    out = tmp_path / path.name
+    ran = run_with_tandem(SOLUTIONS / path.name, out)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    nb = nbformat.read(out, as_version=4)
+    checks = [stream_text(c) for c in nb.cells if "check" in tags(c)]
+    assert checks and all(PASS in text and NOT_YET not in text for text in checks), checks
+
+
+def test_tandem_run_stops_at_the_first_failing_cell(tmp_path):
+    kernelspec = {"name": "tandem", "display_name": "Rust (tandem)"}
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec})
+    nb.cells = [nbformat.v4.new_code_cell('println!("first");'),
+                nbformat.v4.new_code_cell('let x: u32 = "not a number";'),
+                nbformat.v4.new_code_cell('println!("never");')]
+    source, out = tmp_path / "broken.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, source)
+    ran = run_with_tandem(source, out)
+    assert ran.returncode == 1
+    assert "first" in ran.stdout and "never" not in ran.stdout
+    assert "mismatched types" in ran.stderr and "code cell 2" in ran.stderr
+    executed = json.loads(out.read_text())
+    outputs = [c["outputs"] for c in executed["cells"]]
+    assert outputs[0][0]["text"] == "first\n"
+    assert outputs[1][-1]["output_type"] == "error"
+    assert outputs[2] == [] and executed["cells"][2]["execution_count"] is None
+
+
+# -- what the lesson claims, from the figures measured while it ran -----------------------
+
+def test_synchronous_waits_add_up():
+    nb = executed_by_nbclient("02-synchronous.ipynb")
+    _, figures = claim(nb, "sync-sum")
+    assert figures["total_seconds"] >= 0.95 * figures["sum_seconds"]
+    assert not figures["overlapped"]
+    cell, _ = claim(nb, "sync-idle")
+    busy = float(re.search(r"busy (\d+)%", stream_text(cell)).group(1))
+    assert busy < 30, "a blocked thread is idle, not computing"
+
+
+def test_async_waits_overlap_on_one_thread():
+    nb = executed_by_nbclient("03-asynchronous.ipynb")
+    _, sequential = claim(nb, "async-sequential")
+    assert sequential["total_seconds"] >= 0.95 * sequential["sum_seconds"]
+    for name in ("async-max", "async-gather", "async-one-thread"):
+        _, figures = claim(nb, name)
+        longest = max(t["end"] - t["start"] for t in figures["tasks"])
+        assert figures["overlapped"]
+        assert figures["total_seconds"] < 0.7 * figures["sum_seconds"]
+        assert figures["total_seconds"] < 1.2 * longest, "the total is about the longest wait"
+    _, one_thread = claim(nb, "async-one-thread")
+    assert one_thread["threads"] == 1
+
+
+def test_blocking_inside_async_takes_the_sum_and_both_fixes_work():
+    nb = executed_by_nbclient("04-blocking-in-async.ipynb")
+    for name in ("pitfall-blocked", "pitfall-timer"):
+        _, figures = claim(nb, name)
+        assert figures["total_seconds"] >= 0.95 * figures["sum_seconds"], name
+    for name in ("pitfall-fix-async", "pitfall-fix-spawn-blocking"):
+        _, figures = claim(nb, name)
+        assert figures["overlapped"] and figures["total_seconds"] < 0.85 * figures["sum_seconds"]
+
+
+def test_threads_speed_up_cpu_work_and_async_does_not():
+    nb = executed_by_nbclient("05-cpu-vs-io.ipynb")
+    _, in_async = claim(nb, "cpu-async")
+    assert in_async["total_seconds"] >= 0.9 * in_async["sum_seconds"]
+    assert in_async["threads"] == 1
+    _, on_threads = claim(nb, "cpu-threads")
+    assert on_threads["threads"] == 2
+    if (os.cpu_count() or 1) >= 2:
+        assert on_threads["total_seconds"] < 0.75 * on_threads["sum_seconds"]
+    _, io = claim(nb, "io-async")
+    assert io["total_seconds"] < 0.7 * io["sum_seconds"]
+
+
+def test_real_io_is_faster_async_where_it_waits():
+    nb = executed_by_nbclient("06-real-io.ipynb")
+    for blocking, concurrent in [("http-blocking", "http-async"),
+                                 ("scrape-blocking", "scrape-async"),
+                                 ("db-blocking", "db-async")]:
+        _, slow = claim(nb, blocking)
+        _, fast = claim(nb, concurrent)
+        assert not slow["overlapped"] and fast["overlapped"]
+        assert fast["total_seconds"] < 0.6 * slow["total_seconds"], concurrent
+    _, files = claim(nb, "files-blocking")
+    assert files["total_seconds"] < 1.0, "local files answer quickly"
+
+
+def usage(text):
+    figures = re.search(r"([\d.]+) s · CPU [\d.]+ s · (\d+) extra threads? · "
+                        r"\+([\d.]+) MiB in use · \+(\d+) MiB reserved", text)
+    took, threads, _, reserved = figures.groups()
+    return float(took), int(threads), int(reserved)
+
+
+def test_many_connections_favour_async():
+    nb = executed_by_nbclient("07-many-connections.ipynb")
+    threads_took, threads, threads_reserved = usage(stream_text(claim(nb, "many-threads")[0]))
+    async_took, async_threads, async_reserved = usage(stream_text(claim(nb, "many-async")[0]))
+    assert threads >= 150 and async_threads <= 3
+    assert async_reserved < 0.5 * threads_reserved
+    assert async_took < 2.0 * threads_took, "async keeps up with a thread per request"
+    server = stream_text(claim(nb, "many-server")[0])
+    assert int(re.search(r"held (\d+) connections", server).group(1)) >= 150
+    table = claim(nb, "many-table")[0]
+    assert any("text/markdown" in o.get("data", {}) for o in table.outputs)
+
+
+def test_comparison_table_is_built_from_this_run():
+    nb = executed_by_nbclient("08-choosing.ipynb")
+    io = stream_text(claim(nb, "choose-io")[0])
+    blocking, concurrent = map(float, re.search(r"blocking ([\d.]+) s · async ([\d.]+) s", io).groups())
+    assert concurrent < 0.6 * blocking
+    table = claim(nb, "choose-table")[0]
+    markdown = next(o["data"]["text/markdown"] for o in table.outputs
+                    if "text/markdown" in o.get("data", {}))
+    assert f"took {blocking:.2f} s" in markdown and f"took {concurrent:.2f} s" in markdown
+    for feature in ("Execution model", "Blocking behaviour", "Complexity", "Best for",
+                    "Core tools"):
+        assert feature in markdown
