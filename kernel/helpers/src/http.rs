@@ -9,6 +9,7 @@
 use crate::spans::{Kind, TaskRun};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +51,13 @@ impl LocalServer {
     /// Starts the server on a free port of 127.0.0.1.
     pub fn start(delay_seconds: f64) -> io::Result<LocalServer> {
         let listener = StdListener::bind("127.0.0.1:0")?;
+        // std listens with a backlog of 128: hundreds of clients connecting in the same
+        // millisecond would see SYNs dropped and retried a second later. Ask for the
+        // system's maximum instead (listen again only resizes the queue).
+        // SAFETY: listen on a socket we own, already bound and listening.
+        if unsafe { libc::listen(listener.as_raw_fd(), libc::SOMAXCONN.max(4096)) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
         let delay = Duration::from_secs_f64(delay_seconds.max(0.0));
