@@ -123,3 +123,31 @@ def test_a_thread_that_keeps_writing_does_not_hold_the_cell():
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_kernel_stops_when_the_process_that_started_it_dies(tmp_path):
+    """Like ipykernel's parent poller: a kernel orphaned by a killed Jupyter exits."""
+    import pathlib
+    import subprocess
+
+    from jupyter_client.connect import write_connection_file
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    connection_file, _ = write_connection_file(str(tmp_path / "kernel.json"))
+    binary = KernelSpecManager().get_kernel_spec("tandem").argv[0]
+    # A shell starts the kernel in the background, prints its pid and exits at once.
+    started = subprocess.run(
+        ["sh", "-c", f'"{binary}" kernel -f "{connection_file}" >/dev/null 2>&1 & echo $!'],
+        capture_output=True, text=True, check=True)
+    pid = int(started.stdout.strip())
+    deadline = time.monotonic() + 15
+    while pathlib.Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        status = pathlib.Path(f"/proc/{pid}/status").read_text(errors="replace")
+        if "State:\tZ" in status:
+            break  # exited, waiting to be reaped by its new parent
+        time.sleep(0.2)
+    alive = pathlib.Path(f"/proc/{pid}").exists() and \
+        "State:\tZ" not in pathlib.Path(f"/proc/{pid}/status").read_text(errors="replace")
+    if alive:
+        subprocess.run(["kill", "-9", str(pid)])
+    assert not alive, "an orphaned kernel must stop by itself"

@@ -168,6 +168,8 @@ pub struct Engine {
     interrupter: Arc<Interrupter>,
     /// evcxr's crate directory, watched for dependency builds.
     build_dir: PathBuf,
+    /// Whether rust-analyzer has answered its first, slow query.
+    analysis_warm: bool,
 }
 
 impl Engine {
@@ -204,30 +206,41 @@ impl Engine {
             runs += u64::from(split_timings(&outputs, Duration::ZERO).ran);
             log::debug!("{step}: {:?}", step_started.elapsed());
         }
-        // rust-analyzer's first type query costs seconds (the first `let` of a session took
-        // 2.4 s, later ones 0.3 s). Ask one now, while the learner is still reading; it
-        // changes nothing in the session.
-        let warm_up = "let tandem_warm_up = 1;\ntandem_warm_up";
-        // Skipped when a cell is already waiting: it would wait longer, for something only
-        // a `let` needs.
-        if startup != Startup::InPlace && !status.awaited() {
-            status.set("warming up rust-analyzer");
-            let analysed = Instant::now();
-            if let Err(error) = context.completions(warm_up, warm_up.len()) {
-                log::debug!("warm-up analysis failed: {error}");
-            }
-            log::debug!("warm-up analysis took {:?}", analysed.elapsed());
-        }
         let forwarder = Forwarder::start(outputs.stdout, outputs.stderr);
         // Take the startup snippets' output (and their stderr sync markers) out of the way
         // of the first cell.
         forwarder.finish_cell(runs);
-        Ok(Engine {
+        let mut engine = Engine {
             context,
             forwarder,
             interrupter,
             build_dir,
-        })
+            analysis_warm: startup == Startup::InPlace,
+        };
+        // Skipped when a cell is already waiting: it would wait longer, for something only
+        // a `let` or a completion needs. The kernel does it later, when the shell is idle.
+        if !engine.analysis_warm && !status.awaited() {
+            status.set("warming up rust-analyzer");
+            engine.warm_up_analysis();
+        }
+        Ok(engine)
+    }
+
+    /// rust-analyzer's first query of a session costs seconds (the first `let` took 2.4 s,
+    /// the first completion 1.3 s, later ones 0.1–0.3 s; JupyterLab gives up on a
+    /// completion after 1 s). Asks one throwaway query, once; it changes nothing in the
+    /// session. Returns whether it ran.
+    pub fn warm_up_analysis(&mut self) -> bool {
+        if std::mem::replace(&mut self.analysis_warm, true) {
+            return false;
+        }
+        let warm_up = "let tandem_warm_up = 1;\ntandem_warm_up";
+        let analysed = Instant::now();
+        if let Err(error) = self.context.completions(warm_up, warm_up.len()) {
+            log::debug!("warm-up analysis failed: {error}");
+        }
+        log::debug!("warm-up analysis took {:?}", analysed.elapsed());
+        true
     }
 
     /// Compiles and runs one cell. Output goes to `sink` while the cell runs;

@@ -332,6 +332,17 @@ impl ShellHandlers {
         }
     }
 
+    /// Work put off until nothing waits on the shell: the engine's first analysis query,
+    /// when the first cell did not leave time for it at startup (then the learner's first
+    /// Tab would wait for it).
+    fn while_idle(&mut self) {
+        if let EngineSlot::Ready(engine) = &mut self.engine {
+            if engine.warm_up_analysis() {
+                log::debug!("rust-analyzer warmed up while idle");
+            }
+        }
+    }
+
     /// Entry point for every message on the shell socket.
     pub fn handle(&mut self, message: Message, outbox: &mut Outbox) {
         let iopub = self.iopub.clone();
@@ -341,6 +352,9 @@ impl ShellHandlers {
         }
         dispatch(self, SHELL_TABLE, &message, outbox, &iopub);
         self.shutdown.carry_out();
+        if !outbox.has_queued() {
+            self.while_idle();
+        }
         if self.abort_queued {
             // Everything already queued behind the failed cell is answered now; the
             // abort ends when the queue is empty (as ipykernel does).

@@ -4,6 +4,7 @@
 
 mod heartbeat;
 mod iopub;
+mod parent;
 mod router;
 
 pub use iopub::Iopub;
@@ -85,6 +86,8 @@ pub fn serve(
         heartbeat,
     } = sockets;
     let (shutdown_tx, shutdown_rx) = crossbeam_channel::unbounded();
+    let orphaned = ShutdownSignal(shutdown_tx.clone());
+    parent::watch(move || orphaned.request(false))?;
     let iopub = Iopub::start(iopub, signer.clone())?;
     let (mut shell_handlers, mut control_handlers) =
         make_handlers(iopub.clone(), ShutdownSignal(shutdown_tx));

@@ -40,6 +40,11 @@ impl Outbox<'_> {
         }
     }
 
+    /// Whether a request is waiting on this socket (nothing is read).
+    pub fn has_queued(&self) -> bool {
+        matches!(self.socket.poll(zmq::POLLIN, 0), Ok(n) if n > 0)
+    }
+
     /// The stdin channel, on the shell socket only.
     pub fn stdin(&mut self) -> Option<&mut StdinPort> {
         self.stdin.as_deref_mut()
