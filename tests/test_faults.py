@@ -135,9 +135,11 @@ def test_kernel_stops_when_the_process_that_started_it_dies(tmp_path):
 
     connection_file, _ = write_connection_file(str(tmp_path / "kernel.json"))
     binary = KernelSpecManager().get_kernel_spec("tandem").argv[0]
-    # A shell starts the kernel in the background, prints its pid and exits at once.
+    # A shell starts the kernel in the background (naming itself the parent, as Jupyter
+    # does), prints the kernel's pid and exits at once.
     started = subprocess.run(
-        ["sh", "-c", f'"{binary}" kernel -f "{connection_file}" >/dev/null 2>&1 & echo $!'],
+        ["sh", "-c", f'JPY_PARENT_PID=$$ "{binary}" kernel -f "{connection_file}" '
+                     '>/dev/null 2>&1 & echo $!'],
         capture_output=True, text=True, check=True)
     pid = int(started.stdout.strip())
     deadline = time.monotonic() + 15

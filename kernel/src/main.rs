@@ -35,6 +35,9 @@ enum Command {
         /// Do not open a web browser.
         #[arg(long)]
         no_browser: bool,
+        /// Serve this folder instead of the shipped notebooks/.
+        #[arg(long, value_name = "DIR")]
+        notebooks: Option<PathBuf>,
         /// Further arguments passed to `jupyter lab`.
         #[arg(last = true)]
         jupyter_args: Vec<String>,
@@ -122,8 +125,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Lab {
             port,
             no_browser,
+            notebooks,
             jupyter_args,
-        } => lab::run(port, !no_browser, &jupyter_args),
+        } => lab::run(port, !no_browser, notebooks, &jupyter_args),
         Command::Run {
             notebook: path,
             output,
@@ -241,10 +245,7 @@ fn remove_dead_kernels_dirs() {
         else {
             continue;
         };
-        // SAFETY: signal 0 only asks whether the process exists.
-        let gone = unsafe { libc::kill(pid, 0) } != 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone {
+        if server::process_ended(pid) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }

@@ -8,6 +8,7 @@ mod parent;
 mod router;
 
 pub use iopub::Iopub;
+pub use parent::ended as process_ended;
 pub use router::Outbox;
 
 use crate::handlers::{ControlHandlers, ShellHandlers};

@@ -5,23 +5,42 @@ use std::time::Duration;
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
+/// Whether process `pid` has ended (signal 0 only asks whether it exists).
+pub fn ended(pid: libc::pid_t) -> bool {
+    // SAFETY: kill with signal 0 sends nothing.
+    let refused = unsafe { libc::kill(pid, 0) } != 0;
+    refused && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
 /// Watches the parent process in a thread of its own; `gone` runs once when it has died.
+///
+/// Two signs, either of which is enough: the parent process id changes (an orphan is
+/// adopted by init or a subreaper), or the process Jupyter names in `JPY_PARENT_PID` has
+/// ended (which also covers a parent that died before this watch began; a wrapper script
+/// between Jupyter and the kernel does not count as the parent dying).
 pub fn watch(gone: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     // SAFETY: getppid has no preconditions and cannot fail.
     let parent = unsafe { libc::getppid() };
-    if parent <= 1 {
-        // Started by init or already orphaned: there is no parent to outlive.
+    let jupyter: Option<libc::pid_t> = std::env::var("JPY_PARENT_PID")
+        .ok()
+        .and_then(|pid| pid.trim().parse().ok())
+        .filter(|&pid| pid > 1);
+    if parent <= 1 && jupyter.is_none() {
+        // Started by init: there is no parent to outlive.
         return Ok(());
     }
     std::thread::Builder::new()
         .name("parent-watch".into())
         .spawn(move || {
-            // An orphan is adopted by init or a subreaper: its parent id changes.
-            // SAFETY: as above.
-            while unsafe { libc::getppid() } == parent {
+            loop {
+                // SAFETY: as above.
+                let adopted = parent > 1 && unsafe { libc::getppid() } != parent;
+                if adopted || jupyter.is_some_and(ended) {
+                    break;
+                }
                 std::thread::sleep(CHECK_EVERY);
             }
-            log::warn!("the process that started this kernel ({parent}) is gone; stopping");
+            log::warn!("the process that started this kernel is gone; stopping");
             gone();
         })
         .map(drop)
