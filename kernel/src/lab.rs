@@ -16,8 +16,19 @@ pub fn repository_root() -> PathBuf {
 }
 
 /// Prepares `.venv` and replaces this process with JupyterLab (so Ctrl-C reaches it).
-pub fn run(port: Option<u16>, open_browser: bool, extra: &[String]) -> Result<()> {
+pub fn run(
+    port: Option<u16>,
+    open_browser: bool,
+    notebooks: Option<PathBuf>,
+    extra: &[String],
+) -> Result<()> {
     let root = repository_root();
+    let notebooks = match notebooks {
+        Some(dir) => dir
+            .canonicalize()
+            .with_context(|| format!("finding {}", dir.display()))?,
+        None => root.join("notebooks"),
+    };
     let venv = root.join(".venv");
     ensure_venv(&venv)?;
     let requirements = root.join("notebooks/requirements.txt");
@@ -26,14 +37,12 @@ pub fn run(port: Option<u16>, open_browser: bool, extra: &[String]) -> Result<()
     let spec = install::install(&install::Location::Prefix(venv.clone()), &binary)?;
     println!("tandem: kernelspec installed in {}", spec.display());
     crate::engine::prebuild_in_subprocess(false, true)?;
+    quiet_lab_settings(&venv)?;
 
     let mut lab = Command::new(venv.join("bin/jupyter"));
     lab.arg("lab")
         .arg("--ServerApp.ip=127.0.0.1")
-        .arg(format!(
-            "--ServerApp.root_dir={}",
-            root.join("notebooks").display()
-        ))
+        .arg(format!("--ServerApp.root_dir={}", notebooks.display()))
         .arg("--MultiKernelManager.default_kernel_name=tandem")
         .env("JUPYTER_PATH", venv.join("share/jupyter"));
     if let Some(port) = port {
@@ -48,9 +57,33 @@ pub fn run(port: Option<u16>, open_browser: bool, extra: &[String]) -> Result<()
         lab.arg("--no-browser");
     }
     lab.args(extra);
-    println!("tandem: starting JupyterLab on notebooks/ (Ctrl-C twice to stop)");
+    println!(
+        "tandem: starting JupyterLab on {} (Ctrl-C twice to stop)",
+        notebooks.display()
+    );
     let error = lab.exec();
     bail!("could not start JupyterLab: {error}")
+}
+
+/// JupyterLab's defaults for this environment: no pop-up asking to fetch Jupyter news,
+/// no update checks (a learner opening the lessons needs neither). Written once; edits
+/// to the file are kept.
+fn quiet_lab_settings(venv: &Path) -> Result<()> {
+    let settings = venv.join("share/jupyter/lab/settings");
+    let overrides = settings.join("overrides.json");
+    if overrides.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&settings)
+        .with_context(|| format!("creating {}", settings.display()))?;
+    let quiet = serde_json::json!({
+        "@jupyterlab/apputils-extension:notification": {
+            "checkForUpdates": false,
+            "fetchNews": "false"
+        }
+    });
+    std::fs::write(&overrides, serde_json::to_string_pretty(&quiet)?)
+        .with_context(|| format!("writing {}", overrides.display()))
 }
 
 fn ensure_venv(venv: &Path) -> Result<()> {

@@ -42,6 +42,11 @@ pub fn info() -> KernelInfoReply {
                 text: "The Rust async book",
                 url: "https://rust-lang.github.io/async-book/",
             },
+            // The shipped lessons' first page, as `tandem lab` serves it.
+            HelpLink {
+                text: "tandem lessons: start here",
+                url: "/lab/tree/01-start-here.ipynb",
+            },
         ],
         debugger: false,
     }

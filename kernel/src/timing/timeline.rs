@@ -15,8 +15,15 @@ pub fn picture(spans: &[Span]) -> Option<(Map<String, Value>, Map<String, Value>
         return None;
     }
     let timeline = Timeline::new(spans.to_vec());
+    let svg = timeline.svg();
     let mut data = Map::new();
-    data.insert("image/svg+xml".into(), json!(timeline.svg()));
+    // JupyterLab shows `image/svg+xml` as an <img>; the same picture inline in HTML is
+    // part of the page (its tooltips work, and it can be inspected and tested).
+    data.insert(
+        "text/html".into(),
+        json!(format!("<div class=\"tandem-timeline\">{svg}</div>")),
+    );
+    data.insert("image/svg+xml".into(), json!(svg));
     data.insert("text/plain".into(), json!(timeline.text()));
     let mut metadata = Map::new();
     // The figures behind the picture, for tests and tools that read executed notebooks.
@@ -65,6 +72,7 @@ mod tests {
         };
         let (data, metadata) = picture(&[span]).unwrap();
         assert!(data["image/svg+xml"].as_str().unwrap().starts_with("<svg"));
+        assert!(data["text/html"].as_str().unwrap().contains("<svg"));
         assert!(data["text/plain"].as_str().unwrap().contains('A'));
         assert_eq!(metadata["tandem"]["role"], TIMELINE_ROLE);
         assert_eq!(metadata["tandem"]["sum_seconds"], 1.0);
