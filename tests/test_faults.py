@@ -135,21 +135,26 @@ def test_kernel_stops_when_the_process_that_started_it_dies(tmp_path):
 
     connection_file, _ = write_connection_file(str(tmp_path / "kernel.json"))
     binary = KernelSpecManager().get_kernel_spec("tandem").argv[0]
+    log = tmp_path / "kernel.log"
     # A shell starts the kernel in the background (naming itself the parent, as Jupyter
-    # does), prints the kernel's pid and exits at once.
+    # does), prints the kernel's pid, gives it a second to start, and exits.
     started = subprocess.run(
         ["sh", "-c", f'JPY_PARENT_PID=$$ "{binary}" kernel -f "{connection_file}" '
-                     '>/dev/null 2>&1 & echo $!'],
+                     f'>/dev/null 2>"{log}" & echo $!; sleep 1'],
         capture_output=True, text=True, check=True)
     pid = int(started.stdout.strip())
+
+    def running():
+        try:
+            return "State:\tZ" not in pathlib.Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return False  # gone (or exited, waiting to be reaped by its new parent)
+
     deadline = time.monotonic() + 15
-    while pathlib.Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        status = pathlib.Path(f"/proc/{pid}/status").read_text(errors="replace")
-        if "State:\tZ" in status:
-            break  # exited, waiting to be reaped by its new parent
+    while running() and time.monotonic() < deadline:
         time.sleep(0.2)
-    alive = pathlib.Path(f"/proc/{pid}").exists() and \
-        "State:\tZ" not in pathlib.Path(f"/proc/{pid}/status").read_text(errors="replace")
-    if alive:
+    still_running = running()
+    if still_running:
         subprocess.run(["kill", "-9", str(pid)])
-    assert not alive, "an orphaned kernel must stop by itself"
+    assert not still_running, "an orphaned kernel must stop by itself"
+    assert "started this kernel is gone" in log.read_text(), "it stopped for that reason"

@@ -36,7 +36,7 @@ EXPECTED_LINES = {
     "05-cpu-vs-io": "4 thread(s):",
     "06-real-io": "fetched 7 pages",
     "07-many-connections": "connections at once",
-    "08-choosing": "blocking",
+    "08-choosing": "· threads ",
 }
 
 
@@ -116,6 +116,7 @@ def lab(tmp_path_factory):
     lab = Lab(scratch / "notebooks", scratch)
     yield lab
     kernels = lab.kernel_pids()
+    assert kernels, "the tests started kernels; JupyterLab must be their parent"
     code = lab.stop()
     assert code in (0, 130, -signal.SIGINT), "".join(lab.lines[-20:])
     deadline = time.monotonic() + 10
@@ -238,7 +239,7 @@ def saved_code_cells(path, timeout=30):
     deadline = time.monotonic() + timeout
     while True:
         code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
-        if any(c.execution_count for c in code) or time.monotonic() > deadline:
+        if all(c.execution_count for c in code) or time.monotonic() > deadline:
             return code
         time.sleep(0.2)
 
@@ -292,6 +293,9 @@ def test_interrupt_restart_and_tab_completion_in_a_new_notebook(page, lab):
     wait_for_idle(page)
     run_in_new_cell(page, 'println!("running after the restart");')
     output_of_cell(page, 3).get_by_text("running after the restart").wait_for(timeout=120_000)
+    # A new kernel process: the variables of the old one are gone.
+    run_in_new_cell(page, "completion_apple")
+    output_of_cell(page, 4).get_by_text("cannot find value").wait_for()
 
 
 def test_help_menu_links_to_rust_and_tokio_docs_and_the_start_page(page, lab):
@@ -330,9 +334,11 @@ def test_timeline_reads_in_the_dark_theme(page, lab):
         timeline = output_of_cell(page, 0).locator(".tandem-timeline svg")
         expect(timeline.locator("rect.bar")).to_have_count(2, timeout=120_000)
         caption = timeline.locator("text").first.get_attribute("fill")
+        # The notebook's background is the theme's first layout colour.
         background = page.evaluate(
-            "() => getComputedStyle(document.querySelector("
-            "'.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook')).backgroundColor")
+            "() => getComputedStyle(document.body).getPropertyValue('--jp-layout-color0')"
+        ).strip()
+        assert luminance(background) < 0.1, f"a dark background, not {background}"
         lighter, darker = sorted([luminance(caption), luminance(background)], reverse=True)
         assert (lighter + 0.05) / (darker + 0.05) >= 3, "the caption must stand out"
         timeline.scroll_into_view_if_needed()

@@ -238,9 +238,13 @@ fn add_display(
     outputs.push(Output::DisplayData { data, metadata });
 }
 
-/// Prints a mime bundle's plain-text form (what a terminal can show).
+/// Prints what a terminal can show of a mime bundle: its plain text, else the source of
+/// its Markdown or HTML.
 fn print_bundle(data: &Map<String, Value>) {
-    match data.get("text/plain").and_then(Value::as_str) {
+    let text = ["text/plain", "text/markdown", "text/html"]
+        .iter()
+        .find_map(|mime| data.get(*mime).and_then(Value::as_str));
+    match text {
         Some(text) => println!("{}", text.trim_end()),
         None => {
             let kinds: Vec<&str> = data.keys().map(String::as_str).collect();

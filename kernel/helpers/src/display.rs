@@ -1,5 +1,6 @@
 //! Rich output from a cell: Markdown or HTML shown by the notebook (a table of measured
-//! figures, say), with the text itself as the fallback for terminals.
+//! figures, say). Each call shows one output where it was printed; terminals (`tandem
+//! run`) print the Markdown or HTML source.
 
 /// Shows `markdown` rendered (a table, a list) under the cell.
 ///

@@ -53,7 +53,8 @@ fn cpu_time() -> Duration {
 pub struct Usage {
     /// How long the code ran.
     pub took: Duration,
-    /// CPU time the process used meanwhile: near zero while a thread only waits.
+    /// CPU time the process used meanwhile (the sampling adds a little): near zero while a
+    /// thread only waits.
     pub cpu: Duration,
     /// Threads running at once, beyond those that were there already.
     pub extra_threads: usize,
@@ -92,14 +93,17 @@ impl fmt::Display for Usage {
 /// assert!(usage.cpu < usage.took);
 /// ```
 pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Usage) {
-    let before = sample();
     let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    // The baseline is the sampler's own first sample: its thread, stack and buffers are
+    // already there, so they do not count as the work's.
     let sampler = {
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("resource-watch".into())
             .spawn(move || {
                 let mut peak = sample();
+                let _ = ready_tx.send(peak);
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(2));
                     let now = sample();
@@ -110,6 +114,7 @@ pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Usage) {
                 peak
             })
     };
+    let before = ready_rx.recv().unwrap_or_else(|_| sample());
     let started = std::time::Instant::now();
     let cpu_before = cpu_time();
     let value = work();
@@ -124,8 +129,7 @@ pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Usage) {
     let usage = Usage {
         took,
         cpu,
-        // The sampler is a thread of ours, not of the work.
-        extra_threads: peak.threads.saturating_sub(before.threads + 1),
+        extra_threads: peak.threads.saturating_sub(before.threads),
         extra_resident_mib: mib(peak.resident_kib, before.resident_kib),
         extra_reserved_mib: mib(peak.reserved_kib, before.reserved_kib),
     };

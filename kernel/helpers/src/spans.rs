@@ -44,7 +44,7 @@ impl Span {
     }
 }
 
-/// The spans of the running cell, and those of the last earlier cell that recorded any.
+/// The spans of the running cell, and those of the cell that ran before it.
 struct CellSpans {
     cell: u64,
     current: Vec<Span>,
@@ -57,19 +57,23 @@ static SPANS: Mutex<CellSpans> = Mutex::new(CellSpans {
     previous: Vec::new(),
 });
 
-/// Runs `use_them` on (this cell's spans, the last earlier cell's spans). A new cell starts
-/// a new list; the old one becomes the previous list if it has anything in it.
+/// Runs `use_them` on (this cell's spans, the previous cell's spans). A new cell starts a
+/// new list; the old one becomes the previous list, empty or not.
 fn with_spans<T>(use_them: impl FnOnce(&mut Vec<Span>, &[Span]) -> T) -> T {
     let mut spans = SPANS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let cell = crate::session::cell_number();
     if spans.cell != cell {
-        spans.cell = cell;
+        // The cell just before this one, if it ran: a gap in the numbers means cells ran
+        // that recorded nothing.
         let finished = std::mem::take(&mut spans.current);
-        if !finished.is_empty() {
-            spans.previous = finished;
-        }
+        spans.previous = if cell == spans.cell + 1 {
+            finished
+        } else {
+            Vec::new()
+        };
+        spans.cell = cell;
     }
     let CellSpans {
         current, previous, ..
@@ -89,9 +93,10 @@ pub fn recorded() -> Vec<Span> {
     with_spans(|spans, _| spans.clone())
 }
 
-/// The spans of the last earlier cell whose tasks recorded any: what an exercise's check
-/// cell looks at. Empty before such a cell ran (and outside tandem, where there are no
-/// cells).
+/// The spans of the cell that ran just before this one: what an exercise's check cell
+/// looks at. Empty when that cell ran no helper task (and outside tandem, where there are
+/// no cells). A cell that failed to compile never ran, so the check then sees the cell
+/// before it: checks also look for the exercise's own task names.
 pub fn previous_cell() -> Vec<Span> {
     with_spans(|_, previous| previous.to_vec())
 }

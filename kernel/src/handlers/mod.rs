@@ -352,9 +352,6 @@ impl ShellHandlers {
         }
         dispatch(self, SHELL_TABLE, &message, outbox, &iopub);
         self.shutdown.carry_out();
-        if !outbox.has_queued() {
-            self.while_idle();
-        }
         if self.abort_queued {
             // Everything already queued behind the failed cell is answered now; the
             // abort ends when the queue is empty (as ipykernel does).
@@ -362,6 +359,8 @@ impl ShellHandlers {
                 self.handle(next, outbox);
             }
             self.abort_queued = false;
+        } else if !outbox.has_queued() {
+            self.while_idle();
         }
     }
 }

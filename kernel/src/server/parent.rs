@@ -5,26 +5,41 @@ use std::time::Duration;
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 
-/// Whether process `pid` has ended (signal 0 only asks whether it exists).
+/// Whether process `pid` has ended: it no longer exists, or it is a zombie (exited, not
+/// yet reaped).
 pub fn ended(pid: libc::pid_t) -> bool {
-    // SAFETY: kill with signal 0 sends nothing.
+    // SAFETY: kill with signal 0 sends nothing; it only asks whether the process exists.
     let refused = unsafe { libc::kill(pid, 0) } != 0;
-    refused && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    if refused && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return true;
+    }
+    // `/proc/PID/stat` is `pid (name) state ...`; the name may hold spaces and parentheses.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, after_name) = stat.rsplit_once(')')?;
+            after_name
+                .split_whitespace()
+                .next()
+                .map(|state| state == "Z")
+        })
+        .unwrap_or(false)
 }
 
 /// Watches the parent process in a thread of its own; `gone` runs once when it has died.
 ///
 /// Two signs, either of which is enough: the parent process id changes (an orphan is
-/// adopted by init or a subreaper), or the process Jupyter names in `JPY_PARENT_PID` has
-/// ended (which also covers a parent that died before this watch began; a wrapper script
-/// between Jupyter and the kernel does not count as the parent dying).
+/// adopted by init or a subreaper), or the process Jupyter names in `JPY_PARENT_PID` ends
+/// (a wrapper script between Jupyter and the kernel does not count as the parent dying).
+/// `JPY_PARENT_PID` is followed only if that process is alive when the watch begins: from
+/// another PID namespace the number means nothing here.
 pub fn watch(gone: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     // SAFETY: getppid has no preconditions and cannot fail.
     let parent = unsafe { libc::getppid() };
     let jupyter: Option<libc::pid_t> = std::env::var("JPY_PARENT_PID")
         .ok()
         .and_then(|pid| pid.trim().parse().ok())
-        .filter(|&pid| pid > 1);
+        .filter(|&pid| pid > 1 && !ended(pid));
     if parent <= 1 && jupyter.is_none() {
         // Started by init: there is no parent to outlive.
         return Ok(());
