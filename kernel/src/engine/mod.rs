@@ -236,10 +236,17 @@ impl Engine {
         }
         let warm_up = "let tandem_warm_up = 1;\ntandem_warm_up";
         let analysed = Instant::now();
-        if let Err(error) = self.context.completions(warm_up, warm_up.len()) {
-            log::debug!("warm-up analysis failed: {error}");
+        // rust-analyzer can panic on some sessions' code ("failed to unify type owners",
+        // seen after a cell defined a fn): a warm-up must never take the kernel with it.
+        let context = &mut self.context;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            context.completions(warm_up, warm_up.len()).map(drop)
+        }));
+        match outcome {
+            Ok(Ok(())) => log::debug!("warm-up analysis took {:?}", analysed.elapsed()),
+            Ok(Err(error)) => log::debug!("warm-up analysis failed: {error}"),
+            Err(_) => log::warn!("rust-analyzer panicked during the warm-up; going on"),
         }
-        log::debug!("warm-up analysis took {:?}", analysed.elapsed());
         true
     }
 
