@@ -4,7 +4,7 @@
 
 use crate::engine::StreamName;
 use crate::engine::{CellError, CellRun, Engine, Interrupter, OutputSink, StartStatus, Startup};
-use crate::timing::timeline;
+use crate::timing;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -199,17 +199,14 @@ fn run_cell(
                     metadata: Map::new(),
                 });
             }
-            if let Some(picture) = timeline::picture(&spans) {
-                add_display(&mut outputs, picture);
-            }
-            if show_timing && timings.ran {
-                add_display(&mut outputs, timings.footer());
+            for shown in timing::under_cell(&spans, &timings, true, show_timing) {
+                add_display(&mut outputs, shown);
             }
             false
         }
         Err(error) => {
-            if let Some(picture) = timeline::picture(&spans) {
-                add_display(&mut outputs, picture);
+            for shown in timing::under_cell(&spans, &timings, false, show_timing) {
+                add_display(&mut outputs, shown);
             }
             let (ename, evalue, traceback) = error.parts();
             for line in &traceback {
@@ -230,10 +227,7 @@ fn run_cell(
 }
 
 /// Prints and keeps what tandem adds under a cell (the timeline, the footer).
-fn add_display(
-    outputs: &mut Vec<Output>,
-    (data, metadata): (Map<String, Value>, Map<String, Value>),
-) {
+fn add_display(outputs: &mut Vec<Output>, (data, metadata): timing::Bundle) {
     print_bundle(&data);
     outputs.push(Output::DisplayData { data, metadata });
 }

@@ -4,7 +4,7 @@
 use super::{Handled, Reply, Request, ShellHandlers};
 use crate::engine::{syntax, CellError, CellRun, OutputSink, StreamName};
 use crate::server::Iopub;
-use crate::timing::{self, timeline};
+use crate::timing;
 use crate::wire::content::{
     self, ClearOutput, DisplayData, ErrorContent, ExecuteInput, ExecuteRequest, ExecuteResult,
     InputRequest, Stream,
@@ -216,9 +216,11 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
         timings,
         spans,
     } = run;
-    let publish_timeline = |request: &mut Request| {
-        if let (Some(picture), false) = (timeline::picture(&spans), wanted.silent) {
-            publish_kernel_display(request, picture);
+    let publish_under_cell = |request: &mut Request, completed: bool| {
+        if !wanted.silent {
+            for shown in timing::under_cell(&spans, &timings, completed, shell.show_timing) {
+                publish_kernel_display(request, shown);
+            }
         }
     };
     let reply = match result {
@@ -237,10 +239,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
                     }),
                 );
             }
-            publish_timeline(request);
-            if shell.show_timing && timings.ran && !wanted.silent {
-                publish_kernel_display(request, timings.footer());
-            }
+            publish_under_cell(request, true);
             if counts {
                 shell.history.record(execution_count, &wanted.code, text);
             }
@@ -261,7 +260,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
                 evalue,
                 traceback,
             };
-            publish_timeline(request);
+            publish_under_cell(request, false);
             if !wanted.silent {
                 request.publish("error", content::to_value(&error_content));
             }
@@ -286,10 +285,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
 
 /// Publishes what tandem adds under a cell (the timeline, the footer): a mime bundle and
 /// its metadata, which marks the role.
-fn publish_kernel_display(
-    request: &mut Request,
-    (data, metadata): (Map<String, Value>, Map<String, Value>),
-) {
+fn publish_kernel_display(request: &mut Request, (data, metadata): timing::Bundle) {
     let display = DisplayData {
         data,
         metadata,

@@ -22,6 +22,25 @@ pub struct CellTimings {
     pub ran: bool,
 }
 
+/// A mime bundle and its metadata: one display under a cell.
+pub type Bundle = (Map<String, Value>, Map<String, Value>);
+
+/// What tandem shows under a cell, after the cell's own output and value, in order: the
+/// timeline when helper tasks ran, then the footer (when it is on, and the cell completed
+/// and ran code). The kernel and `tandem run` both lay cells out this way.
+pub fn under_cell(
+    spans: &[tandem_helpers::spans::Span],
+    timings: &CellTimings,
+    completed: bool,
+    footer_on: bool,
+) -> Vec<Bundle> {
+    let mut shown: Vec<Bundle> = timeline::picture(spans).into_iter().collect();
+    if completed && footer_on && timings.ran {
+        shown.push(timings.footer());
+    }
+    shown
+}
+
 /// Marks the footer among a cell's outputs (`metadata.tandem.role`).
 pub const FOOTER_ROLE: &str = "timing";
 
@@ -45,7 +64,7 @@ impl CellTimings {
     }
 
     /// The footer as a `display_data` mime bundle and its metadata.
-    pub fn footer(&self) -> (Map<String, Value>, Map<String, Value>) {
+    pub fn footer(&self) -> Bundle {
         let text = self.summary();
         let html = format!(
             "<div class=\"tandem-timing\" style=\"font-family: var(--jp-code-font-family, \

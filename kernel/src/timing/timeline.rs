@@ -10,7 +10,7 @@ use tandem_helpers::Timeline;
 pub const TIMELINE_ROLE: &str = "timeline";
 
 /// The picture as a `display_data` mime bundle and its metadata; `None` without spans.
-pub fn picture(spans: &[Span]) -> Option<(Map<String, Value>, Map<String, Value>)> {
+pub fn picture(spans: &[Span]) -> Option<super::Bundle> {
     if spans.is_empty() {
         return None;
     }
