@@ -335,9 +335,14 @@ def test_timeline_reads_in_the_dark_theme(page, lab):
         expect(timeline.locator("rect.bar")).to_have_count(2, timeout=120_000)
         caption = timeline.locator("text").first.get_attribute("fill")
         # The notebook's background is the theme's first layout colour.
-        background = page.evaluate(
-            "() => getComputedStyle(document.body).getPropertyValue('--jp-layout-color0')"
-        ).strip()
+        background = page.evaluate("""() => {
+            const probe = document.createElement('div');
+            probe.style.background = 'var(--jp-layout-color0)';
+            document.body.appendChild(probe);
+            const colour = getComputedStyle(probe).backgroundColor;
+            probe.remove();
+            return colour;
+        }""")
         assert luminance(background) < 0.1, f"a dark background, not {background}"
         lighter, darker = sorted([luminance(caption), luminance(background)], reverse=True)
         assert (lighter + 0.05) / (darker + 0.05) >= 3, "the caption must stand out"
