@@ -36,7 +36,8 @@ pub fn run(
     let binary = std::env::current_exe()?.canonicalize()?;
     let spec = install::install(&install::Location::Prefix(venv.clone()), &binary)?;
     println!("tandem: kernelspec installed in {}", spec.display());
-    crate::engine::prebuild_in_subprocess(false, true)?;
+    // Skipped when the template is ready for this build: a second start takes seconds.
+    crate::engine::prebuild_in_subprocess(true, true)?;
     quiet_lab_settings(&venv)?;
 
     let mut lab = Command::new(venv.join("bin/jupyter"));

@@ -33,12 +33,14 @@ fn template_dir() -> PathBuf {
         .join("engine-template")
 }
 
-/// A template is only reused by the same tandem built by the same rustc.
+/// A template is only reused by the same tandem built by the same rustc from the same
+/// helper and preload sources.
 fn build_key() -> String {
     format!(
-        "tandem {} / {}",
+        "tandem {} / {} / preloaded crates {}",
         env!("CARGO_PKG_VERSION"),
-        env!("TANDEM_RUSTC_VERSION")
+        env!("TANDEM_RUSTC_VERSION"),
+        env!("TANDEM_PRELOAD_FINGERPRINT")
     )
 }
 
