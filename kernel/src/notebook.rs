@@ -2,8 +2,7 @@
 //! kernel, no Jupyter needed. Output shows in the terminal as it happens; the executed
 //! notebook (nbformat 4, with outputs) can be written out; the first failing cell stops it.
 
-use crate::engine::StreamName;
-use crate::engine::{CellError, CellRun, Engine, Interrupter, OutputSink, StartStatus, Startup};
+use crate::engine::{CellError, CellRun, Engine, Interrupter, OutputSink, Starting, StreamName};
 use crate::timing;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
@@ -11,7 +10,6 @@ use serde_json::{Map, Value};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 /// One output of a code cell, as nbformat 4 stores it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -113,37 +111,11 @@ fn source_text(source: &Value) -> String {
 
 /// Starts the engine, showing what it is doing on a terminal while it starts.
 fn start_engine() -> Result<Engine> {
-    let status = StartStatus::default();
-    let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
-    let for_engine = status.clone();
-    std::thread::Builder::new()
-        .name("engine-start".into())
-        .spawn(move || {
-            let interrupter = Arc::new(Interrupter::default());
-            let _ = ready_tx.send(Engine::start(
-                interrupter,
-                Startup::FromTemplate,
-                &for_engine,
-            ));
-        })?;
     let progress = Progress::default();
-    let started = Instant::now();
-    loop {
-        match ready_rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(engine) => {
-                progress.end();
-                return engine;
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => progress.show(&format!(
-                "⚙ starting the Rust engine: {} · {:.0} s",
-                status.get(),
-                started.elapsed().as_secs_f64()
-            )),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                bail!("the engine thread ended before the engine started")
-            }
-        }
-    }
+    let engine =
+        Starting::spawn(Arc::new(Interrupter::default()))?.wait(|line| progress.show(line));
+    progress.end();
+    engine
 }
 
 fn print_markdown(source: &str) {

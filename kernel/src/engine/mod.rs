@@ -12,6 +12,7 @@ mod interrupt;
 mod markers;
 mod output;
 mod prelude;
+mod starting;
 pub mod syntax;
 
 pub use artifacts::{
@@ -19,6 +20,7 @@ pub use artifacts::{
 };
 pub use interrupt::Interrupter;
 pub use output::{OutputSink, StreamName};
+pub use starting::Starting;
 
 use crate::timing::CellTimings;
 use anyhow::{anyhow, Result};

@@ -10,7 +10,7 @@ mod kernel_info;
 
 pub use control::ControlHandlers;
 
-use crate::engine::{Engine, Interrupter, OutputSink, StartStatus, Startup};
+use crate::engine::{self, Engine, Interrupter, OutputSink};
 use crate::server::{Iopub, Outbox, ShutdownSignal};
 use crate::wire::content::{
     self, ErrorContent, ErrorReply, ShutdownReply, ShutdownRequest, Status,
@@ -20,7 +20,6 @@ use history::History;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// What a handler produces: a reply, nothing (comm messages have no reply), or an error
 /// that becomes a `status: error` reply.
@@ -197,17 +196,24 @@ fn unknown(message: &Message, outbox: &mut Outbox) {
 
 /// The engine, which starts in the background so `kernel_info` is answered at once.
 enum EngineSlot {
-    Starting(crossbeam_channel::Receiver<anyhow::Result<Engine>>),
+    Starting(engine::Starting),
     Ready(Box<Engine>),
     Failed(String),
+}
+
+impl From<anyhow::Result<Engine>> for EngineSlot {
+    fn from(started: anyhow::Result<Engine>) -> EngineSlot {
+        match started {
+            Ok(engine) => EngineSlot::Ready(Box::new(engine)),
+            Err(error) => EngineSlot::Failed(format!("{error:#}")),
+        }
+    }
 }
 
 /// State of the shell channel: the engine, the execution counter and the history.
 pub struct ShellHandlers {
     iopub: Iopub,
     engine: EngineSlot,
-    /// What the engine does while it starts (shown to cells that wait for it).
-    engine_status: StartStatus,
     interrupter: Arc<Interrupter>,
     execution_count: u64,
     history: History,
@@ -240,22 +246,16 @@ const SHELL_TABLE: &[(&str, Handler<ShellHandlers>)] = &[
 impl ShellHandlers {
     pub fn new(iopub: Iopub, shutdown: ShutdownSignal) -> ShellHandlers {
         let interrupter = Arc::new(Interrupter::default());
-        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
-        let for_engine = interrupter.clone();
-        let engine_status = StartStatus::default();
-        let status = engine_status.clone();
-        std::thread::Builder::new()
-            .name("engine-start".into())
-            .spawn(move || {
-                let started = Engine::start(for_engine, Startup::FromTemplate, &status);
-                let _ = ready_tx.send(started);
-            })
-            .map_err(|e| log::error!("cannot start the engine thread: {e}"))
-            .ok();
+        let engine = match engine::Starting::spawn(interrupter.clone()) {
+            Ok(starting) => EngineSlot::Starting(starting),
+            Err(error) => {
+                log::error!("cannot start the engine thread: {error}");
+                EngineSlot::Failed(format!("cannot start the engine thread: {error}"))
+            }
+        };
         ShellHandlers {
             iopub,
-            engine: EngineSlot::Starting(ready_rx),
-            engine_status,
+            engine,
             interrupter,
             execution_count: 0,
             history: History::default(),
@@ -269,37 +269,21 @@ impl ShellHandlers {
         self.interrupter.clone()
     }
 
-    /// The engine, waiting for it to finish starting if need be.
     /// The engine, waiting for it to finish starting if need be; while it waits, `sink`
     /// shows what the engine is doing (taken away once it is ready).
     fn engine(&mut self, sink: &dyn OutputSink) -> Result<&mut Engine, ErrorContent> {
-        if let EngineSlot::Starting(receiver) = &self.engine {
-            let waiting = Instant::now();
+        if let EngineSlot::Starting(starting) = &self.engine {
             let mut shown = false;
-            let outcome = loop {
-                match receiver.recv_timeout(Duration::from_millis(500)) {
-                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                        let status = self.engine_status.get();
-                        sink.progress(&format!(
-                            "⚙ starting the Rust engine: {status} · {:.0} s",
-                            waiting.elapsed().as_secs_f64()
-                        ));
-                        shown = true;
-                    }
-                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break None,
-                    Ok(outcome) => break Some(outcome),
-                }
-            };
+            let outcome = starting.wait(|line| {
+                sink.progress(line);
+                shown = true;
+            });
             if shown {
                 // The cell has printed nothing yet: clearing takes only the progress line
                 // away, when the cell's first output arrives.
                 sink.clear_output(true);
             }
-            self.engine = match outcome {
-                Some(Ok(engine)) => EngineSlot::Ready(Box::new(engine)),
-                Some(Err(error)) => EngineSlot::Failed(format!("{error:#}")),
-                None => EngineSlot::Failed("the engine thread ended".to_owned()),
-            };
+            self.engine = EngineSlot::from(outcome);
         }
         self.started_engine()
     }
@@ -307,15 +291,8 @@ impl ShellHandlers {
     /// The engine if it has finished starting; never waits (for completion and inspection,
     /// which answer from what they have while the engine starts).
     fn ready_engine(&mut self) -> Option<&mut Engine> {
-        if let EngineSlot::Starting(receiver) = &self.engine {
-            match receiver.try_recv() {
-                Ok(Ok(engine)) => self.engine = EngineSlot::Ready(Box::new(engine)),
-                Ok(Err(error)) => self.engine = EngineSlot::Failed(format!("{error:#}")),
-                Err(crossbeam_channel::TryRecvError::Empty) => return None,
-                Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    self.engine = EngineSlot::Failed("the engine thread ended".to_owned())
-                }
-            }
+        if let EngineSlot::Starting(starting) = &self.engine {
+            self.engine = EngineSlot::from(starting.try_finish()?);
         }
         self.started_engine().ok()
     }

@@ -1,0 +1,63 @@
+//! An engine starting on a thread of its own (evcxr takes seconds), so the kernel can
+//! answer `kernel_info` at once; whoever needs the engine waits here, with progress lines.
+
+use super::{Engine, Interrupter, StartStatus, Startup};
+use anyhow::{anyhow, Result};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a waiting caller hears what the engine is doing.
+const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// The engine being started from the prebuilt template.
+pub struct Starting {
+    ready: Receiver<Result<Engine>>,
+    status: StartStatus,
+}
+
+impl Starting {
+    /// Starts the engine on the `engine-start` thread.
+    pub fn spawn(interrupter: Arc<Interrupter>) -> Result<Starting> {
+        let (ready_tx, ready) = crossbeam_channel::bounded(1);
+        let status = StartStatus::default();
+        let for_engine = status.clone();
+        std::thread::Builder::new()
+            .name("engine-start".into())
+            .spawn(move || {
+                let started = Engine::start(interrupter, Startup::FromTemplate, &for_engine);
+                let _ = ready_tx.send(started);
+            })?;
+        Ok(Starting { ready, status })
+    }
+
+    /// Waits for the engine. Every half second until it is ready, `progress` gets a line
+    /// such as `⚙ starting the Rust engine: starting evcxr · 3 s`.
+    pub fn wait(&self, mut progress: impl FnMut(&str)) -> Result<Engine> {
+        let waiting = Instant::now();
+        loop {
+            match self.ready.recv_timeout(PROGRESS_EVERY) {
+                Ok(started) => return started,
+                Err(RecvTimeoutError::Timeout) => progress(&format!(
+                    "⚙ starting the Rust engine: {} · {:.0} s",
+                    self.status.get(),
+                    waiting.elapsed().as_secs_f64()
+                )),
+                Err(RecvTimeoutError::Disconnected) => return Err(thread_ended()),
+            }
+        }
+    }
+
+    /// The engine if it has finished starting (or failed to); `None` while it starts.
+    pub fn try_finish(&self) -> Option<Result<Engine>> {
+        match self.ready.try_recv() {
+            Ok(started) => Some(started),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => Some(Err(thread_ended())),
+        }
+    }
+}
+
+fn thread_ended() -> anyhow::Error {
+    anyhow!("the engine thread ended")
+}
