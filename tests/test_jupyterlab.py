@@ -238,7 +238,15 @@ def saved_code_cells(path, timeout=30):
     """The code cells of `path` once JupyterLab has saved it with outputs."""
     deadline = time.monotonic() + timeout
     while True:
-        code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        try:
+            notebook = nbformat.read(path, as_version=4)
+        except ValueError:  # nbformat.reader.NotJSONError included
+            # The server may be part-way through writing the file: read it again.
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
+        code = [c for c in notebook.cells if c.cell_type == "code"]
         if all(c.execution_count for c in code) or time.monotonic() > deadline:
             return code
         time.sleep(0.2)
