@@ -1,11 +1,17 @@
 """Shared fixtures: a real tandem kernel started by jupyter_client from the installed
 kernelspec, and a helper that runs a cell and collects what it published, with arrival times."""
+import os
 import time
 
 import jupyter_client
 import pytest
 
 KERNEL_NAME = "tandem"
+
+# Each test's kernel starts its own engine, as with TANDEM_STANDBY=off: a standby kernel
+# warming up in the background would take CPU from the tests that measure time, and would
+# hand tests a kernel another test started. tests/test_standby.py turns standbys on.
+os.environ["TANDEM_STANDBY"] = "off"
 
 
 class Cell:

@@ -3,6 +3,7 @@
 
 use crate::install;
 use anyhow::{bail, Context, Result};
+use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,6 +41,19 @@ pub fn run(
     crate::engine::prebuild_in_subprocess(true, true)?;
     quiet_lab_settings(&venv)?;
 
+    if crate::standby::enabled() {
+        // The first notebook's kernel finds an engine ready. It stops with this server
+        // (whose process id is this one's: exec keeps it).
+        let pid = std::process::id().to_string();
+        let jupyter_path = venv.join("share/jupyter");
+        let env = [
+            ("JPY_PARENT_PID", OsStr::new(&pid)),
+            ("JUPYTER_PATH", jupyter_path.as_os_str()),
+        ];
+        if let Err(error) = crate::standby::spawn(Some(&notebooks), &env) {
+            eprintln!("tandem: no standby kernel ({error:#}); kernels start their own engine");
+        }
+    }
     let mut lab = Command::new(venv.join("bin/jupyter"));
     lab.arg("lab")
         .arg("--ServerApp.ip=127.0.0.1")

@@ -2,7 +2,8 @@
 //! programming. Layers: `wire` (messages, signing), `server` (sockets, threads),
 //! `handlers` (what each message does), `engine` (evcxr), `timing` (compile vs run,
 //! the footer), `install` (kernelspec), `lab` (the learner's one command), `notebook`
-//! (`tandem run`: a notebook in the terminal, no Jupyter).
+//! (`tandem run`: a notebook in the terminal, no Jupyter), `standby` (a kernel started
+//! ahead of time, handed to the next notebook).
 
 pub mod engine;
 pub mod handlers;
@@ -10,5 +11,6 @@ pub mod install;
 pub mod lab;
 pub mod notebook;
 pub mod server;
+pub mod standby;
 pub mod timing;
 pub mod wire;

@@ -4,7 +4,8 @@
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use tandem::{engine, handlers, install, lab, notebook, server, wire};
+use std::sync::Arc;
+use tandem::{engine, handlers, install, lab, notebook, server, standby, wire};
 
 #[derive(Parser)]
 #[command(
@@ -64,8 +65,12 @@ enum Command {
     /// Run the kernel (Jupyter runs this, with a connection file).
     Kernel {
         /// The connection file Jupyter wrote for this kernel.
-        #[arg(long, short = 'f')]
-        connection_file: PathBuf,
+        #[arg(long, short = 'f', required_unless_present = "standby")]
+        connection_file: Option<PathBuf>,
+        /// Start an engine now and wait for the next kernel to hand over its connection
+        /// file (kernels start one by themselves; TANDEM_STANDBY=off turns that off).
+        #[arg(long, conflicts_with = "connection_file")]
+        standby: bool,
     },
 }
 
@@ -153,27 +158,86 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("tandem: {} code cells ran without error", outcome.cells_run);
             Ok(())
         }
-        Command::Kernel { connection_file } => {
-            let info = wire::ConnectionInfo::from_file(&connection_file)?;
-            let work_dir = engine_work_dir()?;
-            let sockets = server::Sockets::bind(&info)?;
-            log::info!(
-                "tandem {} serving on {} ({})",
-                env!("CARGO_PKG_VERSION"),
-                info.ip,
-                info.transport
-            );
-            let served = server::serve(sockets, wire::Signer::new(&info.key), |iopub, shutdown| {
-                let shell = handlers::ShellHandlers::new(iopub.clone(), shutdown.clone());
-                let control = handlers::ControlHandlers::new(iopub, shell.interrupter(), shutdown);
-                (shell, control)
-            });
-            if let Some(dir) = work_dir {
-                let _ = std::fs::remove_dir_all(dir);
+        Command::Kernel {
+            connection_file,
+            standby: as_standby,
+        } => {
+            // Taken before this process sets EVCXR_TMPDIR for its own engine.
+            let use_standby = standby::enabled();
+            let identity = standby::Identity::of_this_process();
+            match connection_file {
+                Some(file) => kernel(&file, use_standby.then_some(identity)),
+                None => {
+                    standby::detach()?;
+                    let dir = engine::standby_dir();
+                    std::fs::create_dir_all(&dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                    let Some(claim) = standby::Claim::take(&dir)? else {
+                        log::info!("another standby kernel is alive; nothing to do");
+                        return Ok(());
+                    };
+                    debug_assert!(as_standby);
+                    claim.name_holder()?;
+                    let work_dir = engine_work_dir()?;
+                    let served = standby::run(identity, claim);
+                    if let Some(dir) = work_dir {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                    served
+                }
             }
-            served
         }
     }
+}
+
+/// The kernel for `connection_file`: handed to a standby when one is ready (this process
+/// then stands in for it), else run here.
+fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>) -> Result<()> {
+    if let Some(identity) = &standby {
+        if let Some(adopted) = standby::hand_over(identity, connection_file) {
+            if let Err(error) = standby::spawn(None, &[]) {
+                log::warn!("could not start the next standby kernel: {error:#}");
+            }
+            return standby::stand_in(adopted);
+        }
+    }
+    let info = wire::ConnectionInfo::from_file(connection_file)?;
+    let work_dir = engine_work_dir()?;
+    let sockets = server::Sockets::bind(&info)?;
+    log::info!(
+        "tandem {} serving on {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        info.ip,
+        info.transport
+    );
+    let served = server::serve(
+        sockets,
+        wire::Signer::new(&info.key),
+        server::Parent::Ours,
+        |iopub, shutdown| {
+            let interrupter = Arc::new(engine::Interrupter::default());
+            // Once this engine is up, the next kernel's is started, at low priority.
+            let starting = engine::Starting::spawn_then(interrupter.clone(), move || {
+                if standby.is_some() {
+                    if let Err(error) = standby::spawn(None, &[]) {
+                        log::warn!("could not start a standby kernel: {error:#}");
+                    }
+                }
+            });
+            let shell = handlers::ShellHandlers::new(
+                iopub.clone(),
+                shutdown.clone(),
+                starting,
+                interrupter.clone(),
+            );
+            let control = handlers::ControlHandlers::new(iopub, interrupter, shutdown);
+            (shell, control)
+        },
+    );
+    if let Some(dir) = work_dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    served
 }
 
 /// Starts an engine in the template directory and stops it: what it compiled stays there

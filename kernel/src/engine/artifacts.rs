@@ -33,9 +33,20 @@ fn template_dir() -> PathBuf {
         .join("engine-template")
 }
 
+/// Where a standby kernel for this template waits (see `crate::standby`); set
+/// `TANDEM_STANDBY_DIR` to keep one apart (tests do).
+pub fn standby_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TANDEM_STANDBY_DIR") {
+        return PathBuf::from(dir);
+    }
+    let mut dir = template_dir().into_os_string();
+    dir.push(".standby");
+    PathBuf::from(dir)
+}
+
 /// A template is only reused by the same tandem built by the same rustc from the same
 /// helper and preload sources.
-fn build_key() -> String {
+pub fn build_key() -> String {
     format!(
         "tandem {} / {} / preloaded crates {}",
         env!("CARGO_PKG_VERSION"),

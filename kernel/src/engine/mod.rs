@@ -16,7 +16,8 @@ mod starting;
 pub mod syntax;
 
 pub use artifacts::{
-    build_dir_in, drop_stray_preload_from_library_path, prebuild_in_subprocess, TemplateBuild,
+    build_dir_in, build_key, drop_stray_preload_from_library_path, prebuild_in_subprocess,
+    standby_dir, TemplateBuild,
 };
 pub use interrupt::Interrupter;
 pub use output::{OutputSink, StreamName};
@@ -250,6 +251,20 @@ impl Engine {
             Err(_) => log::warn!("rust-analyzer panicked during the warm-up; going on"),
         }
         true
+    }
+
+    /// Moves the process that runs the cells into `dir`, so relative paths in cells start
+    /// there (a standby engine was started somewhere else). One cell's compile.
+    pub fn change_directory(&mut self, dir: &std::path::Path) -> Result<()> {
+        let dir = dir
+            .to_str()
+            .ok_or_else(|| anyhow!("{} is not UTF-8", dir.display()))?;
+        // `{:?}` of a str is a valid Rust string literal.
+        let code = format!("std::env::set_current_dir({dir:?}).unwrap();");
+        let run = self.execute(&code, Arc::new(output::Discard), &|_, _| String::new());
+        run.result
+            .map(drop)
+            .map_err(|error| anyhow!("moving the engine to {dir}: {}", error.parts().1))
     }
 
     /// Compiles and runs one cell. Output goes to `sink` while the cell runs;

@@ -34,6 +34,15 @@ pub trait OutputSink: Send + Sync {
     fn progress(&self, _text: &str) {}
 }
 
+/// Drops everything: for code the engine runs for itself.
+pub struct Discard;
+
+impl OutputSink for Discard {
+    fn stream(&self, _: StreamName, _: &str) {}
+    fn display(&self, _: Map<String, Value>) {}
+    fn clear_output(&self, _: bool) {}
+}
+
 /// What the forwarder saw of the cell that just finished.
 #[derive(Debug, Default)]
 pub struct CellReport {

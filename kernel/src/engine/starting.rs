@@ -4,6 +4,7 @@
 use super::{Engine, Interrupter, StartStatus, Startup};
 use anyhow::{anyhow, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,14 +20,45 @@ pub struct Starting {
 impl Starting {
     /// Starts the engine on the `engine-start` thread.
     pub fn spawn(interrupter: Arc<Interrupter>) -> Result<Starting> {
+        Starting::spawn_then(interrupter, || {})
+    }
+
+    /// Starts the engine on the `engine-start` thread; `started` runs there once it is up.
+    pub fn spawn_then(
+        interrupter: Arc<Interrupter>,
+        started: impl FnOnce() + Send + 'static,
+    ) -> Result<Starting> {
+        Starting::on_thread(move |status| {
+            let engine = Engine::start(interrupter, Startup::FromTemplate, status);
+            if engine.is_ok() {
+                started();
+            }
+            engine
+        })
+    }
+
+    /// An engine that is already running (a standby kernel's), moved into `directory`
+    /// first when that is given.
+    pub fn adopt(mut engine: Engine, directory: Option<PathBuf>) -> Result<Starting> {
+        Starting::on_thread(move |status| {
+            if let Some(directory) = directory {
+                status.set("moving to the notebook's folder");
+                engine.change_directory(&directory)?;
+            }
+            Ok(engine)
+        })
+    }
+
+    fn on_thread(
+        start: impl FnOnce(&StartStatus) -> Result<Engine> + Send + 'static,
+    ) -> Result<Starting> {
         let (ready_tx, ready) = crossbeam_channel::bounded(1);
         let status = StartStatus::default();
         let for_engine = status.clone();
         std::thread::Builder::new()
             .name("engine-start".into())
             .spawn(move || {
-                let started = Engine::start(interrupter, Startup::FromTemplate, &for_engine);
-                let _ = ready_tx.send(started);
+                let _ = ready_tx.send(start(&for_engine));
             })?;
         Ok(Starting { ready, status })
     }

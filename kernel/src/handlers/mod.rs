@@ -244,9 +244,14 @@ const SHELL_TABLE: &[(&str, Handler<ShellHandlers>)] = &[
 ];
 
 impl ShellHandlers {
-    pub fn new(iopub: Iopub, shutdown: ShutdownSignal) -> ShellHandlers {
-        let interrupter = Arc::new(Interrupter::default());
-        let engine = match engine::Starting::spawn(interrupter.clone()) {
+    /// `engine` is starting in the background, and `interrupter` is attached to it.
+    pub fn new(
+        iopub: Iopub,
+        shutdown: ShutdownSignal,
+        engine: anyhow::Result<engine::Starting>,
+        interrupter: Arc<Interrupter>,
+    ) -> ShellHandlers {
+        let engine = match engine {
             Ok(starting) => EngineSlot::Starting(starting),
             Err(error) => {
                 log::error!("cannot start the engine thread: {error}");

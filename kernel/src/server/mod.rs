@@ -8,16 +8,19 @@ mod parent;
 mod router;
 
 pub use iopub::Iopub;
-pub use parent::ended as process_ended;
+pub use parent::{ended as process_ended, jupyter_server, watch as watch_parent, Parent};
 pub use router::Outbox;
 
 use crate::handlers::{ControlHandlers, ShellHandlers};
 use crate::wire::{ConnectionInfo, Signer};
 use anyhow::{Context, Result};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long sockets may keep flushing queued messages when the kernel exits.
 const LINGER_MS: i32 = 1000;
+
+/// How long a port still held by a kernel that is stopping is waited for.
+const PORTS_FREED_WITHIN: Duration = Duration::from_secs(3);
 
 /// Everything the sockets need, bound and ready before any thread starts.
 pub struct Sockets {
@@ -39,10 +42,19 @@ impl Sockets {
                 .with_context(|| format!("creating {name} socket"))?;
             socket.set_linger(LINGER_MS)?;
             let endpoint = info.endpoint(port);
-            socket
-                .bind(&endpoint)
-                .with_context(|| format!("binding {name} socket to {endpoint}"))?;
-            Ok(socket)
+            // A restart reuses the ports; the kernel before may still be letting go of them.
+            let deadline = Instant::now() + PORTS_FREED_WITHIN;
+            loop {
+                match socket.bind(&endpoint) {
+                    Err(zmq::Error::EADDRINUSE) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    bound => {
+                        bound.with_context(|| format!("binding {name} socket to {endpoint}"))?;
+                        return Ok(socket);
+                    }
+                }
+            }
         };
         Ok(Sockets {
             shell: bind(zmq::ROUTER, info.shell_port, "shell")?,
@@ -76,6 +88,7 @@ impl ShutdownSignal {
 pub fn serve(
     sockets: Sockets,
     signer: Signer,
+    parent: Parent,
     make_handlers: impl FnOnce(Iopub, ShutdownSignal) -> (ShellHandlers, ControlHandlers),
 ) -> Result<()> {
     let Sockets {
@@ -88,7 +101,7 @@ pub fn serve(
     } = sockets;
     let (shutdown_tx, shutdown_rx) = crossbeam_channel::unbounded();
     let orphaned = ShutdownSignal(shutdown_tx.clone());
-    parent::watch(move || orphaned.request(false))?;
+    parent::watch(parent, move || orphaned.request(false))?;
     let iopub = Iopub::start(iopub, signer.clone())?;
     let (mut shell_handlers, mut control_handlers) =
         make_handlers(iopub.clone(), ShutdownSignal(shutdown_tx));

@@ -26,6 +26,23 @@ pub fn ended(pid: libc::pid_t) -> bool {
         .unwrap_or(false)
 }
 
+/// Whose end stops the kernel.
+#[derive(Debug, Clone, Copy)]
+pub enum Parent {
+    /// This process's parent, and Jupyter's server named in `JPY_PARENT_PID`.
+    Ours,
+    /// The `tandem kernel` process Jupyter started, which handed its kernel to this one.
+    Launcher(libc::pid_t),
+}
+
+/// The Jupyter server named in `JPY_PARENT_PID`, if it is alive now.
+pub fn jupyter_server() -> Option<libc::pid_t> {
+    std::env::var("JPY_PARENT_PID")
+        .ok()
+        .and_then(|pid| pid.trim().parse().ok())
+        .filter(|&pid| pid > 1 && !ended(pid))
+}
+
 /// Watches the parent process in a thread of its own; `gone` runs once when it has died.
 ///
 /// Two signs, either of which is enough: the parent process id changes (an orphan is
@@ -33,14 +50,15 @@ pub fn ended(pid: libc::pid_t) -> bool {
 /// (a wrapper script between Jupyter and the kernel does not count as the parent dying).
 /// `JPY_PARENT_PID` is followed only if that process is alive when the watch begins: from
 /// another PID namespace the number means nothing here.
-pub fn watch(gone: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    // SAFETY: getppid has no preconditions and cannot fail.
-    let parent = unsafe { libc::getppid() };
-    let jupyter: Option<libc::pid_t> = std::env::var("JPY_PARENT_PID")
-        .ok()
-        .and_then(|pid| pid.trim().parse().ok())
-        .filter(|&pid| pid > 1 && !ended(pid));
-    if parent <= 1 && jupyter.is_none() {
+///
+/// A standby kernel adopted by a launcher (`Parent::Launcher`) watches that process only.
+pub fn watch(parent: Parent, gone: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    let (parent, watched) = match parent {
+        // SAFETY: getppid has no preconditions and cannot fail.
+        Parent::Ours => (unsafe { libc::getppid() }, jupyter_server()),
+        Parent::Launcher(pid) => (0, Some(pid)),
+    };
+    if parent <= 1 && watched.is_none() {
         // Started by init: there is no parent to outlive.
         return Ok(());
     }
@@ -50,7 +68,7 @@ pub fn watch(gone: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
             loop {
                 // SAFETY: as above.
                 let adopted = parent > 1 && unsafe { libc::getppid() } != parent;
-                if adopted || jupyter.is_some_and(ended) {
+                if adopted || watched.is_some_and(ended) {
                     break;
                 }
                 std::thread::sleep(CHECK_EVERY);

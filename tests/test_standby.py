@@ -1,0 +1,191 @@
+"""Standby kernels, through jupyter_client: a kernel started ahead of time takes over the
+next kernel Jupyter launches, so that kernel's first cell does not wait for the engine;
+it runs in the new kernel's folder with none of the old kernel's variables, is
+interrupted and shut down like any kernel, and stops at once when its launcher is killed.
+"""
+import os
+import pathlib
+import signal
+import time
+
+import jupyter_client
+import pytest
+
+from conftest import KERNEL_NAME, run_cell
+
+# The cell the benchmark calls "first async cell": two sleeps awaited together.
+ASYNC_CELL = (
+    "tokio::join!(\n"
+    "    tokio::time::sleep(std::time::Duration::from_millis(1000)),\n"
+    "    tokio::time::sleep(std::time::Duration::from_millis(500)),\n"
+    ");"
+)
+ASYNC_WAITS = 1.0
+SERVING_PROCESS = 'println!("{}", std::os::unix::process::parent_id());'
+
+
+def ended(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout} s"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def standby_dir(tmp_path_factory):
+    """Standbys on, kept in a folder of their own; any left running are stopped after."""
+    saved = {name: os.environ.get(name) for name in
+             ("TANDEM_STANDBY", "TANDEM_STANDBY_DIR", "TANDEM_STANDBY_IDLE")}
+    dir = tmp_path_factory.mktemp("standby")
+    os.environ.update(TANDEM_STANDBY="on", TANDEM_STANDBY_DIR=str(dir),
+                      TANDEM_STANDBY_IDLE="300")
+    yield dir
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    holder = (dir / "standby.lock").read_text().strip() if (dir / "standby.lock").exists() else ""
+    if holder.isdigit() and not ended(int(holder)):
+        os.kill(int(holder), signal.SIGTERM)
+        wait_until(lambda: ended(int(holder)), 30, "the standby stopped when asked")
+
+
+def wait_for_standby(dir, timeout=180):
+    wait_until(lambda: (dir / "standby.sock").exists(), timeout, "a standby kernel is ready")
+
+
+def start(cwd, env=None):
+    km = jupyter_client.KernelManager(kernel_name=KERNEL_NAME)
+    km.start_kernel(cwd=str(cwd), env=dict(os.environ) if env is None else env)
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=60)
+    return km, kc
+
+
+def stop(km, kc):
+    kc.stop_channels()
+    if km.is_alive():
+        km.shutdown_kernel(now=True)
+
+
+def first_async_cell(kc):
+    cell = run_cell(kc, ASYNC_CELL)
+    assert cell.status == "ok", cell.reply["content"]
+    # Seconds from sending the cell to its idle status (just after the reply).
+    return cell.outputs[-1][0] - ASYNC_WAITS
+
+
+def serving_pid(kc):
+    cell = run_cell(kc, SERVING_PROCESS)
+    assert cell.status == "ok", cell.reply["content"]
+    return int(cell.text().strip())
+
+
+def test_a_standby_takes_over_the_next_kernel(standby_dir, tmp_path):
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+
+    # No standby yet: the first kernel starts its own engine, then a standby for the next.
+    km1, kc1 = start(first_dir)
+    try:
+        cold = first_async_cell(kc1)
+        assert serving_pid(kc1) == km1.provisioner.pid
+        assert run_cell(kc1, "let only_in_the_first = 1;").status == "ok"
+        wait_for_standby(standby_dir)
+
+        km2, kc2 = start(second_dir)
+        try:
+            warm = first_async_cell(kc2)
+            print(f"first async cell, reply - waits: own engine {cold:.2f} s, "
+                  f"standby {warm:.2f} s")
+            assert warm < 0.5 * cold, (warm, cold)
+            serving = serving_pid(kc2)
+            assert serving != km2.provisioner.pid, "a standby process serves the kernel"
+
+            # It is the second kernel in every way that shows.
+            where = run_cell(kc2, 'println!("{}", std::env::current_dir().unwrap().display());')
+            assert pathlib.Path(where.text().strip()).resolve() == second_dir.resolve()
+            gone = run_cell(kc2, "only_in_the_first")
+            assert gone.status == "error"
+            assert "only_in_the_first" in gone.reply["content"]["evalue"]
+
+            # Interrupted like any kernel, its variables kept.
+            assert run_cell(kc2, "let kept = 41;").status == "ok"
+            msg_id = kc2.execute('blocking_task("long wait", 60.0);')
+            wait_until(lambda: "long wait started" in collected(kc2, msg_id), 30,
+                       "the wait started")
+            km2.interrupt_kernel()
+            reply = kc2.get_shell_msg(timeout=10)
+            assert reply["content"]["status"] == "error"
+            assert reply["content"]["ename"] == "Interrupted"
+            assert run_cell(kc2, "kept + 1").value() == "42"
+
+            # Still serving after longer than any timeout of the handover.
+            time.sleep(6)
+            assert run_cell(kc2, "kept + 2").value() == "43"
+
+            # Shut down like any kernel: the launcher and the standby's process both end.
+            launcher = km2.provisioner.pid
+            kc2.stop_channels()
+            km2.shutdown_kernel(now=False)
+            wait_until(lambda: ended(serving) and ended(launcher), 10,
+                       "both processes ended after shutdown")
+        finally:
+            stop(km2, kc2)
+    finally:
+        stop(km1, kc1)
+
+
+_collected = {}
+
+
+def collected(kc, msg_id):
+    """Stream text seen so far for `msg_id` (reads what iopub has without waiting)."""
+    while True:
+        try:
+            msg = kc.get_iopub_msg(timeout=0.05)
+        except Exception:
+            break
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            _collected[msg_id] = _collected.get(msg_id, "") + msg["content"]["text"]
+    return _collected.get(msg_id, "")
+
+
+def test_a_killed_launcher_takes_its_standby_kernel_with_it(standby_dir, tmp_path):
+    wait_for_standby(standby_dir)
+    km, kc = start(tmp_path)
+    try:
+        serving = serving_pid(kc)
+        assert serving != km.provisioner.pid
+        # A restart with now=True kills the launcher (SIGKILL) and starts a kernel on the
+        # same ports at once: the standby's kernel must let them go.
+        km.restart_kernel(now=True)
+        wait_until(lambda: ended(serving), 5, "the standby's kernel stopped")
+        kc.wait_for_ready(timeout=120)
+        assert run_cell(kc, "1 + 1").value() == "2"
+    finally:
+        stop(km, kc)
+
+
+def test_a_kernel_with_another_environment_starts_its_own_engine(standby_dir, tmp_path):
+    wait_for_standby(standby_dir)
+    env = dict(os.environ, TANDEM_BACKTRACE="1")
+    km, kc = start(tmp_path, env=env)
+    try:
+        assert serving_pid(kc) == km.provisioner.pid
+        assert (standby_dir / "standby.sock").exists(), "the standby still waits"
+    finally:
+        stop(km, kc)
+    log = (standby_dir / "standby.log").read_text()
+    assert "TANDEM_BACKTRACE" in log, log
