@@ -7,7 +7,9 @@ import json
 import os
 import pathlib
 import re
+import signal
 import subprocess
+import time
 
 import nbformat
 import pytest
@@ -142,6 +144,46 @@ def test_tandem_run_stops_at_the_first_failing_cell(tmp_path):
     outputs = [c["outputs"] for c in executed["cells"]]
     assert outputs[0][0]["text"] == "first\n"
     assert outputs[1][-1]["output_type"] == "error"
+    assert outputs[2] == [] and executed["cells"][2]["execution_count"] is None
+
+
+@pytest.mark.parametrize("wait", ["blocking_task(\"long wait\", 60.0);",
+                                  "std::thread::sleep(std::time::Duration::from_secs(60));"],
+                         ids=["helper wait", "plain sleep"])
+def test_ctrl_c_stops_tandem_run_and_keeps_what_ran(tmp_path, wait):
+    kernelspec = {"name": "tandem", "display_name": "Rust (tandem)"}
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec})
+    nb.cells = [nbformat.v4.new_code_cell('println!("first");'),
+                nbformat.v4.new_code_cell('println!("waiting");\n' + wait),
+                nbformat.v4.new_code_cell('println!("never");')]
+    source, out = tmp_path / "long.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, source)
+    # A session of its own, so Ctrl-C can be played as a terminal does it: SIGINT to the
+    # whole process group (tandem and the engine's process that runs the cell).
+    run = subprocess.Popen([str(TANDEM), "run", str(source), "--output", str(out)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        for line in run.stdout:
+            if line.strip() == "waiting":
+                break
+        time.sleep(0.3)
+        pressed = time.monotonic()
+        os.killpg(run.pid, signal.SIGINT)
+        stdout, stderr = run.communicate(timeout=30)
+        stopped = time.monotonic() - pressed
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 130, stderr
+    assert stopped < 10, stopped
+    assert "interrupted after 2 code cells" in stderr
+    assert "never" not in stdout.replace('"never"', "")
+    executed = json.loads(out.read_text())
+    outputs = [c["outputs"] for c in executed["cells"]]
+    assert outputs[0][0]["text"] == "first\n"
+    assert outputs[1][-1]["output_type"] == "error"
+    assert outputs[1][-1]["ename"] == "Interrupted"
     assert outputs[2] == [] and executed["cells"][2]["execution_count"] is None
 
 

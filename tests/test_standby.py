@@ -6,12 +6,15 @@ interrupted and shut down like any kernel, and stops at once when its launcher i
 import os
 import pathlib
 import signal
+import subprocess
 import time
 
 import jupyter_client
 import pytest
 
 from conftest import KERNEL_NAME, run_cell
+
+TANDEM = pathlib.Path(__file__).resolve().parent.parent / "target" / "release" / "tandem"
 
 # The cell the benchmark calls "first async cell": two sleeps awaited together.
 ASYNC_CELL = (
@@ -54,7 +57,8 @@ def standby_dir(tmp_path_factory):
         else:
             os.environ[name] = value
     holder = (dir / "standby.lock").read_text().strip() if (dir / "standby.lock").exists() else ""
-    if holder.isdigit() and not ended(int(holder)):
+    if holder.isdigit() and not ended(int(holder)) and \
+            b"--standby" in pathlib.Path(f"/proc/{holder}/cmdline").read_bytes():
         os.kill(int(holder), signal.SIGTERM)
         wait_until(lambda: ended(int(holder)), 30, "the standby stopped when asked")
 
@@ -65,7 +69,11 @@ def wait_for_standby(dir, timeout=180):
 
 def start(cwd, env=None):
     km = jupyter_client.KernelManager(kernel_name=KERNEL_NAME)
-    km.start_kernel(cwd=str(cwd), env=dict(os.environ) if env is None else env)
+    # The same environment for every kernel: a standby takes over only kernels whose
+    # environment is its own (pytest changes PYTEST_CURRENT_TEST from test to test).
+    env = dict(os.environ if env is None else env)
+    env.pop("PYTEST_CURRENT_TEST", None)
+    km.start_kernel(cwd=str(cwd), env=env)
     kc = km.client()
     kc.start_channels()
     kc.wait_for_ready(timeout=60)
@@ -180,12 +188,37 @@ def test_a_killed_launcher_takes_its_standby_kernel_with_it(standby_dir, tmp_pat
 
 def test_a_kernel_with_another_environment_starts_its_own_engine(standby_dir, tmp_path):
     wait_for_standby(standby_dir)
+    waiting = int((standby_dir / "standby.lock").read_text())
     env = dict(os.environ, TANDEM_BACKTRACE="1")
     km, kc = start(tmp_path, env=env)
     try:
         assert serving_pid(kc) == km.provisioner.pid
-        assert (standby_dir / "standby.sock").exists(), "the standby still waits"
+        # The standby said why, and stopped: one of the new environment may take its place.
+        wait_until(lambda: ended(waiting), 10, "the refusing standby stopped")
     finally:
         stop(km, kc)
     log = (standby_dir / "standby.log").read_text()
     assert "TANDEM_BACKTRACE" in log, log
+
+
+def test_a_standby_stops_with_the_jupyter_server_that_started_it(tmp_path):
+    jupyter = subprocess.Popen(["sleep", "600"])  # plays the Jupyter server
+    dir = tmp_path / "standby"
+    env = dict(os.environ, TANDEM_STANDBY="on", TANDEM_STANDBY_DIR=str(dir),
+               JPY_PARENT_PID=str(jupyter.pid))
+    try:
+        # It detaches at once; the lock file names the process that stays.
+        with open(tmp_path / "log", "w") as log:
+            subprocess.run([str(TANDEM), "kernel", "--standby"], env=env, check=True,
+                           timeout=30, stderr=log)
+        lock = dir / "standby.lock"
+        wait_until(lambda: lock.exists() and lock.read_text().strip().isdigit(), 10,
+                   "the standby named itself")
+        standby = int(lock.read_text())
+        # Jupyter stops while the standby's engine is still starting.
+        time.sleep(1)
+    finally:
+        jupyter.kill()
+        jupyter.wait()
+    wait_until(lambda: ended(standby), 120, "the standby stopped with Jupyter")
+    assert "Jupyter has stopped" in (tmp_path / "log").read_text()

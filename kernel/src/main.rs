@@ -138,8 +138,9 @@ fn run(cli: Cli) -> Result<()> {
             output,
             no_timing,
         } => {
+            let ctrl_c = notebook::CtrlC::install()?;
             let work_dir = engine_work_dir()?;
-            let ran = notebook::run(&path, !no_timing);
+            let ran = notebook::run(&path, !no_timing, &ctrl_c);
             if let Some(dir) = work_dir {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -147,6 +148,14 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(output) = output {
                 notebook::write(&executed, &output)?;
                 eprintln!("tandem: executed notebook written to {}", output.display());
+            }
+            if outcome.interrupted {
+                eprintln!(
+                    "tandem: interrupted after {} code cells of {}; the cells after did not run",
+                    outcome.cells_run,
+                    path.display()
+                );
+                std::process::exit(130);
             }
             if let Some(cell) = outcome.failed_cell {
                 eprintln!(
@@ -165,9 +174,9 @@ fn run(cli: Cli) -> Result<()> {
             // Taken before this process sets EVCXR_TMPDIR for its own engine.
             let use_standby = standby::enabled();
             let identity = standby::Identity::of_this_process();
-            match connection_file {
-                Some(file) => kernel(&file, use_standby.then_some(identity)),
-                None => {
+            match (as_standby, connection_file) {
+                (false, Some(file)) => kernel(&file, use_standby.then_some(identity)),
+                (true, _) => {
                     standby::detach()?;
                     let dir = engine::standby_dir();
                     std::fs::create_dir_all(&dir)
@@ -176,7 +185,6 @@ fn run(cli: Cli) -> Result<()> {
                         log::info!("another standby kernel is alive; nothing to do");
                         return Ok(());
                     };
-                    debug_assert!(as_standby);
                     claim.name_holder()?;
                     let work_dir = engine_work_dir()?;
                     let served = standby::run(identity, claim);
@@ -185,6 +193,7 @@ fn run(cli: Cli) -> Result<()> {
                     }
                     served
                 }
+                (false, None) => anyhow::bail!("tandem kernel needs --connection-file"),
             }
         }
     }
@@ -213,7 +222,7 @@ fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>)
     let served = server::serve(
         sockets,
         wire::Signer::new(&info.key),
-        server::Parent::Ours,
+        server::Parent::Spawner,
         |iopub, shutdown| {
             let interrupter = Arc::new(engine::Interrupter::default());
             // Once this engine is up, the next kernel's is started, at low priority.

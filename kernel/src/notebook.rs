@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// One output of a code cell, as nbformat 4 stores it.
@@ -40,11 +41,63 @@ pub struct Outcome {
     pub cells_run: usize,
     /// The number (1-based, among code cells) of the cell that failed, if one did.
     pub failed_cell: Option<usize>,
+    /// Whether Ctrl-C stopped the run.
+    pub interrupted: bool,
+}
+
+/// Ctrl-C during a run: the first stops the running cell as the kernel's interrupt does
+/// (a helper's wait at once, other code after 0.2 s) and ends the run after it, so the
+/// executed notebook is still written; a second one quits at once.
+pub struct CtrlC {
+    interrupter: Arc<Interrupter>,
+    pressed: Arc<AtomicBool>,
+}
+
+impl CtrlC {
+    /// Takes SIGINT over. Call before any other thread starts: the threads started later
+    /// inherit the blocked signal, and only the `ctrl-c` thread receives it.
+    pub fn install() -> Result<CtrlC> {
+        // SAFETY: plain signal-set calls on a set owned here.
+        let set = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            set
+        };
+        let interrupter = Arc::new(Interrupter::default());
+        let pressed = Arc::new(AtomicBool::new(false));
+        let (to_interrupt, seen) = (interrupter.clone(), pressed.clone());
+        std::thread::Builder::new()
+            .name("ctrl-c".into())
+            .spawn(move || loop {
+                let mut signal = 0;
+                // SAFETY: waits for a signal of the set blocked above.
+                if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                    return;
+                }
+                if seen.swap(true, Ordering::SeqCst) {
+                    eprintln!("\ntandem: stopped");
+                    std::process::exit(130);
+                }
+                eprintln!("\ntandem: interrupting the cell (Ctrl-C again to quit at once)");
+                to_interrupt.interrupt();
+            })
+            .context("starting the Ctrl-C thread")?;
+        Ok(CtrlC {
+            interrupter,
+            pressed,
+        })
+    }
+
+    fn pressed(&self) -> bool {
+        self.pressed.load(Ordering::SeqCst)
+    }
 }
 
 /// Runs every code cell of the notebook at `path` in order and returns the notebook with
 /// its outputs filled in (cells after a failure keep none).
-pub fn run(path: &Path, show_timing: bool) -> Result<(Value, Outcome)> {
+pub fn run(path: &Path, show_timing: bool, ctrl_c: &CtrlC) -> Result<(Value, Outcome)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut notebook: Value = serde_json::from_str(&text)
@@ -65,10 +118,11 @@ pub fn run(path: &Path, show_timing: bool) -> Result<(Value, Outcome)> {
         }
     }
 
-    let mut engine = start_engine()?;
+    let mut engine = start_engine(ctrl_c.interrupter.clone())?;
     let mut outcome = Outcome {
         cells_run: 0,
         failed_cell: None,
+        interrupted: false,
     };
     for cell in cells.iter_mut() {
         let source = source_text(&cell["source"]);
@@ -76,14 +130,19 @@ pub fn run(path: &Path, show_timing: bool) -> Result<(Value, Outcome)> {
             print_markdown(&source);
             continue;
         }
+        if ctrl_c.pressed() {
+            outcome.interrupted = true;
+            break;
+        }
         outcome.cells_run += 1;
         let number = outcome.cells_run as u64;
         print_header(number, &source);
         let (outputs, failed) = run_cell(&mut engine, &source, number, show_timing);
         cell["execution_count"] = number.into();
         cell["outputs"] = serde_json::to_value(outputs)?;
-        if failed {
-            outcome.failed_cell = Some(outcome.cells_run);
+        if failed || ctrl_c.pressed() {
+            outcome.failed_cell = failed.then_some(outcome.cells_run);
+            outcome.interrupted = ctrl_c.pressed();
             break;
         }
     }
@@ -110,10 +169,9 @@ fn source_text(source: &Value) -> String {
 }
 
 /// Starts the engine, showing what it is doing on a terminal while it starts.
-fn start_engine() -> Result<Engine> {
+fn start_engine(interrupter: Arc<Interrupter>) -> Result<Engine> {
     let progress = Progress::default();
-    let engine =
-        Starting::spawn(Arc::new(Interrupter::default()))?.wait(|line| progress.show(line));
+    let engine = Starting::spawn(interrupter)?.wait(|line| progress.show(line));
     progress.end();
     engine
 }

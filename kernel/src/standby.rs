@@ -4,16 +4,17 @@
 //!
 //! One standby waits per prebuilt template, in [`engine::standby_dir`]: a lock file says
 //! one is alive, a Unix socket says it is ready. A launcher sends one JSON line
-//! ([`Request`]) and reads one back ([`Answer`]); once adopted, the standby's kernel serves
-//! Jupyter's sockets until shutdown, then writes [`STOPPED`] and closes the connection. The
-//! launcher exits when the connection closes; when the launcher is killed, the standby's
-//! kernel sees the connection close and stops at once, freeing the ports for a restart.
+//! ([`Request`]), reads one back ([`Answer`]) and, when adopted, confirms with [`GO`];
+//! only then does the standby bind Jupyter's sockets. It serves until shutdown, then
+//! writes [`STOPPED`] and closes the connection. The launcher exits when the connection
+//! closes; when the launcher is killed, the standby's kernel sees the connection close and
+//! stops at once, freeing the ports for a restart.
 
 use crate::engine::{self, Engine, Interrupter, StartStatus, Startup};
 use crate::{handlers, server, wire};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -28,14 +29,31 @@ use std::time::{Duration, Instant};
 const SOCKET: &str = "standby.sock";
 const LOCK: &str = "standby.lock";
 const LOG: &str = "standby.log";
+/// The launcher's confirmation that it takes the adopted kernel.
+const GO: &str = "go";
 /// The standby's last word to its launcher when its kernel stopped as asked.
 const STOPPED: &str = "stopped";
 /// A standby nobody adopts stops after this long (`TANDEM_STANDBY_IDLE`, in seconds).
 const IDLE_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// A standby starts its engine at this niceness: the kernels in use come first.
 const STARTING_NICENESS: libc::c_int = 10;
-/// How long a launcher waits for a standby's answer.
+/// How long either side waits for the other's line.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+/// The longest line either side reads (a request carries the environment).
+const LONGEST_LINE: usize = 256 * 1024;
+/// The log is started afresh when a new standby finds it longer than this.
+const LONGEST_LOG: u64 = 1024 * 1024;
+/// Variables that may differ between a standby and the kernel it takes over: Jupyter's
+/// per-kernel ones, the shell's, and those a kernel sets for its own engine.
+const IGNORED_PREFIXES: [&str; 3] = ["JPY_", "JUPYTER_", "PYDEVD_"];
+const IGNORED_NAMES: [&str; 6] = [
+    "EVCXR_TMPDIR",
+    "LD_LIBRARY_PATH",
+    "PWD",
+    "OLDPWD",
+    "SHLVL",
+    "_",
+];
 
 /// Set by SIGTERM while the standby waits.
 static TERMINATED: AtomicBool = AtomicBool::new(false);
@@ -63,7 +81,6 @@ struct Request {
     connection_file: PathBuf,
     /// The launcher's working directory (the notebook's folder).
     directory: PathBuf,
-    launcher: libc::pid_t,
 }
 
 /// A standby's answer.
@@ -86,84 +103,104 @@ pub struct Identity {
 
 impl Identity {
     pub fn of_this_process() -> Identity {
-        let binary = std::env::current_exe()
-            .and_then(|exe| exe.metadata())
-            .and_then(|meta| meta.modified())
-            .map(|time| format!("{time:?}"))
-            .unwrap_or_default();
-        // What the engine and the cells read: the toolchain, the build settings, tandem's
-        // own switches. Jupyter's per-kernel variables (JPY_*) may differ.
         let environment = std::env::vars()
             .filter(|(name, _)| {
-                ["TANDEM_", "EVCXR_", "RUST", "CARGO"]
-                    .iter()
-                    .any(|prefix| name.starts_with(prefix))
-                    || matches!(name.as_str(), "PATH" | "HOME")
+                !IGNORED_PREFIXES.iter().any(|p| name.starts_with(p))
+                    && !IGNORED_NAMES.contains(&name.as_str())
             })
             .collect();
         Identity {
-            build: format!("{} / binary of {binary}", engine::build_key()),
+            build: build_id(),
             environment,
         }
     }
 }
 
+/// The template's build key and this binary's path and modification time.
+fn build_id() -> String {
+    let binary = std::env::current_exe()
+        .map(|exe| {
+            let modified = exe.metadata().and_then(|meta| meta.modified()).ok();
+            format!("{} ({modified:?})", exe.display())
+        })
+        .unwrap_or_default();
+    format!("{} / {binary}", engine::build_key())
+}
+
 /// Hands this kernel to a waiting standby. Returns the connection to it when it took over,
 /// or `None` (no standby ready, or it does not fit): then this process runs the kernel.
 pub fn hand_over(identity: &Identity, connection_file: &Path) -> Option<UnixStream> {
-    let mut stream = UnixStream::connect(engine::standby_dir().join(SOCKET)).ok()?;
+    let socket = engine::standby_dir().join(SOCKET);
+    let Ok(stream) = UnixStream::connect(&socket) else {
+        log::debug!("no standby kernel waits at {}", socket.display());
+        return None;
+    };
+    match ask(&stream, identity, connection_file) {
+        Ok(answer) if answer.adopted => {
+            log::info!(
+                "tandem {}: kernel handed to the standby process {}",
+                env!("CARGO_PKG_VERSION"),
+                answer.pid
+            );
+            Some(stream)
+        }
+        Ok(answer) => {
+            log::info!("standby kernel not used: {}", answer.reason);
+            None
+        }
+        Err(error) => {
+            log::warn!("standby kernel not used: {error:#}");
+            None
+        }
+    }
+}
+
+/// The launcher's side of the handshake; confirms an adoption with [`GO`].
+fn ask(mut stream: &UnixStream, identity: &Identity, connection_file: &Path) -> Result<Answer> {
     let request = Request {
         build: identity.build.clone(),
         environment: identity.environment.clone(),
-        connection_file: std::path::absolute(connection_file).ok()?,
-        directory: std::env::current_dir().ok()?,
-        // SAFETY: getpid has no preconditions.
-        launcher: unsafe { libc::getpid() },
+        connection_file: std::path::absolute(connection_file)?,
+        directory: std::env::current_dir()?,
     };
-    let asked = serde_json::to_string(&request).ok()?;
-    stream.set_read_timeout(Some(ANSWER_WITHIN)).ok()?;
-    writeln!(stream, "{asked}").ok()?;
-    let answer: Answer = match read_line(&stream).map(|line| serde_json::from_str(&line)) {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(error)) => {
-            log::warn!("the standby kernel answered something else: {error}");
-            return None;
-        }
-        Err(error) => {
-            log::warn!("no answer from the standby kernel: {error}");
-            return None;
-        }
-    };
-    if !answer.adopted {
-        log::info!("standby kernel not used: {}", answer.reason);
-        return None;
+    writeln!(stream, "{}", serde_json::to_string(&request)?)?;
+    let line = read_line(stream, Instant::now() + ANSWER_WITHIN).context("reading its answer")?;
+    let answer: Answer = serde_json::from_str(&line).context("reading its answer")?;
+    if answer.adopted {
+        writeln!(stream, "{GO}").context("confirming")?;
     }
-    log::info!(
-        "tandem {}: kernel handed to the standby process {}",
-        env!("CARGO_PKG_VERSION"),
-        answer.pid
-    );
-    Some(stream)
+    Ok(answer)
 }
 
-/// One line, read a byte at a time so nothing after it is taken from the stream.
-fn read_line(mut stream: &UnixStream) -> std::io::Result<String> {
+/// One line of at most [`LONGEST_LINE`] bytes by `deadline`. Each side says one line and
+/// then waits for the other's, so nothing after the line is taken from the stream.
+fn read_line(mut stream: &UnixStream, deadline: Instant) -> std::io::Result<String> {
     let mut line = Vec::new();
-    let mut byte = [0u8];
-    loop {
-        match stream.read(&mut byte)? {
-            0 => break,
-            _ if byte[0] == b'\n' => break,
-            _ => line.push(byte[0]),
+    let mut chunk = [0u8; 4096];
+    while !line.ends_with(b"\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || line.len() > LONGEST_LINE {
+            return Err(std::io::Error::new(
+                ErrorKind::TimedOut,
+                "no complete line in time",
+            ));
+        }
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
+            Ok(read) => line.extend_from_slice(&chunk[..read]),
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
         }
     }
+    line.pop();
     String::from_utf8(line).map_err(|error| std::io::Error::new(ErrorKind::InvalidData, error))
 }
 
 /// The launcher's part once a standby took over: stay until its kernel stops (Jupyter
 /// watches this process), and stop if Jupyter goes (the standby then follows).
 pub fn stand_in(stream: UnixStream) -> Result<()> {
-    server::watch_parent(server::Parent::Ours, || std::process::exit(0))?;
+    server::watch_parent(server::Parent::Spawner, || std::process::exit(0))?;
     stream.set_read_timeout(None)?;
     let mut said = String::new();
     let _ = (&stream).read_to_string(&mut said);
@@ -182,7 +219,13 @@ pub fn spawn(directory: Option<&Path>, env: &[(&str, &OsStr)]) -> Result<()> {
     if Claim::take(&dir)?.is_none() {
         return Ok(());
     }
-    let log = File::create(dir.join(LOG))?;
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(dir.join(LOG))?;
+    if log.metadata()?.len() > LONGEST_LOG {
+        log.set_len(0)?;
+    }
     let mut command = Command::new(std::env::current_exe()?);
     command
         .args(["kernel", "--standby"])
@@ -249,6 +292,14 @@ impl Claim {
     }
 }
 
+/// A launcher whose request the standby can carry out.
+struct Adopter {
+    stream: UnixStream,
+    request: Request,
+    pid: libc::pid_t,
+    connection: wire::ConnectionInfo,
+}
+
 /// The standby process, holding the `claim`: starts an engine, waits to be adopted, then
 /// serves the adopter's connection file.
 pub fn run(identity: Identity, claim: Claim) -> Result<()> {
@@ -264,6 +315,8 @@ pub fn run(identity: Identity, claim: Claim) -> Result<()> {
     let dir = engine::standby_dir();
     // SAFETY: setpriority on this process only.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, STARTING_NICENESS) };
+    // Taken now: Jupyter may stop while the engine starts.
+    let jupyter = server::jupyter_server();
     let started = Instant::now();
     let interrupter = Arc::new(Interrupter::default());
     let engine = Engine::start(
@@ -281,36 +334,127 @@ pub fn run(identity: Identity, claim: Claim) -> Result<()> {
     let listener = UnixListener::bind(&socket)
         .with_context(|| format!("listening on {}", socket.display()))?;
     listener.set_nonblocking(true)?;
-    let Some((stream, request)) = wait_for_launcher(&listener, &identity)? else {
-        let _ = std::fs::remove_file(&socket);
-        return Ok(());
-    };
-    // A new standby may start as soon as this one is taken; a launcher still queued on
-    // the socket is turned away at once, and runs its own kernel.
+    let adopter = wait_for_launcher(&listener, &identity, &engine, jupyter)?;
+    // Taken or stopping: a new standby may start now. A launcher still queued on the
+    // socket is turned away at once, and runs its own kernel.
     let _ = std::fs::remove_file(&socket);
     drop(listener);
     drop(claim);
-    adopt(stream, request, engine, interrupter)
+    let Some(mut adopter) = adopter else {
+        return Ok(());
+    };
+    let answer = Answer {
+        adopted: true,
+        reason: String::new(),
+        pid: std::process::id(),
+    };
+    let confirmed = writeln!(adopter.stream, "{}", serde_json::to_string(&answer)?)
+        .and_then(|()| read_line(&adopter.stream, Instant::now() + ANSWER_WITHIN));
+    match confirmed {
+        Ok(line) if line == GO => adopt(adopter, engine, interrupter),
+        other => {
+            log::warn!("the launcher did not confirm ({other:?}); the standby stops");
+            Ok(())
+        }
+    }
 }
 
 fn idle_limit() -> Duration {
     std::env::var("TANDEM_STANDBY_IDLE")
         .ok()
         .and_then(|seconds| seconds.trim().parse().ok())
-        .map(Duration::from_secs_f64)
+        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
         .unwrap_or(IDLE_LIMIT)
 }
 
-/// Answers launchers until one fits; `None` when the standby should stop instead (idle
-/// too long, Jupyter gone, or this binary is out of date).
+/// The process at the other end of a Unix socket, as the kernel reports it.
+fn peer_pid(stream: &UnixStream) -> Option<libc::pid_t> {
+    let mut credentials = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut size = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `size` bytes into `credentials`.
+    let read = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut credentials as *mut libc::ucred).cast(),
+            &mut size,
+        )
+    };
+    (read == 0 && credentials.pid > 0).then_some(credentials.pid)
+}
+
+/// Returns when a launcher connects to `listener` (at once), or after `at_most`.
+fn wait_for_connection(listener: &UnixListener, at_most: Duration) {
+    let mut ready = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let timeout = libc::c_int::try_from(at_most.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: poll reads and writes the one pollfd given. A signal (SIGTERM) cuts it short.
+    unsafe { libc::poll(&mut ready, 1, timeout) };
+}
+
+/// What a standby does with a launcher's request.
+enum Verdict {
+    Adopt(wire::ConnectionInfo),
+    /// Not this launcher; the standby waits for the next.
+    Refuse(String),
+    /// Not this launcher, and the standby stops (it is out of date, or of no use).
+    RefuseAndStop(String),
+}
+
+fn judge(request: &Request, identity: &Identity, engine: &Engine) -> Verdict {
+    if request.build != identity.build {
+        let reason = format!("it runs another build ({})", request.build);
+        // The newer binary's kernels start their own standbys once this one is gone.
+        return if build_id() != identity.build {
+            Verdict::RefuseAndStop(format!("{reason}; this standby's binary has changed"))
+        } else {
+            Verdict::Refuse(reason)
+        };
+    }
+    if request.environment != identity.environment {
+        let differing: BTreeSet<&String> = request
+            .environment
+            .keys()
+            .chain(identity.environment.keys())
+            .filter(|name| request.environment.get(*name) != identity.environment.get(*name))
+            .collect();
+        // Stopping lets a kernel of the new environment start a standby that fits it.
+        return Verdict::RefuseAndStop(format!("its environment differs in {differing:?}"));
+    }
+    if !engine.is_alive() {
+        return Verdict::RefuseAndStop("this standby's engine process has ended".into());
+    }
+    if !request.directory.is_dir() || request.directory.to_str().is_none() {
+        return Verdict::Refuse(format!(
+            "its folder {} is missing or not UTF-8",
+            request.directory.display()
+        ));
+    }
+    match wire::ConnectionInfo::from_file(&request.connection_file) {
+        Ok(connection) => Verdict::Adopt(connection),
+        Err(error) => Verdict::Refuse(format!("its connection file: {error:#}")),
+    }
+}
+
+/// Answers launchers until one fits, refusing the others; `None` when the standby should
+/// stop instead (asked to, idle too long, the Jupyter server `jupyter` gone, or of no use).
 fn wait_for_launcher(
     listener: &UnixListener,
     identity: &Identity,
-) -> Result<Option<(UnixStream, Request)>> {
+    engine: &Engine,
+    jupyter: Option<libc::pid_t>,
+) -> Result<Option<Adopter>> {
     let give_up = Instant::now() + idle_limit();
-    let jupyter = server::jupyter_server();
     loop {
-        let mut stream = match listener.accept() {
+        let stream = match listener.accept() {
             Ok((stream, _)) => stream,
             Err(error) if error.kind() == ErrorKind::WouldBlock => {
                 if TERMINATED.load(Ordering::SeqCst) {
@@ -325,61 +469,59 @@ fn wait_for_launcher(
                     log::info!("Jupyter has stopped; the standby kernel stops too");
                     return Ok(None);
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                wait_for_connection(listener, Duration::from_millis(200));
                 continue;
             }
             Err(error) => return Err(error).context("waiting for a launcher"),
         };
         stream.set_nonblocking(false)?;
-        stream.set_read_timeout(Some(ANSWER_WITHIN))?;
-        let request: Request = match read_line(&stream)
+        let Some(pid) = peer_pid(&stream) else {
+            log::warn!("ignored a connection whose process is unknown");
+            continue;
+        };
+        let request: Request = match read_line(&stream, Instant::now() + ANSWER_WITHIN)
             .map_err(anyhow::Error::from)
             .and_then(|line| serde_json::from_str(&line).map_err(anyhow::Error::from))
         {
             Ok(request) => request,
             Err(error) => {
-                log::warn!("ignored a malformed request: {error:#}");
+                log::warn!("ignored a malformed request from process {pid}: {error:#}");
                 continue;
             }
         };
-        let refusal = if request.build != identity.build {
-            Some("it was built from other sources; it stops".to_owned())
-        } else if request.environment != identity.environment {
-            let differing: Vec<&String> = request
-                .environment
-                .keys()
-                .chain(identity.environment.keys())
-                .filter(|name| request.environment.get(*name) != identity.environment.get(*name))
-                .collect();
-            Some(format!("its environment differs in {differing:?}"))
-        } else {
-            None
+        let (reason, stop) = match judge(&request, identity, engine) {
+            Verdict::Adopt(connection) => {
+                return Ok(Some(Adopter {
+                    stream,
+                    request,
+                    pid,
+                    connection,
+                }))
+            }
+            Verdict::Refuse(reason) => (reason, false),
+            Verdict::RefuseAndStop(reason) => (reason, true),
         };
+        log::info!("refused the kernel of process {pid}: {reason}");
         let answer = Answer {
-            adopted: refusal.is_none(),
-            reason: refusal.clone().unwrap_or_default(),
+            adopted: false,
+            reason,
             pid: std::process::id(),
         };
-        let said = writeln!(stream, "{}", serde_json::to_string(&answer)?);
-        match refusal {
-            None if said.is_ok() => return Ok(Some((stream, request))),
-            None => log::warn!("a launcher left before the answer"),
-            Some(reason) if request.build != identity.build => {
-                log::info!("standby kernel out of date: {reason}");
-                return Ok(None);
-            }
-            Some(reason) => log::info!("a launcher was refused: {reason}"),
+        let _ = writeln!(&stream, "{}", serde_json::to_string(&answer)?);
+        if stop {
+            return Ok(None);
         }
     }
 }
 
 /// Serves the launcher's connection file with the waiting engine, as the launcher's kernel.
-fn adopt(
-    stream: UnixStream,
-    request: Request,
-    engine: Engine,
-    interrupter: Arc<Interrupter>,
-) -> Result<()> {
+fn adopt(adopter: Adopter, engine: Engine, interrupter: Arc<Interrupter>) -> Result<()> {
+    let Adopter {
+        stream,
+        request,
+        pid: launcher,
+        connection,
+    } = adopter;
     // SAFETY: restores the default action: from now on SIGTERM stops the kernel at once,
     // as it does any kernel.
     unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
@@ -394,34 +536,35 @@ fn adopt(
     }
     // The kernel's log goes where the launcher's would have gone (Jupyter's terminal).
     for fd in [1, 2] {
-        let target = format!("/proc/{}/fd/{fd}", request.launcher);
+        let target = format!("/proc/{launcher}/fd/{fd}");
         if let Ok(file) = File::options().append(true).open(&target) {
             // SAFETY: both descriptors are open; dup2 replaces ours with the launcher's.
             unsafe { libc::dup2(file.as_raw_fd(), fd) };
         }
     }
-    let moved = if std::env::current_dir().ok().as_ref() != Some(&request.directory) {
-        std::env::set_current_dir(&request.directory)
-            .with_context(|| format!("moving to {}", request.directory.display()))?;
-        Some(request.directory.clone())
-    } else {
-        None
+    let moved = match std::env::current_dir() {
+        Ok(here) if here == request.directory => None,
+        _ => match std::env::set_current_dir(&request.directory) {
+            Ok(()) => Some(request.directory.clone()),
+            Err(error) => {
+                log::warn!("staying in this folder: {error}");
+                None
+            }
+        },
     };
-    let info = wire::ConnectionInfo::from_file(&request.connection_file)?;
-    let sockets = server::Sockets::bind(&info)?;
+    let sockets = server::Sockets::bind(&connection)?;
     log::info!(
-        "tandem {} serving on {} ({}), a standby kernel taken over from process {}",
+        "tandem {} serving on {} ({}), a standby kernel taken over from process {launcher}",
         env!("CARGO_PKG_VERSION"),
-        info.ip,
-        info.transport,
-        request.launcher
+        connection.ip,
+        connection.transport,
     );
     stream.set_read_timeout(None)?;
     let launcher_gone = stream.try_clone()?;
     let served = server::serve(
         sockets,
-        wire::Signer::new(&info.key),
-        server::Parent::Launcher(request.launcher),
+        wire::Signer::new(&connection.key),
+        server::Parent::Launcher(launcher),
         |iopub, shutdown| {
             // The launcher never writes again: the read ends when it is gone.
             let stop = shutdown.clone();
@@ -463,12 +606,11 @@ mod tests {
             environment: BTreeMap::from([("PATH".into(), "/bin".into())]),
             connection_file: "/tmp/k.json".into(),
             directory: "/tmp".into(),
-            launcher: 7,
         };
         let line = serde_json::to_string(&request).unwrap();
         assert!(!line.contains('\n'));
         let back: Request = serde_json::from_str(&line).unwrap();
-        assert_eq!(back.launcher, 7);
+        assert_eq!(back.directory, PathBuf::from("/tmp"));
         let refused: Answer = serde_json::from_str(r#"{"adopted":false,"pid":3}"#).unwrap();
         assert!(!refused.adopted && refused.reason.is_empty());
     }

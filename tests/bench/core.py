@@ -1,13 +1,19 @@
 """Kernel figures, measured from a real Jupyter client on the wire (jupyter_client): the
 first async cell of a fresh kernel (tokio::join! of 1.0 s and 0.5 s; evcxr_jupyter gets the
-:dep line it needs), start -> kernel_info_reply, warm trivial and async cells, print ->
-iopub lag, interrupt -> execute_reply, and a 200,000-line flood. Prints a table; asserts
-nothing but that the cells worked.
+:dep line it needs), start -> kernel_info_reply, warm trivial and async cells, a sync
+example's first line on re-run, print -> iopub lag, interrupt -> execute_reply, a
+200,000-line flood; for tandem also the timeline's accuracy and the first async cell of a
+kernel that finds a standby ready. Prints a table (median, min, max); asserts nothing but
+that the cells worked.
 
 Run: .venv/bin/python tests/bench/core.py [--runs N] [--kernels tandem rust]
 (after tests/run or `cargo run --release -- lab` has created .venv and the kernelspec)."""
 import argparse
+import os
+import pathlib
+import signal
 import statistics
+import tempfile
 import time
 
 import jupyter_client
@@ -75,9 +81,84 @@ def first_async_cell(kernel_name, after):
         km.shutdown_kernel(now=True)
 
 
+def standby_ready(dir, timeout=300):
+    deadline = time.monotonic() + timeout
+    while not (dir / "standby.sock").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("no standby kernel became ready")
+        time.sleep(0.1)
+
+
+def first_async_cell_with_standby(samples):
+    """tandem with standbys on (its default): each fresh kernel finds the engine a kernel
+    before it started (waited for here), and hands its connection file to it. Returns the
+    first async cells' (reply - waits) and the starts -> kernel_info_reply."""
+    dir = pathlib.Path(tempfile.mkdtemp(prefix="tandem-bench-standby-"))
+    os.environ.update(TANDEM_STANDBY="on", TANDEM_STANDBY_DIR=str(dir))
+    cells, starts = [], []
+    try:
+        # The first kernel has no standby to take; once its engine is up it starts one.
+        took, km, kc = start_to_kernel_info("tandem")
+        execute(kc, "1")
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+        for _ in range(samples):
+            standby_ready(dir)
+            cells.append(first_async_cell("tandem", 0))
+        for _ in range(samples):
+            standby_ready(dir)
+            took, km, kc = start_to_kernel_info("tandem")
+            starts.append(took)
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+    finally:
+        os.environ["TANDEM_STANDBY"] = "off"
+        lock = dir / "standby.lock"
+        holder = lock.read_text().strip() if lock.exists() else ""
+        if holder.isdigit():
+            try:
+                os.kill(int(holder), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    return cells, starts
+
+
+def timing_accuracy(kc, samples):
+    """The total the timeline prints for two blocking tasks (2 s then 1 s), minus the wall
+    time between the first task's start line and the last one's end line on arrival."""
+    errors = []
+    for _ in range(samples):
+        arrivals, totals = {}, []
+
+        def watch(msg, arrived):
+            if msg["msg_type"] == "stream":
+                for line in msg["content"]["text"].splitlines():
+                    arrivals.setdefault(line.split("] ", 1)[-1], arrived)
+            tandem = msg["content"].get("metadata", {}).get("tandem", {})
+            if msg["msg_type"] == "display_data" and tandem.get("role") == "timeline":
+                totals.append(tandem["total_seconds"])
+
+        execute(kc, 'blocking_task("first", 2.0);\nblocking_task("second", 1.0);', watch)
+        wall = arrivals["second completed"] - arrivals["first started"]
+        errors.append(totals[0] - wall)
+    return errors
+
+
+SYNC_EXAMPLE = (
+    'for (name, seconds) in [("download", 0.3), ("parse", 0.2)] {\n'
+    '    println!("{name} started");\n'
+    "    std::thread::sleep(std::time::Duration::from_secs_f64(seconds));\n"
+    '    println!("{name} done");\n'
+    "}"
+)
+
+
 def measure(kernel_name, runs):
     """Every figure for one kernel: name -> list of samples (seconds) or a note."""
     figures = {}
+    if kernel_name == "tandem":
+        # The cold figures: each kernel starts its own engine.
+        os.environ["TANDEM_STANDBY"] = "off"
     figures["first async cell, sent at kernel_info: reply - waits"] = [
         first_async_cell(kernel_name, 0) for _ in range(2)]
     figures["first async cell, sent 20 s after kernel_info: reply - waits"] = [
@@ -110,6 +191,20 @@ def measure(kernel_name, runs):
         execute(kc, ASYNC_CELL)
         warm_async.append(time.monotonic() - sent - ASYNC_WAITS)
     figures["warm async cell: reply - waits"] = warm_async
+
+    first_line = []
+    for _ in range(runs):
+        arrived = []
+        sent = time.monotonic()
+        execute(kc, SYNC_EXAMPLE,
+                lambda m, _: arrived.append(time.monotonic())
+                if m["msg_type"] == "stream" and not arrived else None)
+        first_line.append(arrived[0] - sent)
+    figures["sync example re-run: send -> first line"] = first_line
+
+    if kernel_name == "tandem":
+        figures["timeline total - wall, a 2 s + 1 s pair"] = timing_accuracy(
+            kc, max(3, runs // 3))
 
     lags = []
     code = (
@@ -151,6 +246,11 @@ def measure(kernel_name, runs):
 
     kc.stop_channels()
     km.shutdown_kernel(now=True)
+
+    if kernel_name == "tandem":
+        cells, starts = first_async_cell_with_standby(max(3, runs // 3))
+        figures["first async cell, standby ready: reply - waits"] = cells
+        figures["start -> kernel_info_reply, standby ready"] = starts
     return figures
 
 
@@ -179,12 +279,16 @@ def main():
         header += f" | {names[0]} / {names[1]}"
     print(header + " |")
     print("|---" * (len(names) + 1 + (len(names) == 2)) + "|")
-    for figure in results[names[0]]:
-        values = [results[name][figure] for name in names]
-        row = f"| {figure} | " + " | ".join(cell(v) for v in values)
+    figures = list(dict.fromkeys(f for name in names for f in results[name]))
+    for figure in figures:
+        values = [results[name].get(figure) for name in names]
+        row = f"| {figure} | " + " | ".join("n/a" if v is None else cell(v) for v in values)
         if len(names) == 2:
-            a, b = (v if isinstance(v, int) else statistics.median(v) for v in values)
-            row += f" | {a / b:.2f}" if b else " | -"
+            if None in values:
+                row += " | -"
+            else:
+                a, b = (v if isinstance(v, int) else statistics.median(v) for v in values)
+                row += f" | {a / b:.2f}" if b else " | -"
         print(row + " |")
 
 

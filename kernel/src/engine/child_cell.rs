@@ -31,6 +31,10 @@ pub fn install() {
         action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(INTERRUPT_SIGNAL, &action, std::ptr::null_mut());
+        // Ctrl-C in a terminal (`tandem run`) reaches this process too: it asks the cell
+        // to stop, as the kernel's interrupt does, instead of ending the process. (A
+        // handler, unlike an ignored signal, is reset for programs the cell starts.)
+        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
     }
     if let Some(stdin) = super::child_pipes::interpose(0) {
         let _ = std::thread::Builder::new()

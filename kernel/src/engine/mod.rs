@@ -409,6 +409,11 @@ impl Engine {
         }
     }
 
+    /// Whether the process that runs the cells is still there.
+    pub fn is_alive(&self) -> bool {
+        !self.child_exited()
+    }
+
     fn child_exited(&self) -> bool {
         let handle = self.context.process_handle();
         let Ok(mut child) = handle.lock() else {

@@ -43,7 +43,10 @@ impl Starting {
         Starting::on_thread(move |status| {
             if let Some(directory) = directory {
                 status.set("moving to the notebook's folder");
-                engine.change_directory(&directory)?;
+                // Cells still run, from the standby's folder, if this fails.
+                if let Err(error) = engine.change_directory(&directory) {
+                    log::warn!("{error:#}");
+                }
             }
             Ok(engine)
         })

@@ -30,7 +30,7 @@ pub fn ended(pid: libc::pid_t) -> bool {
 #[derive(Debug, Clone, Copy)]
 pub enum Parent {
     /// This process's parent, and Jupyter's server named in `JPY_PARENT_PID`.
-    Ours,
+    Spawner,
     /// The `tandem kernel` process Jupyter started, which handed its kernel to this one.
     Launcher(libc::pid_t),
 }
@@ -55,7 +55,7 @@ pub fn jupyter_server() -> Option<libc::pid_t> {
 pub fn watch(parent: Parent, gone: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     let (parent, watched) = match parent {
         // SAFETY: getppid has no preconditions and cannot fail.
-        Parent::Ours => (unsafe { libc::getppid() }, jupyter_server()),
+        Parent::Spawner => (unsafe { libc::getppid() }, jupyter_server()),
         Parent::Launcher(pid) => (0, Some(pid)),
     };
     if parent <= 1 && watched.is_none() {
