@@ -233,14 +233,7 @@ fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>)
                     }
                 }
             });
-            let shell = handlers::ShellHandlers::new(
-                iopub.clone(),
-                shutdown.clone(),
-                starting,
-                interrupter.clone(),
-            );
-            let control = handlers::ControlHandlers::new(iopub, interrupter, shutdown);
-            (shell, control)
+            handlers::for_engine(iopub, shutdown, starting, interrupter)
         },
     );
     if let Some(dir) = work_dir {

@@ -581,14 +581,7 @@ fn adopt(adopter: Adopter, engine: Engine, interrupter: Arc<Interrupter>) -> Res
                     }
                 });
             let starting = engine::Starting::adopt(engine, moved);
-            let shell = handlers::ShellHandlers::new(
-                iopub.clone(),
-                shutdown.clone(),
-                starting,
-                interrupter.clone(),
-            );
-            let control = handlers::ControlHandlers::new(iopub, interrupter, shutdown);
-            (shell, control)
+            handlers::for_engine(iopub, shutdown, starting, interrupter)
         },
     );
     let _ = writeln!(&stream, "{STOPPED}");

@@ -194,6 +194,19 @@ fn unknown(message: &Message, outbox: &mut Outbox) {
     }
 }
 
+/// The shell and control handlers of one kernel, around an engine that is starting (or
+/// was started ahead of time) and the interrupter attached to it.
+pub fn for_engine(
+    iopub: Iopub,
+    shutdown: ShutdownSignal,
+    engine: anyhow::Result<engine::Starting>,
+    interrupter: Arc<Interrupter>,
+) -> (ShellHandlers, ControlHandlers) {
+    let shell = ShellHandlers::new(iopub.clone(), shutdown.clone(), engine, interrupter.clone());
+    let control = ControlHandlers::new(iopub, interrupter, shutdown);
+    (shell, control)
+}
+
 /// The engine, which starts in the background so `kernel_info` is answered at once.
 enum EngineSlot {
     Starting(engine::Starting),
@@ -245,7 +258,7 @@ const SHELL_TABLE: &[(&str, Handler<ShellHandlers>)] = &[
 
 impl ShellHandlers {
     /// `engine` is starting in the background, and `interrupter` is attached to it.
-    pub fn new(
+    fn new(
         iopub: Iopub,
         shutdown: ShutdownSignal,
         engine: anyhow::Result<engine::Starting>,
