@@ -204,9 +204,7 @@ fn run(cli: Cli) -> Result<()> {
 fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>) -> Result<()> {
     if let Some(identity) = &standby {
         if let Some(adopted) = standby::hand_over(identity, connection_file) {
-            if let Err(error) = standby::spawn(None, &[]) {
-                log::warn!("could not start the next standby kernel: {error:#}");
-            }
+            start_next_standby();
             return standby::stand_in(adopted);
         }
     }
@@ -228,9 +226,7 @@ fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>)
             // Once this engine is up, the next kernel's is started, at low priority.
             let starting = engine::Starting::spawn_then(interrupter.clone(), move || {
                 if standby.is_some() {
-                    if let Err(error) = standby::spawn(None, &[]) {
-                        log::warn!("could not start a standby kernel: {error:#}");
-                    }
+                    start_next_standby();
                 }
             });
             handlers::for_engine(iopub, shutdown, starting, interrupter)
@@ -240,6 +236,14 @@ fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>)
         let _ = std::fs::remove_dir_all(dir);
     }
     served
+}
+
+/// A standby for the next kernel, started in the background (low priority) if none is
+/// alive.
+fn start_next_standby() {
+    if let Err(error) = standby::spawn(None, &[]) {
+        log::warn!("could not start a standby kernel for the next notebook: {error:#}");
+    }
 }
 
 /// Starts an engine in the template directory and stops it: what it compiled stays there
