@@ -2,6 +2,7 @@
 next kernel Jupyter launches, so that kernel's first cell does not wait for the engine;
 it runs in the new kernel's folder with none of the old kernel's variables, is
 interrupted and shut down like any kernel, and stops at once when its launcher is killed.
+A kernel of another environment is refused, and a standby stops with its Jupyter server.
 """
 import os
 import pathlib
