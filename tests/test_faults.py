@@ -33,7 +33,8 @@ def test_interrupt_stops_an_endless_loop_and_says_what_was_lost(kernel):
     assert reply["content"]["ename"] == "Interrupted"
     assert "variable" in reply["content"]["evalue"]
     # Ready for the next cell without a restart; the lost variable is really gone.
-    assert run_cell(kc, "40 + 2").value() == "42"
+    after = run_cell(kc, "40 + 2")
+    assert after.value() == "42", after.reply["content"]
     assert run_cell(kc, "before_interrupt").status == "error"
 
 
