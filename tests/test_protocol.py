@@ -38,6 +38,20 @@ def test_stop_on_error_aborts_queued_executes(kc):
     assert run_cell(kc, "3 + 3").value() == "6"
 
 
+def test_a_cell_sent_as_soon_as_the_error_reply_arrives_runs(kc):
+    # Only what was waiting when the cell failed is aborted; a client that sends its next
+    # cell on seeing the error reply (before the kernel is idle) gets it run.
+    for _ in range(5):
+        failing = kc.execute("let broken: u8 = 300;")
+        reply = kc.get_shell_msg(timeout=120)
+        assert reply["parent_header"]["msg_id"] == failing
+        assert reply["content"]["status"] == "error"
+        next_one = kc.execute("5 + 5")
+        reply = kc.get_shell_msg(timeout=120)
+        assert reply["parent_header"]["msg_id"] == next_one
+        assert reply["content"]["status"] == "ok"
+
+
 def test_stop_on_error_false_keeps_going(kc):
     failing = kc.execute("let broken: u8 = 300;", stop_on_error=False)
     next_one = kc.execute("4 + 4")

@@ -266,7 +266,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
             }
             // As in ipykernel, an interrupt counts as an error too; silent cells never abort.
             if wanted.stop_on_error && !wanted.silent {
-                shell.abort_queued = true;
+                shell.to_abort = request.outbox.take_queued();
             }
             let mut reply = content::to_value(&error_content);
             reply["status"] = json!("error");

@@ -230,8 +230,9 @@ pub struct ShellHandlers {
     interrupter: Arc<Interrupter>,
     execution_count: u64,
     history: History,
-    /// Set by a failed execute with `stop_on_error`: queued executes are aborted.
-    abort_queued: bool,
+    /// The requests that were waiting when a cell failed with `stop_on_error`: their
+    /// executes are aborted once the failed cell has been answered.
+    to_abort: Vec<Message>,
     shutdown: Shutdown,
     /// Whether cells end with the timing footer (`:timing on|off`).
     show_timing: bool,
@@ -277,7 +278,7 @@ impl ShellHandlers {
             interrupter,
             execution_count: 0,
             history: History::default(),
-            abort_queued: false,
+            to_abort: Vec::new(),
             shutdown: Shutdown::new(shutdown),
             show_timing: true,
         }
@@ -341,20 +342,19 @@ impl ShellHandlers {
     /// Entry point for every message on the shell socket.
     pub fn handle(&mut self, message: Message, outbox: &mut Outbox) {
         let iopub = self.iopub.clone();
-        if self.abort_queued && message.header.msg_type == "execute_request" {
-            serve_request(self, execute::aborted, &message, outbox, &iopub);
-            return;
-        }
         dispatch(self, SHELL_TABLE, &message, outbox, &iopub);
         self.shutdown.carry_out();
-        if self.abort_queued {
-            // Everything already queued behind the failed cell is answered now; the
-            // abort ends when the queue is empty (as ipykernel does).
-            while let Some(next) = outbox.next_queued() {
-                self.handle(next, outbox);
+        // What was waiting when a cell failed (stop_on_error) is answered now, in order:
+        // executes are aborted, as ipykernel does; anything else is served. A request sent
+        // after the failed cell's reply runs as usual.
+        for waiting in std::mem::take(&mut self.to_abort) {
+            if waiting.header.msg_type == "execute_request" {
+                serve_request(self, execute::aborted, &waiting, outbox, &iopub);
+            } else {
+                self.handle(waiting, outbox);
             }
-            self.abort_queued = false;
-        } else if !outbox.has_queued() {
+        }
+        if !outbox.has_queued() {
             self.while_idle();
         }
     }

@@ -40,6 +40,11 @@ impl Outbox<'_> {
         }
     }
 
+    /// Every request waiting on this socket now, in the order they arrived.
+    pub fn take_queued(&mut self) -> Vec<Message> {
+        std::iter::from_fn(|| self.next_queued()).collect()
+    }
+
     /// Whether a request is waiting on this socket (nothing is read).
     pub fn has_queued(&self) -> bool {
         matches!(self.socket.poll(zmq::POLLIN, 0), Ok(n) if n > 0)
