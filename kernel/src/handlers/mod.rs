@@ -133,9 +133,21 @@ fn dispatch<S>(
     iopub: &Iopub,
 ) {
     let msg_type = message.header.msg_type.as_str();
+    let started = std::time::Instant::now();
+    log::debug!("{msg_type} received");
+    let _answered = Answered(msg_type, started);
     match table.iter().find(|(name, _)| *name == msg_type) {
         Some((_, handler)) => serve_request(state, *handler, message, outbox, iopub),
         None => unknown(message, outbox),
+    }
+}
+
+/// Logs (at debug level) how long a request took, once it has been answered.
+struct Answered<'a>(&'a str, std::time::Instant);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        log::debug!("{} answered in {:?}", self.0, self.1.elapsed());
     }
 }
 
