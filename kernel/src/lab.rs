@@ -39,7 +39,7 @@ pub fn run(
     println!("tandem: kernelspec installed in {}", spec.display());
     // Skipped when the template is ready for this build: a second start takes seconds.
     crate::engine::prebuild_in_subprocess(true, true)?;
-    quiet_lab_settings(&venv)?;
+    lab_defaults(&venv)?;
 
     if crate::standby::enabled() {
         // The first notebook's kernel finds an engine ready. It stops with this server
@@ -80,25 +80,68 @@ pub fn run(
     bail!("could not start JupyterLab: {error}")
 }
 
-/// JupyterLab's defaults for this environment: no pop-up asking to fetch Jupyter news,
-/// no update checks (a learner opening the lessons needs neither). Written once; edits
-/// to the file are kept.
-fn quiet_lab_settings(venv: &Path) -> Result<()> {
+/// JupyterLab's defaults for this environment, in its `overrides.json`:
+/// - no pop-up asking to fetch Jupyter news and no update checks (a learner opening the
+///   lessons needs neither);
+/// - Tab waits up to 5 s for the kernel's completions instead of 1 s. rust-analyzer needs
+///   over a second for its first answer (or the kernel is finishing its warm-up of it),
+///   and JupyterLab drops a late answer without showing anything.
+///
+/// Settings already in the file are kept; only missing ones are added.
+fn lab_defaults(venv: &Path) -> Result<()> {
     let settings = venv.join("share/jupyter/lab/settings");
     let overrides = settings.join("overrides.json");
-    if overrides.exists() {
+    let defaults = serde_json::json!({
+        "@jupyterlab/apputils-extension:notification": {
+            "checkForUpdates": false,
+            "fetchNews": "false"
+        },
+        "@jupyterlab/completer-extension:manager": {
+            "providerTimeout": 5000
+        }
+    });
+    let mut current = match std::fs::read_to_string(&overrides) {
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(value @ serde_json::Value::Object(_)) => value,
+            _ => {
+                eprintln!(
+                    "tandem: {} is not a JSON object; leaving it as it is",
+                    overrides.display()
+                );
+                return Ok(());
+            }
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(error) => {
+            return Err(error).with_context(|| format!("reading {}", overrides.display()))
+        }
+    };
+    if !add_missing(&mut current, &defaults) {
         return Ok(());
     }
     std::fs::create_dir_all(&settings)
         .with_context(|| format!("creating {}", settings.display()))?;
-    let quiet = serde_json::json!({
-        "@jupyterlab/apputils-extension:notification": {
-            "checkForUpdates": false,
-            "fetchNews": "false"
-        }
-    });
-    std::fs::write(&overrides, serde_json::to_string_pretty(&quiet)?)
+    std::fs::write(&overrides, serde_json::to_string_pretty(&current)?)
         .with_context(|| format!("writing {}", overrides.display()))
+}
+
+/// Copies into `into` every key of `from` it lacks, object by object. Returns whether
+/// anything was added.
+fn add_missing(into: &mut serde_json::Value, from: &serde_json::Value) -> bool {
+    let (serde_json::Value::Object(into), serde_json::Value::Object(from)) = (into, from) else {
+        return false;
+    };
+    let mut added = false;
+    for (key, value) in from {
+        match into.get_mut(key) {
+            Some(existing) => added |= add_missing(existing, value),
+            None => {
+                into.insert(key.clone(), value.clone());
+                added = true;
+            }
+        }
+    }
+    added
 }
 
 fn ensure_venv(venv: &Path) -> Result<()> {
@@ -139,4 +182,22 @@ pub fn install_requirements(venv: &Path, requirements: &Path, stamp_name: &str) 
     }
     std::fs::write(&stamp, wanted)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_missing;
+    use serde_json::json;
+
+    #[test]
+    fn missing_settings_are_added_and_the_users_are_kept() {
+        let mut current = json!({"a": {"kept": 1, "mine": true}, "other": 2});
+        let added = add_missing(&mut current, &json!({"a": {"kept": 9, "new": 3}, "b": {}}));
+        assert!(added);
+        assert_eq!(
+            current,
+            json!({"a": {"kept": 1, "mine": true, "new": 3}, "other": 2, "b": {}})
+        );
+        assert!(!add_missing(&mut current, &json!({"a": {"new": 4}})));
+    }
 }
