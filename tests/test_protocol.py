@@ -3,8 +3,9 @@ the installed kernelspec: counting, silence, stop_on_error, user_expressions, st
 live streaming, rich output, introspection, comms and metadata."""
 import time
 
+import jupyter_client
 import pytest
-from conftest import is_footer, run_cell
+from conftest import KERNEL_NAME, is_footer, run_cell
 
 
 def test_execution_count_grows_only_with_store_history(kc):
@@ -262,3 +263,27 @@ def test_timing_footer_toggles(kc):
     assert usage.status == "error"
     assert "on` or `off" in usage.of_type("error")[0]["content"]["evalue"]
     assert not run_cell(kc, "let broken: u8 = 300;").footers(), "no footer on errors"
+
+
+def test_idle_work_waits_for_a_quiet_shell():
+    """A kernel whose first cell came before its engine was up still owes rust-analyzer's
+    first query (1-4 s, so that the first Tab is quick). It asks it only after the shell
+    has been quiet for a second: cells sent right after a reply are not held up by it."""
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name=KERNEL_NAME)
+    try:
+        assert run_cell(kc, "1").value() == "1"  # waited for the engine: no warm-up yet
+        back_to_back = [run_cell(kc, f"{n} + 1") for n in range(4)]
+        assert [cell.value() for cell in back_to_back] == ["1", "2", "3", "4"]
+        time.sleep(6)  # a quiet spell: the warm-up runs now
+        later = [run_cell(kc, f"{n} + 2") for n in range(4)]
+        assert [cell.value() for cell in later] == ["2", "3", "4", "5"]
+
+        def reply_time(cell):
+            return cell.outputs[-1][0]  # send → idle
+
+        slowest = max(reply_time(cell) for cell in back_to_back)
+        typical = sorted(reply_time(cell) for cell in later)[2]
+        assert slowest < 3 * typical, (slowest, typical)
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

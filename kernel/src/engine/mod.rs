@@ -229,6 +229,11 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Whether [`Engine::warm_up_analysis`] has work left to do.
+    pub fn needs_analysis_warm_up(&self) -> bool {
+        !self.analysis_warm
+    }
+
     /// rust-analyzer's first query of a session costs seconds (the first `let` took 2.4 s,
     /// the first completion 1.3 s, later ones 0.1–0.3 s; JupyterLab gives up on a
     /// completion after 1 s). Asks one throwaway query, once; it changes nothing in the

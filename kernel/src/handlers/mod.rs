@@ -250,6 +250,9 @@ pub struct ShellHandlers {
     show_timing: bool,
 }
 
+/// How long the shell must stay without requests before idle work starts.
+const QUIET_BEFORE_IDLE_WORK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The shell channel's dispatch table.
 const SHELL_TABLE: &[(&str, Handler<ShellHandlers>)] = &[
     ("kernel_info_request", |_, _| kernel_info::reply()),
@@ -340,14 +343,20 @@ impl ShellHandlers {
         }
     }
 
-    /// Work put off until nothing waits on the shell: the engine's first analysis query,
-    /// when the first cell did not leave time for it at startup (then the learner's first
-    /// Tab would wait for it).
-    fn while_idle(&mut self) {
-        if let EngineSlot::Ready(engine) = &mut self.engine {
-            if engine.warm_up_analysis() {
-                log::debug!("rust-analyzer warmed up while idle");
-            }
+    /// Work put off until the shell has been quiet for [`QUIET_BEFORE_IDLE_WORK`]: the
+    /// engine's first analysis query (1.2-3.7 s), when the first cell did not leave time
+    /// for it at startup (then the learner's first Tab would wait for it). The quiet
+    /// spell keeps it from delaying a request sent right after a reply (the next cell
+    /// of a quick Shift+Enter, a client's follow-up); it runs once.
+    fn while_idle(&mut self, outbox: &Outbox) {
+        let EngineSlot::Ready(engine) = &mut self.engine else {
+            return;
+        };
+        if !engine.needs_analysis_warm_up() || !outbox.stays_quiet_for(QUIET_BEFORE_IDLE_WORK) {
+            return;
+        }
+        if engine.warm_up_analysis() {
+            log::debug!("rust-analyzer warmed up while idle");
         }
     }
 
@@ -363,11 +372,10 @@ impl ShellHandlers {
             if waiting.header.msg_type == "execute_request" {
                 serve_request(self, execute::aborted, &waiting, outbox, &iopub);
             } else {
-                self.handle(waiting, outbox);
+                dispatch(self, SHELL_TABLE, &waiting, outbox, &iopub);
+                self.shutdown.carry_out();
             }
         }
-        if !outbox.has_queued() {
-            self.while_idle();
-        }
+        self.while_idle(outbox);
     }
 }

@@ -45,9 +45,11 @@ impl Outbox<'_> {
         std::iter::from_fn(|| self.next_queued()).collect()
     }
 
-    /// Whether a request is waiting on this socket (nothing is read).
-    pub fn has_queued(&self) -> bool {
-        matches!(self.socket.poll(zmq::POLLIN, 0), Ok(n) if n > 0)
+    /// Whether no request arrives on this socket within `wait` (returns as soon as one
+    /// does; nothing is read).
+    pub fn stays_quiet_for(&self, wait: Duration) -> bool {
+        let millis = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        matches!(self.socket.poll(zmq::POLLIN, millis), Ok(0))
     }
 
     /// The stdin channel, on the shell socket only.
