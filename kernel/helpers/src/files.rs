@@ -7,7 +7,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// A directory for this session's files. Inside tandem it lives in the kernel's scratch
-/// directory and goes away with the kernel.
+/// directory and goes away with the kernel; elsewhere (doctests, a program of your own)
+/// it is one directory per user in the system's temporary directory, reused.
 ///
 /// ```
 /// let dir = tandem_helpers::files::scratch_dir();
@@ -20,7 +21,8 @@ pub fn scratch_dir() -> PathBuf {
             .parent()
             .map_or_else(std::env::temp_dir, Path::to_path_buf)
             .join("files"),
-        None => std::env::temp_dir().join(format!("tandem-files-{}", std::process::id())),
+        // SAFETY: getuid has no preconditions and cannot fail.
+        None => std::env::temp_dir().join(format!("tandem-files-{}", unsafe { libc::getuid() })),
     };
     let _ = std::fs::create_dir_all(&dir);
     dir
