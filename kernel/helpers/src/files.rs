@@ -8,24 +8,58 @@ use std::path::{Path, PathBuf};
 
 /// A directory for this session's files. Inside tandem it lives in the kernel's scratch
 /// directory and goes away with the kernel; elsewhere (doctests, a program of your own)
-/// it is one directory per user in the system's temporary directory, reused.
+/// it is a new private directory in the system's temporary directory, removed when the
+/// process exits.
 ///
 /// ```
 /// let dir = tandem_helpers::files::scratch_dir();
 /// assert!(dir.is_dir());
 /// ```
 pub fn scratch_dir() -> PathBuf {
-    let dir = match std::env::var_os("EVCXR_TMPDIR") {
+    match std::env::var_os("EVCXR_TMPDIR") {
         // tandem's engine builds in <kernel scratch>/engine: files go next to it.
-        Some(engine) => Path::new(&engine)
-            .parent()
-            .map_or_else(std::env::temp_dir, Path::to_path_buf)
-            .join("files"),
-        // SAFETY: getuid has no preconditions and cannot fail.
-        None => std::env::temp_dir().join(format!("tandem-files-{}", unsafe { libc::getuid() })),
-    };
-    let _ = std::fs::create_dir_all(&dir);
-    dir
+        Some(engine) => {
+            let dir = Path::new(&engine)
+                .parent()
+                .map_or_else(std::env::temp_dir, Path::to_path_buf)
+                .join("files");
+            let _ = std::fs::create_dir_all(&dir);
+            dir
+        }
+        None => process_dir().to_path_buf(),
+    }
+}
+
+static PROCESS_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// This process's directory, made on first use. A name already taken (even by someone
+/// else's symlink) is skipped: the directory is always a fresh one of ours, mode 0700.
+fn process_dir() -> &'static Path {
+    PROCESS_DIR.get_or_init(|| {
+        use std::os::unix::fs::DirBuilderExt;
+        let base = std::env::temp_dir();
+        let name = |attempt: u32| format!("tandem-files-{}-{attempt}", std::process::id());
+        for attempt in 0..100 {
+            let dir = base.join(name(attempt));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => {
+                    // SAFETY: registers a plain function with no arguments, once.
+                    unsafe { libc::atexit(remove_process_dir) };
+                    return dir;
+                }
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                // Writing will fail with an error that names the path.
+                Err(_) => return dir,
+            }
+        }
+        base.join(name(100))
+    })
+}
+
+extern "C" fn remove_process_dir() {
+    if let Some(dir) = PROCESS_DIR.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// `path` as given when absolute, else inside [`scratch_dir`].
