@@ -103,9 +103,16 @@ fn lab_defaults(venv: &Path) -> Result<()> {
     let mut current = match std::fs::read_to_string(&overrides) {
         Ok(text) => match serde_json::from_str(&text) {
             Ok(value @ serde_json::Value::Object(_)) => value,
-            _ => {
+            outcome => {
+                // JupyterLab also reads JSON5 (comments, trailing commas): such a file works
+                // for JupyterLab, but tandem cannot add to it without losing them.
+                let why = match outcome {
+                    Err(error) => format!("not plain JSON ({error})"),
+                    Ok(_) => "not a JSON object".to_owned(),
+                };
                 eprintln!(
-                    "tandem: {} is not a JSON object; leaving it as it is",
+                    "tandem: {} is {why}; tandem's JupyterLab defaults (a 5 s completion \
+                     timeout, no news pop-up) were not added to it",
                     overrides.display()
                 );
                 return Ok(());

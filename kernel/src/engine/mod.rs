@@ -221,7 +221,7 @@ impl Engine {
             analysis_warm: startup == Startup::InPlace,
         };
         // Skipped when a cell is already waiting: it would wait longer, for something only
-        // a `let` or a completion needs. The kernel does it later, when the shell is idle.
+        // a `let` or a completion needs. The kernel does it later, after 1 s without requests.
         if !engine.analysis_warm && !status.awaited() {
             status.set("warming up rust-analyzer");
             engine.warm_up_analysis();
@@ -438,6 +438,8 @@ impl Engine {
             .context
             .completions(code, byte_pos)
             .map_err(|e| anyhow!("{e}"))?;
+        // A completion does what the warm-up would.
+        self.analysis_warm = true;
         let matches = completions
             .completions
             .into_iter()

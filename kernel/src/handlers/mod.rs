@@ -156,6 +156,8 @@ impl Drop for Answered<'_> {
 pub struct Shutdown {
     signal: ShutdownSignal,
     pending: Option<bool>,
+    /// Whether the kernel was told to stop (or restart): nothing new starts after that.
+    under_way: bool,
 }
 
 impl Shutdown {
@@ -163,6 +165,7 @@ impl Shutdown {
         Shutdown {
             signal,
             pending: None,
+            under_way: false,
         }
     }
 
@@ -180,6 +183,7 @@ impl Shutdown {
     fn carry_out(&mut self) {
         if let Some(restart) = self.pending.take() {
             self.signal.request(restart);
+            self.under_way = true;
         }
     }
 }
@@ -344,11 +348,14 @@ impl ShellHandlers {
     }
 
     /// Work put off until the shell has been quiet for [`QUIET_BEFORE_IDLE_WORK`]: the
-    /// engine's first analysis query (1.2-3.7 s), when the first cell did not leave time
-    /// for it at startup (then the learner's first Tab would wait for it). The quiet
+    /// engine's first analysis query (1.2-3.7 s), when a cell was already waiting as the
+    /// engine started (then the learner's first Tab would wait for it). The quiet
     /// spell keeps it from delaying a request sent right after a reply (the next cell
     /// of a quick Shift+Enter, a client's follow-up); it runs once.
     fn while_idle(&mut self, outbox: &Outbox) {
+        if self.shutdown.under_way {
+            return;
+        }
         let EngineSlot::Ready(engine) = &mut self.engine else {
             return;
         };
