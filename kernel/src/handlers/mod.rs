@@ -135,20 +135,11 @@ fn dispatch<S>(
     let msg_type = message.header.msg_type.as_str();
     let started = std::time::Instant::now();
     log::debug!("{msg_type} received");
-    let _answered = Answered(msg_type, started);
     match table.iter().find(|(name, _)| *name == msg_type) {
         Some((_, handler)) => serve_request(state, *handler, message, outbox, iopub),
         None => unknown(message, outbox),
     }
-}
-
-/// Logs (at debug level) how long a request took, once it has been answered.
-struct Answered<'a>(&'a str, std::time::Instant);
-
-impl Drop for Answered<'_> {
-    fn drop(&mut self) {
-        log::debug!("{} answered in {:?}", self.0, self.1.elapsed());
-    }
+    log::debug!("{msg_type} answered in {:?}", started.elapsed());
 }
 
 /// A shutdown asked for by a request (on shell or control), carried out only once its
@@ -370,8 +361,7 @@ impl ShellHandlers {
     /// Entry point for every message on the shell socket.
     pub fn handle(&mut self, message: Message, outbox: &mut Outbox) {
         let iopub = self.iopub.clone();
-        dispatch(self, SHELL_TABLE, &message, outbox, &iopub);
-        self.shutdown.carry_out();
+        self.serve(&message, outbox, &iopub);
         // What was waiting when a cell failed (stop_on_error) is answered now, in order:
         // executes are aborted, as ipykernel does; anything else is served. A request sent
         // after the failed cell's reply runs as usual.
@@ -379,10 +369,15 @@ impl ShellHandlers {
             if waiting.header.msg_type == "execute_request" {
                 serve_request(self, execute::aborted, &waiting, outbox, &iopub);
             } else {
-                dispatch(self, SHELL_TABLE, &waiting, outbox, &iopub);
-                self.shutdown.carry_out();
+                self.serve(&waiting, outbox, &iopub);
             }
         }
         self.while_idle(outbox);
+    }
+
+    /// One request through the dispatch table, then the shutdown it may have asked for.
+    fn serve(&mut self, message: &Message, outbox: &mut Outbox, iopub: &Iopub) {
+        dispatch(self, SHELL_TABLE, message, outbox, iopub);
+        self.shutdown.carry_out();
     }
 }
