@@ -32,15 +32,18 @@ pub fn scratch_dir() -> PathBuf {
 
 static PROCESS_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
-/// This process's directory, made on first use. A name already taken (even by someone
-/// else's symlink) is skipped: the directory is always a fresh one of ours, mode 0700.
+/// This process's directory, made on first use, mode 0700. Its name ends in the clock's
+/// nanoseconds, so nobody can take it in advance; a name already taken is skipped.
 fn process_dir() -> &'static Path {
     PROCESS_DIR.get_or_init(|| {
         use std::os::unix::fs::DirBuilderExt;
         let base = std::env::temp_dir();
-        let name = |attempt: u32| format!("tandem-files-{}-{attempt}", std::process::id());
-        for attempt in 0..100 {
-            let dir = base.join(name(attempt));
+        let mut dir = base.clone();
+        for _ in 0..100 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.subsec_nanos());
+            dir = base.join(format!("tandem-files-{}-{nanos}", std::process::id()));
             match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
                     // SAFETY: registers a plain function with no arguments, once.
@@ -52,7 +55,7 @@ fn process_dir() -> &'static Path {
                 Err(_) => return dir,
             }
         }
-        base.join(name(100))
+        dir
     })
 }
 
