@@ -277,3 +277,31 @@ def test_a_runtime_started_inside_a_cell_gets_a_clear_hint(kc):
     assert "already runs inside a tokio runtime" in traceback
     fixed = run_cell(kc, "run_on_threads(2, async { spawn(async { 6 * 7 }).await.unwrap() })")
     assert fixed.status == "ok" and fixed.value() == "42"
+
+
+def test_runtimes_made_in_a_cell_behave_as_tokios(kc):
+    # Cells see a `tokio::runtime::Runtime` whose block_on is compiled once in the preloaded
+    # library. A learner's own runtimes, made by `new` or by the builder, are that same type,
+    # keep tokio's methods, and run on a thread of their own (the cell already runs in one).
+    cell = run_cell(kc, (
+        "fn doubled_on(runtime: &tokio::runtime::Runtime, n: u64) -> u64 {\n"
+        "    let task = runtime.spawn(async move { n * 2 });\n"
+        "    runtime.block_on(async { task.await.unwrap() })\n"
+        "}\n"
+        "std::thread::spawn(|| {\n"
+        "    let built = tokio::runtime::Builder::new_current_thread()\n"
+        "        .enable_all().thread_name(\"mine\").build().unwrap();\n"
+        "    let plain = tokio::runtime::Runtime::new().unwrap();\n"
+        "    let slept = built.block_on(async {\n"
+        "        let started = std::time::Instant::now();\n"
+        "        tokio::time::sleep(std::time::Duration::from_millis(50)).await;\n"
+        "        started.elapsed().as_millis() >= 50\n"
+        "    });\n"
+        "    let flavor = format!(\"{:?}\", built.handle().runtime_flavor());\n"
+        "    let sum = doubled_on(&built, 20) + doubled_on(&plain, 1);\n"
+        "    plain.shutdown_timeout(std::time::Duration::from_secs(1));\n"
+        "    format!(\"{slept} {flavor} {sum}\")\n"
+        "}).join().unwrap()"
+    ))
+    assert cell.status == "ok", cell.reply["content"]
+    assert cell.value() == '"true CurrentThread 42"'

@@ -1,7 +1,10 @@
-//! The crate every tandem cell sees as `tokio`: tokio itself, re-exported whole, plus a
-//! hidden module with `futures` and the helpers. One shared library for all cells.
+//! The crate every tandem cell sees as `tokio`: tokio itself, re-exported whole (its
+//! `runtime` module with a cell-friendly `Runtime`), plus a hidden module with `futures` and
+//! the helpers. One shared library for all cells.
 
 pub use ::tokio::*;
+
+pub mod runtime;
 
 #[doc(hidden)]
 pub mod __tandem {

@@ -1,0 +1,206 @@
+//! `tokio::runtime` as cells see it: tokio's module, except that `Runtime` (and the `Builder`
+//! that makes one) wrap tokio's so that `block_on` is compiled once, here, not in every cell.
+//!
+//! evcxr runs each async cell through `Runtime::block_on(async { .. })`. That method is
+//! generic over the future, and every cell's future is a new type, so each cell used to
+//! compile tokio's whole `block_on` path again (about a third of a trivial cell's rustc
+//! time). Here `block_on` only wraps the future in a small adapter and hands it, type-erased,
+//! to a function compiled once with this library. Everything else is tokio's own: the
+//! wrapper derefs to `tokio::runtime::Runtime`, and every builder setting is passed through.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::pin::{pin, Pin};
+use std::time::Duration;
+
+pub use ::tokio::runtime::*;
+
+/// tokio's `Runtime`, with a `block_on` compiled once for every cell. Derefs to
+/// [`tokio::runtime::Runtime`](::tokio::runtime::Runtime) for `spawn`, `handle`, `enter`...
+pub struct Runtime(::tokio::runtime::Runtime);
+
+impl Runtime {
+    /// A multi-threaded runtime with all of tokio's drivers, as `tokio::runtime::Runtime::new`.
+    pub fn new() -> io::Result<Runtime> {
+        ::tokio::runtime::Runtime::new().map(Runtime)
+    }
+
+    /// Runs `future` to completion on the current thread, as tokio's `block_on` does.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let mut output = None;
+        {
+            let task = pin!(async {
+                output = Some(future.await);
+            });
+            self.block_on_erased(task);
+        }
+        match output {
+            Some(output) => output,
+            None => unreachable!("block_on returned before its future finished"),
+        }
+    }
+
+    /// The one instance of tokio's `block_on` that every cell shares.
+    #[track_caller]
+    #[inline(never)]
+    fn block_on_erased(&self, task: Pin<&mut dyn Future<Output = ()>>) {
+        self.0.block_on(task)
+    }
+
+    /// Shuts the runtime down, waiting at most `duration` for its blocking tasks.
+    pub fn shutdown_timeout(self, duration: Duration) {
+        self.0.shutdown_timeout(duration)
+    }
+
+    /// Shuts the runtime down without waiting for its blocking tasks.
+    pub fn shutdown_background(self) {
+        self.0.shutdown_background()
+    }
+
+    /// tokio's own runtime, for an API that asks for exactly that type.
+    pub fn into_inner(self) -> ::tokio::runtime::Runtime {
+        self.0
+    }
+}
+
+impl Deref for Runtime {
+    type Target = ::tokio::runtime::Runtime;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<::tokio::runtime::Runtime> for Runtime {
+    fn from(runtime: ::tokio::runtime::Runtime) -> Self {
+        Runtime(runtime)
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// tokio's `runtime::Builder`, whose `build` makes the [`Runtime`] above. A setting not
+/// listed here is still reachable through `DerefMut`, which builds tokio's own type.
+pub struct Builder(::tokio::runtime::Builder);
+
+/// Builder settings that take a value and return the builder, passed straight to tokio's.
+macro_rules! pass_settings {
+    ($($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&mut self, $($arg: $ty),*) -> &mut Self {
+                self.0.$name($($arg),*);
+                self
+            }
+        )*
+    };
+}
+
+/// Builder settings that take a callback, passed straight to tokio's.
+macro_rules! pass_callbacks {
+    ($($(#[$doc:meta])* $name:ident: $callback:path;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name<F>(&mut self, f: F) -> &mut Self
+            where
+                F: $callback + Send + Sync + 'static,
+            {
+                self.0.$name(f);
+                self
+            }
+        )*
+    };
+}
+
+impl Builder {
+    /// A builder for a runtime on the current thread only.
+    pub fn new_current_thread() -> Builder {
+        Builder(::tokio::runtime::Builder::new_current_thread())
+    }
+
+    /// A builder for a runtime with a pool of worker threads.
+    pub fn new_multi_thread() -> Builder {
+        Builder(::tokio::runtime::Builder::new_multi_thread())
+    }
+
+    /// Makes the runtime, as tokio's `Builder::build`.
+    pub fn build(&mut self) -> io::Result<Runtime> {
+        self.0.build().map(Runtime)
+    }
+
+    pass_settings! {
+        /// Enables the I/O and time drivers.
+        enable_all();
+        /// Enables the I/O driver.
+        enable_io();
+        /// Enables the time driver.
+        enable_time();
+        /// How many worker threads a multi-thread runtime starts.
+        worker_threads(val: usize);
+        /// The most threads the blocking pool may start.
+        max_blocking_threads(val: usize);
+        /// The stack size of the runtime's threads.
+        thread_stack_size(val: usize);
+        /// How long an idle blocking thread is kept.
+        thread_keep_alive(duration: Duration);
+        /// Scheduler ticks between checks of the global queue.
+        global_queue_interval(val: u32);
+        /// Scheduler ticks between polls for external events.
+        event_interval(val: u32);
+        /// How many I/O events are handled per tick.
+        max_io_events_per_tick(capacity: usize);
+    }
+
+    /// The name of the runtime's threads.
+    pub fn thread_name(&mut self, val: impl Into<String>) -> &mut Self {
+        self.0.thread_name(val);
+        self
+    }
+
+    /// The runtime's name.
+    #[track_caller]
+    pub fn name(&mut self, val: impl Into<String>) -> &mut Self {
+        self.0.name(val);
+        self
+    }
+
+    pass_callbacks! {
+        /// A function that names each new thread.
+        thread_name_fn: Fn() -> String;
+        /// Runs on each new thread before it starts work.
+        on_thread_start: Fn();
+        /// Runs on each thread before it stops.
+        on_thread_stop: Fn();
+        /// Runs on a worker thread before it parks.
+        on_thread_park: Fn();
+        /// Runs on a worker thread after it unparks.
+        on_thread_unpark: Fn();
+    }
+}
+
+impl Deref for Builder {
+    type Target = ::tokio::runtime::Builder;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Builder {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
