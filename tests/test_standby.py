@@ -57,15 +57,20 @@ def standby_dir(tmp_path_factory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    stop_standby(dir)
+
+
+def wait_for_standby(dir, timeout=180):
+    """Until a standby's engine is up (its socket takes kernels from its first moment)."""
+    wait_until(lambda: (dir / "standby.ready").exists(), timeout, "a standby kernel is ready")
+
+
+def stop_standby(dir):
     holder = (dir / "standby.lock").read_text().strip() if (dir / "standby.lock").exists() else ""
     if holder.isdigit() and not ended(int(holder)) and \
             b"--standby" in pathlib.Path(f"/proc/{holder}/cmdline").read_bytes():
         os.kill(int(holder), signal.SIGTERM)
         wait_until(lambda: ended(int(holder)), 30, "the standby stopped when asked")
-
-
-def wait_for_standby(dir, timeout=180):
-    wait_until(lambda: (dir / "standby.sock").exists(), timeout, "a standby kernel is ready")
 
 
 def start(cwd, env=None):
@@ -200,6 +205,36 @@ def test_a_kernel_with_another_environment_starts_its_own_engine(standby_dir, tm
         stop(km, kc)
     log = (standby_dir / "standby.log").read_text()
     assert "TANDEM_BACKTRACE" in log, log
+
+
+def test_a_kernel_launched_while_the_standby_starts_takes_over_that_start(standby_dir,
+                                                                          tmp_path):
+    # As with `tandem lab`: the standby starts with JupyterLab, and the first notebook's
+    # kernel comes seconds later, before the standby's engine is up. It takes that engine
+    # (no second one starts beside it) and waits only for the rest of its start.
+    stop_standby(standby_dir)
+    env = dict(os.environ)
+    env.pop("PYTEST_CURRENT_TEST", None)
+    subprocess.run([str(TANDEM), "kernel", "--standby"], env=env, check=True, timeout=30)
+    lock, ready = standby_dir / "standby.lock", standby_dir / "standby.ready"
+    wait_until(lambda: (standby_dir / "standby.sock").exists(), 10, "the standby listens")
+    standby = int(lock.read_text())
+    assert not ready.exists(), "the engine is still starting"
+    started = time.monotonic()
+    km, kc = start(tmp_path)
+    try:
+        took_info = time.monotonic() - started
+        first = first_async_cell(kc)
+        print(f"kernel launched as its standby starts: kernel_info {took_info:.2f} s, "
+              f"first async cell reply - waits {first:.2f} s")
+        assert serving_pid(kc) == standby, "the starting standby serves the kernel"
+        where = run_cell(kc, 'println!("{}", std::env::current_dir().unwrap().display());')
+        assert pathlib.Path(where.text().strip()).resolve() == tmp_path.resolve()
+        # Once its engine is up, the launcher starts the next standby.
+        wait_until(lambda: lock.exists() and lock.read_text().strip().isdigit()
+                   and int(lock.read_text()) != standby, 30, "the next standby started")
+    finally:
+        stop(km, kc)
 
 
 def test_a_standby_stops_with_the_jupyter_server_that_started_it(tmp_path):

@@ -199,13 +199,12 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// The kernel for `connection_file`: handed to a standby when one is ready (this process
-/// then stands in for it), else run here.
+/// The kernel for `connection_file`: handed to a standby when one is alive, its engine up
+/// or starting (this process then stands in for it), else run here.
 fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>) -> Result<()> {
     if let Some(identity) = &standby {
         if let Some(adopted) = standby::hand_over(identity, connection_file) {
-            start_next_standby();
-            return standby::stand_in(adopted);
+            return standby::stand_in(adopted, start_next_standby);
         }
     }
     let info = wire::ConnectionInfo::from_file(connection_file)?;

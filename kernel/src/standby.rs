@@ -1,16 +1,19 @@
 //! Standby kernels: a `tandem kernel --standby` process starts an engine ahead of time and
 //! waits. The next `tandem kernel` that Jupyter launches hands it the connection file and
-//! stays on as its stand-in, so a new notebook's first cell does not wait for evcxr.
+//! stays on as its stand-in, so a new notebook's first cell does not wait for evcxr, or
+//! waits only for the rest of an engine start already under way.
 //!
 //! One standby waits per prebuilt template, in [`engine::standby_dir`]: a lock file says
-//! one is alive, a Unix socket says it is ready. A launcher sends one JSON line
-//! ([`Request`]), reads one back ([`Answer`]) and, when adopted, confirms with [`GO`];
-//! only then does the standby bind Jupyter's sockets. It serves until shutdown, then
-//! writes [`STOPPED`] and closes the connection. The launcher exits when the connection
-//! closes; when the launcher is killed, the standby's kernel sees the connection close and
-//! stops at once, freeing the ports for a restart.
+//! one is alive, a Unix socket that it takes kernels (from its first moment), a `ready`
+//! file that its engine is up. A launcher sends one JSON line ([`Request`]), reads one
+//! back ([`Answer`]) and, when adopted, confirms with [`GO`]; only then does the standby
+//! bind Jupyter's sockets. It says [`UP`] once its engine is up (the launcher then starts
+//! the next standby), serves until shutdown, then writes [`STOPPED`] and closes the
+//! connection. The launcher exits when the connection closes; when the launcher is
+//! killed, the standby's kernel sees the connection close and stops at once, freeing the
+//! ports for a restart.
 
-use crate::engine::{self, Engine, Interrupter, StartStatus, Startup};
+use crate::engine::{self, Engine, Interrupter, Starting};
 use crate::{handlers, server, wire};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -29,8 +32,12 @@ use std::time::{Duration, Instant};
 const SOCKET: &str = "standby.sock";
 const LOCK: &str = "standby.lock";
 const LOG: &str = "standby.log";
+/// Present (holding the standby's process id) while a standby's engine is up and untaken.
+const READY: &str = "standby.ready";
 /// The launcher's confirmation that it takes the adopted kernel.
 const GO: &str = "go";
+/// The standby's word to its launcher once its engine is up (at once, if it was).
+const UP: &str = "up";
 /// The standby's last word to its launcher when its kernel stopped as asked.
 const STOPPED: &str = "stopped";
 /// A standby nobody adopts stops after this long (`TANDEM_STANDBY_IDLE`, in seconds).
@@ -199,13 +206,27 @@ fn read_line(mut stream: &UnixStream, deadline: Instant) -> std::io::Result<Stri
 
 /// The launcher's part once a standby took over: stay until its kernel stops (Jupyter
 /// watches this process), and stop if Jupyter goes (the standby then follows).
-pub fn stand_in(stream: UnixStream) -> Result<()> {
+/// `engine_up` runs when the standby says its engine is up.
+pub fn stand_in(stream: UnixStream, engine_up: impl FnOnce()) -> Result<()> {
     server::watch_parent(server::Parent::Spawner, || std::process::exit(0))?;
     stream.set_read_timeout(None)?;
-    let mut said = String::new();
-    let _ = (&stream).read_to_string(&mut said);
-    if said.trim() == STOPPED {
-        return Ok(());
+    let mut engine_up = Some(engine_up);
+    let mut said = std::io::BufReader::new(&stream);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match std::io::BufRead::read_line(&mut said, &mut line) {
+            Ok(0) => break,
+            Ok(_) if line.trim() == UP => {
+                if let Some(engine_up) = engine_up.take() {
+                    engine_up();
+                }
+            }
+            Ok(_) if line.trim() == STOPPED => return Ok(()),
+            Ok(_) => log::debug!("the standby said {line:?}"),
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
     }
     bail!("the standby process running this kernel ended unexpectedly")
 }
@@ -300,6 +321,46 @@ struct Adopter {
     connection: wire::ConnectionInfo,
 }
 
+/// A standby's engine: starting on a thread of its own, then up.
+enum StandbyEngine {
+    Starting(Starting),
+    Up { engine: Box<Engine>, since: Instant },
+}
+
+impl StandbyEngine {
+    /// Moves on to `Up` once the engine has started (`true` then, once). An error when it
+    /// could not start, or its process has ended since.
+    fn came_up(&mut self) -> Result<bool> {
+        match self {
+            StandbyEngine::Starting(starting) => match starting.try_finish() {
+                None => Ok(false),
+                Some(started) => {
+                    *self = StandbyEngine::Up {
+                        engine: Box::new(started?),
+                        since: Instant::now(),
+                    };
+                    Ok(true)
+                }
+            },
+            StandbyEngine::Up { engine, .. } if !engine.is_alive() => {
+                bail!("its engine process has ended")
+            }
+            StandbyEngine::Up { .. } => Ok(false),
+        }
+    }
+
+    /// The engine for the kernel that takes it over, up or still starting.
+    fn into_starting(self) -> Starting {
+        match self {
+            StandbyEngine::Starting(starting) => starting,
+            StandbyEngine::Up { engine, since } => {
+                log::debug!("the standby's engine was up for {:?}", since.elapsed());
+                Starting::running(*engine)
+            }
+        }
+    }
+}
+
 /// The standby process, holding the `claim`: starts an engine, waits to be adopted, then
 /// serves the adopter's connection file.
 pub fn run(identity: Identity, claim: Claim) -> Result<()> {
@@ -317,26 +378,21 @@ pub fn run(identity: Identity, claim: Claim) -> Result<()> {
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, STARTING_NICENESS) };
     // Taken now: Jupyter may stop while the engine starts.
     let jupyter = server::jupyter_server();
-    let started = Instant::now();
     let interrupter = Arc::new(Interrupter::default());
-    let engine = Engine::start(
-        interrupter.clone(),
-        Startup::FromTemplate,
-        &StartStatus::default(),
-    )?;
-    log::info!(
-        "standby kernel {} ready in {:.1} s",
-        std::process::id(),
-        started.elapsed().as_secs_f64()
-    );
+    let mut engine = StandbyEngine::Starting(Starting::spawn(interrupter.clone())?);
+    // Listening from the start: a kernel launched meanwhile takes over this engine's start
+    // instead of starting a second engine beside it.
     let socket = dir.join(SOCKET);
+    let ready = dir.join(READY);
+    let _ = std::fs::remove_file(&ready);
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket)
         .with_context(|| format!("listening on {}", socket.display()))?;
     listener.set_nonblocking(true)?;
-    let adopter = wait_for_launcher(&listener, &identity, &engine, jupyter)?;
+    let adopter = wait_for_launcher(&listener, &identity, &mut engine, jupyter, &ready)?;
     // Taken or stopping: a new standby may start now. A launcher still queued on the
     // socket is turned away at once, and runs its own kernel.
+    let _ = std::fs::remove_file(&ready);
     let _ = std::fs::remove_file(&socket);
     drop(listener);
     drop(claim);
@@ -351,7 +407,7 @@ pub fn run(identity: Identity, claim: Claim) -> Result<()> {
     let confirmed = writeln!(adopter.stream, "{}", serde_json::to_string(&answer)?)
         .and_then(|()| read_line(&adopter.stream, Instant::now() + ANSWER_WITHIN));
     match confirmed {
-        Ok(line) if line == GO => adopt(adopter, engine, interrupter),
+        Ok(line) if line == GO => adopt(adopter, engine.into_starting(), interrupter),
         other => {
             log::warn!("the launcher did not confirm ({other:?}); the standby stops");
             Ok(())
@@ -409,7 +465,7 @@ enum Verdict {
     RefuseAndStop(String),
 }
 
-fn judge(request: &Request, identity: &Identity, engine: &Engine) -> Verdict {
+fn judge(request: &Request, identity: &Identity) -> Verdict {
     if request.build != identity.build {
         let reason = format!("it runs another build ({})", request.build);
         // The newer binary's kernels start their own standbys once this one is gone.
@@ -429,9 +485,6 @@ fn judge(request: &Request, identity: &Identity, engine: &Engine) -> Verdict {
         // Stopping lets a kernel of the new environment start a standby that fits it.
         return Verdict::RefuseAndStop(format!("its environment differs in {differing:?}"));
     }
-    if !engine.is_alive() {
-        return Verdict::RefuseAndStop("this standby's engine process has ended".into());
-    }
     if !request.directory.is_dir() || request.directory.to_str().is_none() {
         return Verdict::Refuse(format!(
             "its folder {} is missing or not UTF-8",
@@ -446,14 +499,33 @@ fn judge(request: &Request, identity: &Identity, engine: &Engine) -> Verdict {
 
 /// Answers launchers until one fits, refusing the others; `None` when the standby should
 /// stop instead (asked to, idle too long, the Jupyter server `jupyter` gone, or of no use).
+/// Writes the `ready` file once the engine is up.
 fn wait_for_launcher(
     listener: &UnixListener,
     identity: &Identity,
-    engine: &Engine,
+    engine: &mut StandbyEngine,
     jupyter: Option<libc::pid_t>,
+    ready: &Path,
 ) -> Result<Option<Adopter>> {
-    let give_up = Instant::now() + idle_limit();
+    let started = Instant::now();
+    let give_up = started + idle_limit();
     loop {
+        match engine.came_up() {
+            Ok(false) => {}
+            Ok(true) => {
+                log::info!(
+                    "standby kernel {} ready in {:.1} s",
+                    std::process::id(),
+                    started.elapsed().as_secs_f64()
+                );
+                std::fs::write(ready, std::process::id().to_string())
+                    .with_context(|| format!("writing {}", ready.display()))?;
+            }
+            Err(error) => {
+                log::warn!("the standby kernel stops: {error:#}");
+                return Ok(None);
+            }
+        }
         let stream = match listener.accept() {
             Ok((stream, _)) => stream,
             Err(error) if error.kind() == ErrorKind::WouldBlock => {
@@ -489,7 +561,7 @@ fn wait_for_launcher(
                 continue;
             }
         };
-        let (reason, stop) = match judge(&request, identity, engine) {
+        let (reason, stop) = match judge(&request, identity) {
             Verdict::Adopt(connection) => {
                 return Ok(Some(Adopter {
                     stream,
@@ -514,8 +586,36 @@ fn wait_for_launcher(
     }
 }
 
-/// Serves the launcher's connection file with the waiting engine, as the launcher's kernel.
-fn adopt(adopter: Adopter, engine: Engine, interrupter: Arc<Interrupter>) -> Result<()> {
+/// Niceness is per thread on Linux: every thread of the standby (the engine's, perhaps still
+/// starting, among them) goes back to 0. Lowering niceness needs a privilege most users
+/// lack: the kernel then keeps the standby's, which only matters when the machine is busy.
+fn back_to_normal_priority() {
+    let threads = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten();
+    for thread in threads {
+        let Some(tid) = thread
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<libc::id_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: setpriority on one of this process's own threads.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 0) } != 0 {
+            log::debug!(
+                "kept niceness {STARTING_NICENESS}: {}",
+                std::io::Error::last_os_error()
+            );
+            return;
+        }
+    }
+}
+
+/// Serves the launcher's connection file with the standby's engine (up, or still starting),
+/// as the launcher's kernel.
+fn adopt(adopter: Adopter, engine: Starting, interrupter: Arc<Interrupter>) -> Result<()> {
     let Adopter {
         stream,
         request,
@@ -525,15 +625,7 @@ fn adopt(adopter: Adopter, engine: Engine, interrupter: Arc<Interrupter>) -> Res
     // SAFETY: restores the default action: from now on SIGTERM stops the kernel at once,
     // as it does any kernel.
     unsafe { libc::signal(libc::SIGTERM, libc::SIG_DFL) };
-    // SAFETY: setpriority on this process only. Lowering niceness needs a privilege most
-    // users lack: the kernel then keeps the standby's niceness, which only matters when
-    // the machine is busy.
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 0) } != 0 {
-        log::debug!(
-            "kept niceness {STARTING_NICENESS}: {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    back_to_normal_priority();
     // The kernel's log goes where the launcher's would have gone (Jupyter's terminal).
     for fd in [1, 2] {
         let target = format!("/proc/{launcher}/fd/{fd}");
@@ -561,6 +653,7 @@ fn adopt(adopter: Adopter, engine: Engine, interrupter: Arc<Interrupter>) -> Res
     );
     stream.set_read_timeout(None)?;
     let launcher_gone = stream.try_clone()?;
+    let mut tell_launcher = stream.try_clone()?;
     let served = server::serve(
         sockets,
         wire::Signer::new(&connection.key),
@@ -580,8 +673,11 @@ fn adopt(adopter: Adopter, engine: Engine, interrupter: Arc<Interrupter>) -> Res
                         }
                     }
                 });
-            let starting = engine::Starting::adopt(engine, moved);
-            handlers::for_engine(iopub, shutdown, starting, interrupter)
+            // The launcher starts the next standby once this engine no longer needs the CPU.
+            let engine = engine.handed_over(moved, move || {
+                let _ = writeln!(tell_launcher, "{UP}");
+            });
+            handlers::for_engine(iopub, shutdown, engine, interrupter)
         },
     );
     let _ = writeln!(&stream, "{STOPPED}");

@@ -83,7 +83,7 @@ def first_async_cell(kernel_name, after):
 
 def standby_ready(dir, timeout=300):
     deadline = time.monotonic() + timeout
-    while not (dir / "standby.sock").exists():
+    while not (dir / "standby.ready").exists():
         if time.monotonic() > deadline:
             raise TimeoutError("no standby kernel became ready")
         time.sleep(0.1)

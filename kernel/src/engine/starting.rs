@@ -28,7 +28,7 @@ impl Starting {
         interrupter: Arc<Interrupter>,
         started: impl FnOnce() + Send + 'static,
     ) -> Result<Starting> {
-        Starting::on_thread(move |status| {
+        Starting::on_thread(StartStatus::default(), move |status| {
             let engine = Engine::start(interrupter, Startup::FromTemplate, status);
             if engine.is_ok() {
                 started();
@@ -37,10 +37,26 @@ impl Starting {
         })
     }
 
-    /// An engine that is already running (a standby kernel's), moved into `directory`
-    /// first when that is given.
-    pub fn adopt(mut engine: Engine, directory: Option<PathBuf>) -> Result<Starting> {
-        Starting::on_thread(move |status| {
+    /// An engine that is already running (a standby kernel's).
+    pub fn running(engine: Engine) -> Starting {
+        let (ready_tx, ready) = crossbeam_channel::bounded(1);
+        let _ = ready_tx.send(Ok(engine));
+        Starting {
+            ready,
+            status: StartStatus::default(),
+        }
+    }
+
+    /// This engine once it has started (a standby's, taken over by a kernel, perhaps before
+    /// it is up): moved into `directory` first when that is given, then `up` runs.
+    pub fn handed_over(
+        self,
+        directory: Option<PathBuf>,
+        up: impl FnOnce() + Send + 'static,
+    ) -> Result<Starting> {
+        let Starting { ready, status } = self;
+        Starting::on_thread(status, move |status| {
+            let mut engine = ready.recv().map_err(|_| thread_ended())??;
             if let Some(directory) = directory {
                 status.set("moving to the notebook's folder");
                 // Cells still run, from the standby's folder, if this fails.
@@ -48,15 +64,16 @@ impl Starting {
                     log::warn!("{error:#}");
                 }
             }
+            up();
             Ok(engine)
         })
     }
 
     fn on_thread(
+        status: StartStatus,
         start: impl FnOnce(&StartStatus) -> Result<Engine> + Send + 'static,
     ) -> Result<Starting> {
         let (ready_tx, ready) = crossbeam_channel::bounded(1);
-        let status = StartStatus::default();
         let for_engine = status.clone();
         std::thread::Builder::new()
             .name("engine-start".into())
