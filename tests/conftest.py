@@ -1,5 +1,6 @@
 """Shared fixtures: a real tandem kernel started by jupyter_client from the installed
 kernelspec, and a helper that runs a cell and collects what it published, with arrival times."""
+import contextlib
 import os
 import time
 
@@ -78,15 +79,23 @@ def run_cell(kc, code, timeout=300, **options):
     return Cell(reply, outputs, sent_at)
 
 
-@pytest.fixture(scope="module")
-def kernel():
-    """A kernel and a blocking client, shared by the tests of one module."""
-    km, kc = jupyter_client.manager.start_new_kernel(kernel_name=KERNEL_NAME)
+@contextlib.contextmanager
+def own_kernel(**options):
+    """A kernel and a blocking client of the caller's own, shut down after. `options` go
+    to jupyter_client's start_new_kernel (env, stderr, ...)."""
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name=KERNEL_NAME, **options)
     try:
         yield km, kc
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    """A kernel and a blocking client, shared by the tests of one module."""
+    with own_kernel() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,8 @@ a crate added with :dep is compiled with live progress in the cell, and the foot
 the time its build took apart from the cell's own compile."""
 import re
 
-import jupyter_client
 
-from conftest import run_cell
+from conftest import own_kernel, run_cell
 
 
 def test_a_new_dependency_shows_its_build_progress(kc):
@@ -41,12 +40,8 @@ def test_cells_without_new_dependencies_show_no_progress(kc):
 
 
 def test_the_first_cell_shows_the_engine_starting_then_only_its_own_output():
-    km, kc = jupyter_client.manager.start_new_kernel(kernel_name="tandem")
-    try:
+    with own_kernel() as (_, kc):
         cell = run_cell(kc, 'println!("first");')
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
     assert cell.status == "ok", cell.reply["content"]
     kinds = [m["msg_type"] for _, m in cell.outputs]
     progress = [m["content"]["data"]["text/plain"] for _, m in cell.outputs

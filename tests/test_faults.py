@@ -2,9 +2,8 @@
 forged messages and restarts, all through jupyter_client against the real kernel."""
 import time
 
-import jupyter_client
 from jupyter_client.session import Session
-from conftest import run_cell
+from conftest import own_kernel, run_cell
 
 
 def wait_for_stream(kc, msg_id, text, timeout=120):
@@ -76,16 +75,12 @@ def test_panicking_thread_and_exit_keep_the_kernel_serving(kc):
 
 
 def test_restart_gives_a_working_kernel():
-    km, kc = jupyter_client.manager.start_new_kernel(kernel_name="tandem")
-    try:
+    with own_kernel() as (km, kc):
         assert run_cell(kc, "let a = 1;").status == "ok"
         km.restart_kernel(now=False)
         kc.wait_for_ready(timeout=60)
         assert run_cell(kc, "6 * 7").value() == "42"
         assert run_cell(kc, "a").status == "error"
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def test_output_without_newline_at_the_end_of_a_cell(kc):
@@ -103,8 +98,7 @@ def test_lines_printed_before_process_exit_are_kept(kc):
 
 
 def test_a_thread_that_keeps_writing_does_not_hold_the_cell():
-    km, kc = jupyter_client.manager.start_new_kernel(kernel_name="tandem")
-    try:
+    with own_kernel() as (_, kc):
         code = (
             "std::thread::spawn(|| {\n"
             "    let until = std::time::Instant::now() + std::time::Duration::from_secs(8);\n"
@@ -121,9 +115,6 @@ def test_a_thread_that_keeps_writing_does_not_hold_the_cell():
         print(f"reply {replied_after:.2f} s after send while a thread writes for 8 s")
         assert cell.status == "ok"
         assert replied_after < 6.0
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def test_kernel_stops_when_the_process_that_started_it_dies(tmp_path):

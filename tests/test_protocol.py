@@ -4,9 +4,8 @@ live streaming, rich output, introspection, comms and metadata."""
 import os
 import time
 
-import jupyter_client
 import pytest
-from conftest import KERNEL_NAME, is_footer, run_cell
+from conftest import is_footer, own_kernel, run_cell
 
 
 def test_execution_count_grows_only_with_store_history(kc):
@@ -273,11 +272,8 @@ def test_idle_work_waits_for_a_quiet_shell(tmp_path):
     (each would wait for it), but once the client pauses."""
     log_path = tmp_path / "kernel.log"
     warmed = "rust-analyzer warmed up while idle"
-    with open(log_path, "w") as log:
-        km, kc = jupyter_client.manager.start_new_kernel(
-            kernel_name=KERNEL_NAME, stderr=log,
-            env=dict(os.environ, TANDEM_LOG="tandem=debug"))
-    try:
+    with open(log_path, "w") as log, \
+            own_kernel(stderr=log, env=dict(os.environ, TANDEM_LOG="tandem=debug")) as (_, kc):
         assert run_cell(kc, "1").value() == "1"  # sent at once: it waited for the engine
         back_to_back = [run_cell(kc, f"{n} + 1") for n in range(4)]
         assert [cell.value() for cell in back_to_back] == ["1", "2", "3", "4"]
@@ -289,6 +285,3 @@ def test_idle_work_waits_for_a_quiet_shell(tmp_path):
         # The warm-up's throwaway query left nothing behind in the session.
         assert run_cell(kc, "tandem_warm_up").status == "error"
         assert run_cell(kc, "40 + 2").value() == "42"
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
