@@ -6,7 +6,10 @@
 //! compile tokio's whole `block_on` path again (about a third of a trivial cell's rustc
 //! time). Here `block_on` only wraps the future in a small adapter and hands it, type-erased,
 //! to a function compiled once with this library. Everything else is tokio's own: the
-//! wrapper derefs to `tokio::runtime::Runtime`, and every builder setting is passed through.
+//! wrapper derefs to tokio's runtime, and the builder passes its stable settings through.
+//!
+//! tokio's own two types stay reachable as `TokioRuntime` and `TokioBuilder`, with `From`
+//! both ways and `into_inner`, for a crate whose API asks for exactly them.
 
 use std::fmt;
 use std::future::Future;
@@ -16,6 +19,11 @@ use std::pin::{pin, Pin};
 use std::time::Duration;
 
 pub use ::tokio::runtime::*;
+pub use ::tokio::runtime::{Builder as TokioBuilder, Runtime as TokioRuntime};
+
+/// Futures larger than this are moved to the heap before they run, as tokio's `block_on`
+/// does with builds that have debug assertions (the preloaded crates do).
+const BOX_FUTURES_OVER: usize = 2048;
 
 /// tokio's `Runtime`, with a `block_on` compiled once for every cell. Derefs to
 /// [`tokio::runtime::Runtime`](::tokio::runtime::Runtime) for `spawn`, `handle`, `enter`...
@@ -31,11 +39,13 @@ impl Runtime {
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         let mut output = None;
-        {
-            let task = pin!(async {
-                output = Some(future.await);
-            });
-            self.block_on_erased(task);
+        let task = async {
+            output = Some(future.await);
+        };
+        if const { std::mem::size_of::<F>() > BOX_FUTURES_OVER } {
+            self.block_on_erased(Box::pin(task).as_mut());
+        } else {
+            self.block_on_erased(pin!(task));
         }
         match output {
             Some(output) => output,
@@ -80,6 +90,12 @@ impl From<::tokio::runtime::Runtime> for Runtime {
     }
 }
 
+impl From<Runtime> for ::tokio::runtime::Runtime {
+    fn from(runtime: Runtime) -> Self {
+        runtime.0
+    }
+}
+
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
@@ -87,7 +103,8 @@ impl fmt::Debug for Runtime {
 }
 
 /// tokio's `runtime::Builder`, whose `build` makes the [`Runtime`] above. A setting not
-/// listed here is still reachable through `DerefMut`, which builds tokio's own type.
+/// listed here (an unstable one) is reachable through `DerefMut`, which then builds tokio's
+/// own type.
 pub struct Builder(::tokio::runtime::Builder);
 
 /// Builder settings that take a value and return the builder, passed straight to tokio's.
@@ -95,6 +112,7 @@ macro_rules! pass_settings {
     ($($(#[$doc:meta])* $name:ident($($arg:ident: $ty:ty),*);)*) => {
         $(
             $(#[$doc])*
+            #[track_caller]
             pub fn $name(&mut self, $($arg: $ty),*) -> &mut Self {
                 self.0.$name($($arg),*);
                 self
@@ -135,6 +153,11 @@ impl Builder {
         self.0.build().map(Runtime)
     }
 
+    /// tokio's own builder, for an API that asks for exactly that type.
+    pub fn into_inner(self) -> ::tokio::runtime::Builder {
+        self.0
+    }
+
     pass_settings! {
         /// Enables the I/O and time drivers.
         enable_all();
@@ -156,6 +179,8 @@ impl Builder {
         event_interval(val: u32);
         /// How many I/O events are handled per tick.
         max_io_events_per_tick(capacity: usize);
+        /// How many I/O events are handled per tick while tasks are ready to run.
+        max_io_events_per_busy_tick(capacity: usize);
     }
 
     /// The name of the runtime's threads.
@@ -182,6 +207,18 @@ impl Builder {
         on_thread_park: Fn();
         /// Runs on a worker thread after it unparks.
         on_thread_unpark: Fn();
+    }
+}
+
+impl From<::tokio::runtime::Builder> for Builder {
+    fn from(builder: ::tokio::runtime::Builder) -> Self {
+        Builder(builder)
+    }
+}
+
+impl From<Builder> for ::tokio::runtime::Builder {
+    fn from(builder: Builder) -> Self {
+        builder.0
     }
 }
 
