@@ -224,6 +224,8 @@ def test_a_kernel_launched_while_the_standby_starts_takes_over_that_start(standb
     km, kc = start(tmp_path)
     try:
         took_info = time.monotonic() - started
+        # No next standby yet: it would take CPU from the start this kernel waits for.
+        assert int(lock.read_text()) == standby
         first = first_async_cell(kc)
         print(f"kernel launched as its standby starts: kernel_info {took_info:.2f} s, "
               f"first async cell reply - waits {first:.2f} s")

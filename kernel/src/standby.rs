@@ -3,15 +3,15 @@
 //! stays on as its stand-in, so a new notebook's first cell does not wait for evcxr, or
 //! waits only for the rest of an engine start already under way.
 //!
-//! One standby waits per prebuilt template, in [`engine::standby_dir`]: a lock file says
-//! one is alive, a Unix socket that it takes kernels (from its first moment), a `ready`
-//! file that its engine is up. A launcher sends one JSON line ([`Request`]), reads one
+//! One standby waits per prebuilt template, in [`engine::standby_dir`]: its lock file says
+//! it is alive, its Unix socket takes kernels (from its first moment), and its `ready`
+//! file says its engine is up. A launcher sends one JSON line ([`Request`]), reads one
 //! back ([`Answer`]) and, when adopted, confirms with [`GO`]; only then does the standby
-//! bind Jupyter's sockets. It says [`UP`] once its engine is up (the launcher then starts
-//! the next standby), serves until shutdown, then writes [`STOPPED`] and closes the
-//! connection. The launcher exits when the connection closes; when the launcher is
-//! killed, the standby's kernel sees the connection close and stops at once, freeing the
-//! ports for a restart.
+//! bind Jupyter's sockets. It says [`DONE_STARTING`] once its engine's start is over (the
+//! launcher then starts the next standby), serves until shutdown, then says [`STOPPED`].
+//! The launcher exits when the connection closes, as the standby process ends; when the
+//! launcher is killed, the standby's kernel sees the connection close and stops at once,
+//! freeing the ports for a restart.
 
 use crate::engine::{self, Engine, Interrupter, Starting};
 use crate::{handlers, server, wire};
@@ -36,14 +36,18 @@ const LOG: &str = "standby.log";
 const READY: &str = "standby.ready";
 /// The launcher's confirmation that it takes the adopted kernel.
 const GO: &str = "go";
-/// The standby's word to its launcher once its engine is up (at once, if it was).
-const UP: &str = "up";
+/// The standby's word to its launcher once its engine's start is over, whether the engine
+/// came up or not (at once, if it was up when adopted; after the move to the notebook's
+/// folder).
+const DONE_STARTING: &str = "done starting";
 /// The standby's last word to its launcher when its kernel stopped as asked.
 const STOPPED: &str = "stopped";
 /// A standby nobody adopts stops after this long (`TANDEM_STANDBY_IDLE`, in seconds).
 const IDLE_LIMIT: Duration = Duration::from_secs(30 * 60);
 /// A standby starts its engine at this niceness: the kernels in use come first.
 const STARTING_NICENESS: libc::c_int = 10;
+/// How long a standby told to stop lets its engine's start go on, so that it ends cleanly.
+const STOP_WAITS_FOR_START: Duration = Duration::from_secs(120);
 /// How long either side waits for the other's line.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 /// The longest line either side reads (a request carries the environment).
@@ -135,7 +139,7 @@ fn build_id() -> String {
 }
 
 /// Hands this kernel to a waiting standby. Returns the connection to it when it took over,
-/// or `None` (no standby ready, or it does not fit): then this process runs the kernel.
+/// or `None` (no standby alive, or it does not fit): then this process runs the kernel.
 pub fn hand_over(identity: &Identity, connection_file: &Path) -> Option<UnixStream> {
     let socket = engine::standby_dir().join(SOCKET);
     let Ok(stream) = UnixStream::connect(&socket) else {
@@ -204,29 +208,33 @@ fn read_line(mut stream: &UnixStream, deadline: Instant) -> std::io::Result<Stri
     String::from_utf8(line).map_err(|error| std::io::Error::new(ErrorKind::InvalidData, error))
 }
 
-/// The launcher's part once a standby took over: stay until its kernel stops (Jupyter
-/// watches this process), and stop if Jupyter goes (the standby then follows).
-/// `engine_up` runs when the standby says its engine is up.
-pub fn stand_in(stream: UnixStream, engine_up: impl FnOnce()) -> Result<()> {
+/// The launcher's part once a standby took over: stay until its kernel stops and the
+/// standby process ends (Jupyter watches this process), and stop if Jupyter goes (the
+/// standby then follows). `done_starting` runs when the standby's engine start is over.
+pub fn stand_in(stream: UnixStream, done_starting: impl FnOnce()) -> Result<()> {
     server::watch_parent(server::Parent::Spawner, || std::process::exit(0))?;
     stream.set_read_timeout(None)?;
-    let mut engine_up = Some(engine_up);
+    let mut done_starting = Some(done_starting);
+    let mut stopped = false;
     let mut said = std::io::BufReader::new(&stream);
     let mut line = String::new();
     loop {
         line.clear();
         match std::io::BufRead::read_line(&mut said, &mut line) {
             Ok(0) => break,
-            Ok(_) if line.trim() == UP => {
-                if let Some(engine_up) = engine_up.take() {
-                    engine_up();
+            Ok(_) if line.trim() == DONE_STARTING => {
+                if let Some(done_starting) = done_starting.take() {
+                    done_starting();
                 }
             }
-            Ok(_) if line.trim() == STOPPED => return Ok(()),
+            Ok(_) if line.trim() == STOPPED => stopped = true,
             Ok(_) => log::debug!("the standby said {line:?}"),
             Err(error) if error.kind() == ErrorKind::Interrupted => {}
             Err(_) => break,
         }
+    }
+    if stopped {
+        return Ok(());
     }
     bail!("the standby process running this kernel ended unexpectedly")
 }
@@ -349,6 +357,23 @@ impl StandbyEngine {
         }
     }
 
+    /// Lets a start under way end, for at most [`STOP_WAITS_FOR_START`], then stops the
+    /// engine (its process ends with it): nothing is left building in the scratch
+    /// directory the standby removes next.
+    fn stop(self) {
+        let StandbyEngine::Starting(starting) = self else {
+            return;
+        };
+        let deadline = Instant::now() + STOP_WAITS_FOR_START;
+        while starting.try_finish().is_none() {
+            if Instant::now() > deadline {
+                log::warn!("stopping while the engine still starts");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// The engine for the kernel that takes it over, up or still starting.
     fn into_starting(self) -> Starting {
         match self {
@@ -368,7 +393,8 @@ pub fn run(identity: Identity, claim: Claim) -> Result<()> {
         TERMINATED.store(true, Ordering::SeqCst);
     }
     // SAFETY: the handler only performs an atomic store. Until adopted, SIGTERM makes the
-    // standby stop at its next look (and remove its scratch directory).
+    // standby stop at its next look (once a start under way has ended, then it removes
+    // its scratch directory).
     unsafe {
         let handler: extern "C" fn(libc::c_int) = on_terminate;
         libc::signal(libc::SIGTERM, handler as *const () as libc::sighandler_t)
@@ -397,6 +423,7 @@ pub fn run(identity: Identity, claim: Claim) -> Result<()> {
     drop(listener);
     drop(claim);
     let Some(mut adopter) = adopter else {
+        engine.stop();
         return Ok(());
     };
     let answer = Answer {
@@ -410,6 +437,7 @@ pub fn run(identity: Identity, claim: Claim) -> Result<()> {
         Ok(line) if line == GO => adopt(adopter, engine.into_starting(), interrupter),
         other => {
             log::warn!("the launcher did not confirm ({other:?}); the standby stops");
+            engine.stop();
             Ok(())
         }
     }
@@ -518,8 +546,9 @@ fn wait_for_launcher(
                     std::process::id(),
                     started.elapsed().as_secs_f64()
                 );
-                std::fs::write(ready, std::process::id().to_string())
-                    .with_context(|| format!("writing {}", ready.display()))?;
+                if let Err(error) = std::fs::write(ready, std::process::id().to_string()) {
+                    log::warn!("could not write {}: {error}", ready.display());
+                }
             }
             Err(error) => {
                 log::warn!("the standby kernel stops: {error:#}");
@@ -586,30 +615,18 @@ fn wait_for_launcher(
     }
 }
 
-/// Niceness is per thread on Linux: every thread of the standby (the engine's, perhaps still
-/// starting, among them) goes back to 0. Lowering niceness needs a privilege most users
-/// lack: the kernel then keeps the standby's, which only matters when the machine is busy.
+/// Niceness is per thread on Linux, and the engine's process was started at the standby's:
+/// every thread of this process group (the standby detached into a group of its own, and
+/// the engine's process is in it) goes back to 0. Lowering niceness needs a privilege most
+/// users lack: the kernel then keeps the standby's, which only matters when the machine is
+/// busy.
 fn back_to_normal_priority() {
-    let threads = std::fs::read_dir("/proc/self/task")
-        .into_iter()
-        .flatten()
-        .flatten();
-    for thread in threads {
-        let Some(tid) = thread
-            .file_name()
-            .to_str()
-            .and_then(|t| t.parse::<libc::id_t>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: setpriority on one of this process's own threads.
-        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 0) } != 0 {
-            log::debug!(
-                "kept niceness {STARTING_NICENESS}: {}",
-                std::io::Error::last_os_error()
-            );
-            return;
-        }
+    // SAFETY: setpriority on this process's own group.
+    if unsafe { libc::setpriority(libc::PRIO_PGRP, 0, 0) } != 0 {
+        log::debug!(
+            "kept niceness {STARTING_NICENESS}: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 
@@ -654,6 +671,7 @@ fn adopt(adopter: Adopter, engine: Starting, interrupter: Arc<Interrupter>) -> R
     stream.set_read_timeout(None)?;
     let launcher_gone = stream.try_clone()?;
     let mut tell_launcher = stream.try_clone()?;
+    let done_starting = format!("{DONE_STARTING}\n");
     let served = server::serve(
         sockets,
         wire::Signer::new(&connection.key),
@@ -675,12 +693,13 @@ fn adopt(adopter: Adopter, engine: Starting, interrupter: Arc<Interrupter>) -> R
                 });
             // The launcher starts the next standby once this engine no longer needs the CPU.
             let engine = engine.handed_over(moved, move || {
-                let _ = writeln!(tell_launcher, "{UP}");
+                // One write, so that no other line can come between its parts.
+                let _ = tell_launcher.write_all(done_starting.as_bytes());
             });
             handlers::for_engine(iopub, shutdown, engine, interrupter)
         },
     );
-    let _ = writeln!(&stream, "{STOPPED}");
+    let _ = (&stream).write_all(format!("{STOPPED}\n").as_bytes());
     served
 }
 

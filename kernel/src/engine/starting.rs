@@ -48,24 +48,31 @@ impl Starting {
     }
 
     /// This engine once it has started (a standby's, taken over by a kernel, perhaps before
-    /// it is up): moved into `directory` first when that is given, then `up` runs.
+    /// it is up): moved into `directory` first when that is given. `start_over` runs when
+    /// the start is over, whether the engine came up or not.
     pub fn handed_over(
         self,
         directory: Option<PathBuf>,
-        up: impl FnOnce() + Send + 'static,
+        start_over: impl FnOnce() + Send + 'static,
     ) -> Result<Starting> {
         let Starting { ready, status } = self;
         Starting::on_thread(status, move |status| {
-            let mut engine = ready.recv().map_err(|_| thread_ended())??;
-            if let Some(directory) = directory {
-                status.set("moving to the notebook's folder");
-                // Cells still run, from the standby's folder, if this fails.
-                if let Err(error) = engine.change_directory(&directory) {
-                    log::warn!("{error:#}");
-                }
-            }
-            up();
-            Ok(engine)
+            let started = ready
+                .recv()
+                .map_err(|_| thread_ended())
+                .and_then(|started| {
+                    let mut engine = started?;
+                    if let Some(directory) = directory {
+                        status.set("moving to the notebook's folder");
+                        // Cells still run, from the standby's folder, if this fails.
+                        if let Err(error) = engine.change_directory(&directory) {
+                            log::warn!("{error:#}");
+                        }
+                    }
+                    Ok(engine)
+                });
+            start_over();
+            started
         })
     }
 
