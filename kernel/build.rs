@@ -46,6 +46,9 @@ fn main() {
         .unwrap_or_else(|| "rustc (unknown version)".into());
     println!("cargo:rustc-env=TANDEM_RUSTC_VERSION={version}");
     println!("cargo:rerun-if-env-changed=RUSTC");
+    // Where the engine's child finds the standard library's shared object.
+    let target = std::env::var("TARGET").unwrap_or_default();
+    println!("cargo:rustc-env=TANDEM_TARGET={target}");
     // The helpers, loaded into the engine's child process with each cell, find the cell
     // state by name: export that one symbol from the executable.
     println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol=TANDEM_CELL_STATE");

@@ -3,11 +3,14 @@ next kernel Jupyter launches, so that kernel's first cell does not wait for the 
 it runs in the new kernel's folder with none of the old kernel's variables, is
 interrupted and shut down like any kernel, and stops at once when its launcher is killed.
 A kernel of another environment is refused, and a standby stops with its Jupyter server.
+Neither side deals with a process of another user, even one that reaches the socket.
 """
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import jupyter_client
@@ -44,11 +47,13 @@ def wait_until(condition, timeout, what):
 
 
 @pytest.fixture(scope="module")
-def standby_dir(tmp_path_factory):
+def standby_dir():
     """Standbys on, kept in a folder of their own; any left running are stopped after."""
     saved = {name: os.environ.get(name) for name in
              ("TANDEM_STANDBY", "TANDEM_STANDBY_DIR", "TANDEM_STANDBY_IDLE")}
-    dir = tmp_path_factory.mktemp("standby")
+    # In the shared temporary folder (the standby makes it private), so that a test can
+    # open the way to its socket for another user.
+    dir = pathlib.Path(tempfile.mkdtemp(prefix="tandem-standby-"))
     os.environ.update(TANDEM_STANDBY="on", TANDEM_STANDBY_DIR=str(dir),
                       TANDEM_STANDBY_IDLE="300")
     yield dir
@@ -58,6 +63,7 @@ def standby_dir(tmp_path_factory):
         else:
             os.environ[name] = value
     stop_standby(dir)
+    shutil.rmtree(dir, ignore_errors=True)
 
 
 def wait_for_standby(dir, timeout=180):
@@ -159,6 +165,103 @@ def test_a_standby_takes_over_the_next_kernel(standby_dir, tmp_path):
             stop(km2, kc2)
     finally:
         stop(km1, kc1)
+
+
+# Runs a program as the user `nobody`: another local user of the machine.
+AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+SYSTEM_PYTHON = "/usr/bin/python3"  # readable by every user, unlike a virtualenv in /root
+
+ASK_AS_ANOTHER_USER = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(20)
+s.connect(sys.argv[1])
+s.sendall(b'{"build": "x", "environment": {}, "connection_file": "/x", "directory": "/"}\\n')
+try:
+    answer = s.recv(4096).decode()
+except ConnectionResetError:  # closed with the request unread
+    answer = ""
+print("answered: " + answer)
+"""
+
+LISTEN_AS_ANOTHER_USER = """
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+s.listen(4)
+print("listening", flush=True)
+s.settimeout(120)
+peer, _ = s.accept()
+peer.settimeout(10)
+heard = b""
+try:
+    peer.sendall(b'{"adopted": true, "reason": "", "pid": 1}\\n')
+except OSError:
+    pass
+while True:
+    try:
+        chunk = peer.recv(4096)
+    except socket.timeout:
+        break
+    if not chunk:
+        break
+    heard += chunk
+print("heard %d bytes" % len(heard), flush=True)
+"""
+
+
+def test_a_standby_answers_no_other_user(standby_dir):
+    wait_for_standby(standby_dir)
+    socket_path = standby_dir / "standby.sock"
+    # Open the way to the socket, as a careless chmod could: the standby's own check of
+    # who connects must still turn another user away.
+    os.chmod(standby_dir, 0o711)
+    os.chmod(socket_path, 0o777)
+    try:
+        asked = subprocess.run(AS_NOBODY + [SYSTEM_PYTHON, "-c", ASK_AS_ANOTHER_USER,
+                                            str(socket_path)],
+                               capture_output=True, text=True, timeout=60)
+    finally:
+        os.chmod(standby_dir, 0o700)
+    assert asked.stdout.strip() == "answered:", (asked.stdout, asked.stderr)
+    log = standby_dir / "standby.log"
+    wait_until(lambda: "of another user (uid 65534)" in log.read_text(), 10,
+               "the standby logged the refusal")
+    assert (standby_dir / "standby.ready").exists(), "the standby still waits for its user"
+
+
+def test_a_kernel_gives_nothing_to_a_standby_socket_of_another_user(tmp_path):
+    # In the shared temporary folder, which the other user can reach.
+    dir = pathlib.Path(tempfile.mkdtemp(prefix="tandem-foreign-standby-"))
+    dir.chmod(0o777)
+    listener = subprocess.Popen(AS_NOBODY + [SYSTEM_PYTHON, "-c", LISTEN_AS_ANOTHER_USER,
+                                             str(dir / "standby.sock")],
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout.readline().strip() == "listening"
+        dir.chmod(0o700)
+        env = dict(os.environ, TANDEM_STANDBY="on", TANDEM_STANDBY_DIR=str(dir),
+                   TANDEM_STANDBY_IDLE="30")
+        with open(tmp_path / "kernel.log", "w") as log:
+            km = jupyter_client.KernelManager(kernel_name=KERNEL_NAME)
+            km.start_kernel(cwd=str(tmp_path), env=env, stderr=log)
+            kc = km.client()
+            kc.start_channels()
+            try:
+                kc.wait_for_ready(timeout=60)
+                assert run_cell(kc, "1 + 1").value() == "2"
+                assert serving_pid(kc) == km.provisioner.pid, "it ran its own engine"
+            finally:
+                stop(km, kc)
+        heard, _ = listener.communicate(timeout=60)
+        assert heard.strip() == "heard 0 bytes", "the kernel sent nothing to the other user"
+        assert "is not this user's" in (tmp_path / "kernel.log").read_text()
+    finally:
+        listener.kill()
+        listener.wait()
+        stop_standby(dir)
+        shutil.rmtree(dir, ignore_errors=True)
 
 
 _collected = {}

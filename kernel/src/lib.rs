@@ -3,13 +3,15 @@
 //! `handlers` (what each message does), `engine` (evcxr), `timing` (compile vs run,
 //! the footer), `install` (kernelspec), `lab` (the learner's one command), `notebook`
 //! (`tandem run`: a notebook in the terminal, no Jupyter), `standby` (a kernel started
-//! ahead of time, handed to the next notebook).
+//! ahead of time, handed to the next notebook), `private_dirs` (folders only this user
+//! can reach, where no one else's cargo configuration is read).
 
 pub mod engine;
 pub mod handlers;
 pub mod install;
 pub mod lab;
 pub mod notebook;
+pub mod private_dirs;
 pub mod server;
 pub mod standby;
 pub mod timing;

@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tandem::{engine, handlers, install, lab, notebook, server, standby, wire};
+use tandem::{engine, handlers, install, lab, notebook, private_dirs, server, standby, wire};
 
 #[derive(Parser)]
 #[command(
@@ -138,11 +138,11 @@ fn run(cli: Cli) -> Result<()> {
             output,
             no_timing,
         } => {
-            let ctrl_c = notebook::CtrlC::install()?;
             let work_dir = engine_work_dir()?;
+            let ctrl_c = notebook::CtrlC::install()?;
             let ran = notebook::run(&path, !no_timing, &ctrl_c);
             if let Some(dir) = work_dir {
-                let _ = std::fs::remove_dir_all(dir);
+                dir.remove();
             }
             let (executed, outcome) = ran?;
             if let Some(output) = output {
@@ -178,9 +178,7 @@ fn run(cli: Cli) -> Result<()> {
                 (false, Some(file)) => kernel(&file, use_standby.then_some(identity)),
                 (true, _) => {
                     standby::detach()?;
-                    let dir = engine::standby_dir();
-                    std::fs::create_dir_all(&dir)
-                        .with_context(|| format!("creating {}", dir.display()))?;
+                    let dir = engine::standby_dir()?;
                     let Some(claim) = standby::Claim::take(&dir)? else {
                         log::info!("another standby kernel is alive; nothing to do");
                         return Ok(());
@@ -189,7 +187,7 @@ fn run(cli: Cli) -> Result<()> {
                     let work_dir = engine_work_dir()?;
                     let served = standby::run(identity, claim);
                     if let Some(dir) = work_dir {
-                        let _ = std::fs::remove_dir_all(dir);
+                        dir.remove();
                     }
                     served
                 }
@@ -232,7 +230,7 @@ fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>)
         },
     );
     if let Some(dir) = work_dir {
-        let _ = std::fs::remove_dir_all(dir);
+        dir.remove();
     }
     served
 }
@@ -272,50 +270,43 @@ fn prebuild(if_missing: bool) -> Result<()> {
     Ok(())
 }
 
-/// evcxr compiles cells in a scratch directory, seeded from the prebuilt template. tandem
-/// owns it, so that it is removed at shutdown even though the engine thread is not joined.
-/// When the user chose a directory with EVCXR_TMPDIR, tandem works inside it and leaves it
-/// in place. Must run before any thread starts (it sets a variable).
-fn engine_work_dir() -> Result<Option<PathBuf>> {
+/// evcxr compiles cells in a scratch directory, seeded from the prebuilt template: a fresh
+/// private one of this kernel's (see `private_dirs`), removed at shutdown even though the
+/// engine thread is not joined. When the user chose a directory with EVCXR_TMPDIR, tandem
+/// works inside it and leaves it in place, provided no other user can write it or any
+/// folder above it. Must run before any thread starts (it sets a variable).
+fn engine_work_dir() -> Result<Option<private_dirs::KernelDir>> {
     let (root, owned) = match std::env::var_os("EVCXR_TMPDIR") {
-        Some(chosen) => (PathBuf::from(chosen), false),
-        None => (
-            std::env::temp_dir().join(format!("tandem-{}", std::process::id())),
-            true,
-        ),
+        Some(chosen) => {
+            let chosen = PathBuf::from(chosen);
+            std::fs::create_dir_all(&chosen)
+                .with_context(|| format!("creating {}", chosen.display()))?;
+            private_dirs::check_no_one_else_can_write(&chosen).with_context(|| {
+                format!(
+                    "EVCXR_TMPDIR={} is not safe to build in: other users could put a cargo \
+                     configuration there",
+                    chosen.display()
+                )
+            })?;
+            (chosen, None)
+        }
+        None => {
+            let dir = private_dirs::KernelDir::create()?;
+            (dir.path().to_owned(), Some(dir))
+        }
     };
     engine::drop_stray_preload_from_library_path();
     let build_dir = engine::build_dir_in(&root);
     std::fs::create_dir_all(&build_dir)
         .with_context(|| format!("creating {}", build_dir.display()))?;
+    log::debug!("compiling cells in {}", build_dir.display());
     // SAFETY: called from main before any other thread exists.
     unsafe { std::env::set_var("EVCXR_TMPDIR", &build_dir) };
-    if !owned {
-        return Ok(None);
+    if owned.is_some() {
+        // Kernels that were killed (SIGKILL leaves no chance to clean up) left theirs behind.
+        let _ = std::thread::Builder::new().name("tidy".into()).spawn(|| {
+            private_dirs::remove_dead_kernels_dirs(server::process_ended);
+        });
     }
-    // Kernels that were killed (SIGKILL leaves no chance to clean up) left theirs behind.
-    let _ = std::thread::Builder::new()
-        .name("tidy".into())
-        .spawn(remove_dead_kernels_dirs);
-    Ok(Some(root))
-}
-
-/// Removes `tandem-<pid>` scratch directories whose kernel process no longer exists.
-fn remove_dead_kernels_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("tandem-"))
-            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
-        else {
-            continue;
-        };
-        if server::process_ended(pid) {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+    Ok(owned)
 }

@@ -14,7 +14,7 @@
 //! freeing the ports for a restart.
 
 use crate::engine::{self, Engine, Interrupter, Starting};
-use crate::{handlers, server, wire};
+use crate::{handlers, private_dirs, server, wire};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,7 +87,7 @@ pub fn enabled() -> bool {
 struct Request {
     /// [`Identity::build`] of the launcher: only the same binary may take over.
     build: String,
-    /// [`Identity::environment`] of the launcher.
+    /// [`Identity::environment`] of the launcher: names, and digests of their values.
     environment: BTreeMap<String, String>,
     connection_file: PathBuf,
     /// The launcher's working directory (the notebook's folder).
@@ -113,11 +113,17 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// The variables that must match, each as a digest of its value: what the handover
+    /// needs to compare, and no secret a variable may hold.
     pub fn of_this_process() -> Identity {
-        let environment = std::env::vars()
-            .filter(|(name, _)| {
-                !IGNORED_PREFIXES.iter().any(|p| name.starts_with(p))
-                    && !IGNORED_NAMES.contains(&name.as_str())
+        use sha2::Digest;
+        let environment = std::env::vars_os()
+            .filter_map(|(name, value)| {
+                let name = name.into_string().ok()?;
+                let ignored = IGNORED_PREFIXES.iter().any(|p| name.starts_with(p))
+                    || IGNORED_NAMES.contains(&name.as_str());
+                let digest = sha2::Sha256::digest(value.as_encoded_bytes());
+                (!ignored).then(|| (name, hex::encode(&digest[..16])))
             })
             .collect();
         Identity {
@@ -141,11 +147,28 @@ fn build_id() -> String {
 /// Hands this kernel to a waiting standby. Returns the connection to it when it took over,
 /// or `None` (no standby alive, or it does not fit): then this process runs the kernel.
 pub fn hand_over(identity: &Identity, connection_file: &Path) -> Option<UnixStream> {
-    let socket = engine::standby_dir().join(SOCKET);
+    let socket = match engine::standby_dir() {
+        Ok(dir) => dir.join(SOCKET),
+        Err(error) => {
+            log::warn!("standby kernel not used: {error:#}");
+            return None;
+        }
+    };
     let Ok(stream) = UnixStream::connect(&socket) else {
         log::debug!("no standby kernel waits at {}", socket.display());
         return None;
     };
+    match peer(&stream) {
+        Some(peer) if peer.uid == private_dirs::my_uid() => {}
+        other => {
+            log::warn!(
+                "standby kernel not used: the process listening at {} is not this user's \
+                 ({other:?})",
+                socket.display()
+            );
+            return None;
+        }
+    }
     match ask(&stream, identity, connection_file) {
         Ok(answer) if answer.adopted => {
             log::info!(
@@ -174,6 +197,7 @@ fn ask(mut stream: &UnixStream, identity: &Identity, connection_file: &Path) -> 
         connection_file: std::path::absolute(connection_file)?,
         directory: std::env::current_dir()?,
     };
+    stream.set_write_timeout(Some(ANSWER_WITHIN))?;
     writeln!(stream, "{}", serde_json::to_string(&request)?)?;
     let line = read_line(stream, Instant::now() + ANSWER_WITHIN).context("reading its answer")?;
     let answer: Answer = serde_json::from_str(&line).context("reading its answer")?;
@@ -243,15 +267,12 @@ pub fn stand_in(stream: UnixStream, done_starting: impl FnOnce()) -> Result<()> 
 /// it starts (where notebooks will most likely be), `env` what it needs beyond this
 /// process's environment. Its log is `standby.log` beside its socket.
 pub fn spawn(directory: Option<&Path>, env: &[(&str, &OsStr)]) -> Result<()> {
-    let dir = engine::standby_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = engine::standby_dir()?;
     if Claim::take(&dir)?.is_none() {
         return Ok(());
     }
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(dir.join(LOG))?;
+    let log =
+        private_dirs::open_no_follow(&dir.join(LOG), File::options().create(true).append(true))?;
     if log.metadata()?.len() > LONGEST_LOG {
         log.set_len(0)?;
     }
@@ -301,12 +322,10 @@ pub struct Claim {
 impl Claim {
     /// Takes the lock, or `None` when another standby holds it.
     pub fn take(dir: &Path) -> Result<Option<Claim>> {
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(LOCK))
-            .with_context(|| format!("opening {}", dir.join(LOCK).display()))?;
+        let file = private_dirs::open_no_follow(
+            &dir.join(LOCK),
+            File::options().create(true).truncate(false).write(true),
+        )?;
         // SAFETY: flock on a descriptor this function owns.
         let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         Ok(taken.then_some(Claim { lock: file }))
@@ -399,7 +418,7 @@ pub fn run(identity: Identity, claim: Claim) -> Result<()> {
         let handler: extern "C" fn(libc::c_int) = on_terminate;
         libc::signal(libc::SIGTERM, handler as *const () as libc::sighandler_t)
     };
-    let dir = engine::standby_dir();
+    let dir = engine::standby_dir()?;
     // SAFETY: setpriority on this process only.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, STARTING_NICENESS) };
     // Taken now: Jupyter may stop while the engine starts.
@@ -451,8 +470,9 @@ fn idle_limit() -> Duration {
         .unwrap_or(IDLE_LIMIT)
 }
 
-/// The process at the other end of a Unix socket, as the kernel reports it.
-fn peer_pid(stream: &UnixStream) -> Option<libc::pid_t> {
+/// The process at the other end of a Unix socket and its user, as the kernel reports them
+/// (for a listener: the process that made it listen).
+fn peer(stream: &UnixStream) -> Option<libc::ucred> {
     let mut credentials = libc::ucred {
         pid: 0,
         uid: 0,
@@ -469,7 +489,7 @@ fn peer_pid(stream: &UnixStream) -> Option<libc::pid_t> {
             &mut size,
         )
     };
-    (read == 0 && credentials.pid > 0).then_some(credentials.pid)
+    (read == 0 && credentials.pid > 0).then_some(credentials)
 }
 
 /// Returns when a launcher connects to `listener` (at once), or after `at_most`.
@@ -546,8 +566,13 @@ fn wait_for_launcher(
                     std::process::id(),
                     started.elapsed().as_secs_f64()
                 );
-                if let Err(error) = std::fs::write(ready, std::process::id().to_string()) {
-                    log::warn!("could not write {}: {error}", ready.display());
+                let written = private_dirs::open_no_follow(
+                    ready,
+                    File::options().create(true).truncate(true).write(true),
+                )
+                .and_then(|mut file| Ok(write!(file, "{}", std::process::id())?));
+                if let Err(error) = written {
+                    log::warn!("could not write {}: {error:#}", ready.display());
                 }
             }
             Err(error) => {
@@ -576,9 +601,20 @@ fn wait_for_launcher(
             Err(error) => return Err(error).context("waiting for a launcher"),
         };
         stream.set_nonblocking(false)?;
-        let Some(pid) = peer_pid(&stream) else {
-            log::warn!("ignored a connection whose process is unknown");
-            continue;
+        let pid = match peer(&stream) {
+            Some(peer) if peer.uid == private_dirs::my_uid() => peer.pid,
+            Some(peer) => {
+                log::warn!(
+                    "refused a connection from process {} of another user (uid {})",
+                    peer.pid,
+                    peer.uid
+                );
+                continue;
+            }
+            None => {
+                log::warn!("ignored a connection whose process is unknown");
+                continue;
+            }
         };
         let request: Request = match read_line(&stream, Instant::now() + ANSWER_WITHIN)
             .map_err(anyhow::Error::from)

@@ -6,6 +6,7 @@
 //! (mtimes kept, so cargo sees every dependency as fresh) before evcxr starts there. A
 //! kernel that finds no template runs `tandem prebuild` first, so the cost is paid once.
 
+use crate::private_dirs;
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -21,27 +22,44 @@ const WORKSPACE_LOCKFILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.
 /// Written into the template when it is complete; holds [`build_key`].
 const READY_STAMP: &str = "tandem-ready";
 
-/// Where the template lives: next to the kernel's own build, so `cargo clean` removes it.
-fn template_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TANDEM_TEMPLATE_DIR") {
-        return PathBuf::from(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("target")
-        .join("engine-template")
+/// Where the template lives: next to the kernel's own build, so `cargo clean` removes it
+/// (or where `TANDEM_TEMPLATE_DIR` says). When another user could write that folder or one
+/// above it, where cargo would read their configuration, in this user's private folder.
+fn template_dir() -> Result<PathBuf> {
+    static DIR: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
+        std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let chosen = std::env::var_os("TANDEM_TEMPLATE_DIR").map_or_else(
+            || {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("target")
+                    .join("engine-template")
+            },
+            PathBuf::from,
+        );
+        private_dirs::trusted_or_private(chosen, "template").map_err(|e| format!("{e:#}"))
+    })
+    .clone()
+    .map_err(|error| anyhow::anyhow!("the prebuilt template's folder: {error}"))
 }
 
-/// Where a standby kernel for this template waits (see `crate::standby`); set
-/// `TANDEM_STANDBY_DIR` to keep one apart (tests do).
-pub fn standby_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("TANDEM_STANDBY_DIR") {
-        return PathBuf::from(dir);
-    }
-    let mut dir = template_dir().into_os_string();
-    dir.push(".standby");
-    PathBuf::from(dir)
+/// Where a standby kernel for this template waits (see `crate::standby`), made private to
+/// this user: `standby-<the template's folder, hashed>` in the private folder, or
+/// `TANDEM_STANDBY_DIR` (tests keep theirs apart).
+pub fn standby_dir() -> Result<PathBuf> {
+    let dir = match std::env::var_os("TANDEM_STANDBY_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            use sha2::Digest;
+            let template = template_dir()?;
+            let digest = sha2::Sha256::digest(template.as_os_str().as_encoded_bytes());
+            private_dirs::root()?.join(format!("standby-{}", hex::encode(&digest[..8])))
+        }
+    };
+    private_dirs::ensure_private(&dir)?;
+    Ok(dir)
 }
 
 /// A template is only reused by the same tandem built by the same rustc from the same
@@ -111,7 +129,7 @@ pub fn seed_lockfile(build_dir: &Path) -> Result<()> {
 /// Prepares a kernel's build directory: a copy of the template, building the template
 /// first (in a `tandem prebuild` process) when there is none yet.
 pub fn prepare(build_dir: &Path, status: &super::StartStatus) -> Result<()> {
-    let template = template_dir();
+    let template = template_dir()?;
     if !is_ready(&template) {
         status.set(
             "compiling tokio, futures and the helpers, once for this machine (a minute or two)",
@@ -167,8 +185,7 @@ pub struct TemplateBuild {
 impl TemplateBuild {
     /// Locks the template for writing. `None` when `if_missing` and it is already ready.
     pub fn begin(if_missing: bool) -> Result<Option<TemplateBuild>> {
-        let dir = template_dir();
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let dir = template_dir()?;
         let lock = DirLock::acquire(&dir, libc::LOCK_EX)?;
         if if_missing && is_ready(&dir) {
             return Ok(None);

@@ -6,6 +6,7 @@ mod artifacts;
 mod build_progress;
 mod child_cell;
 pub mod child_filter;
+mod child_loader;
 mod child_pipes;
 mod diagnostics;
 mod interrupt;
@@ -41,6 +42,7 @@ pub fn runtime_hook() {
         let backtrace = std::env::var("TANDEM_BACKTRACE").unwrap_or_else(|_| "0".into());
         // SAFETY: still single-threaded here; nothing else reads the environment yet.
         unsafe { std::env::set_var("RUST_BACKTRACE", backtrace) };
+        child_loader::load_standard_library();
         child_filter::install();
         child_cell::install();
     }

@@ -32,27 +32,67 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A fresh folder for one test's files.
+fn test_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tandem-test-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn connection_json(ports: &[u16]) -> Value {
+    json!({
+        "shell_port": ports[0], "iopub_port": ports[1], "stdin_port": ports[2],
+        "control_port": ports[3], "hb_port": ports[4], "ip": "127.0.0.1",
+        "key": KEY, "transport": "tcp", "signature_scheme": "hmac-sha256",
+    })
+}
+
+/// Runs the kernel on a connection file changed by `change` and waits for it to exit:
+/// its exit status and what it wrote on stderr.
+pub fn run_with_connection(change: impl FnOnce(&mut Value)) -> (std::process::ExitStatus, String) {
+    let dir = test_dir();
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let mut connection = connection_json(&ports);
+    change(&mut connection);
+    let file = dir.join("connection.json");
+    std::fs::write(&file, connection.to_string()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .arg("kernel")
+        .arg("--connection-file")
+        .arg(&file)
+        .env("TANDEM_STANDBY", "off")
+        .output()
+        .expect("running tandem");
+    let _ = std::fs::remove_dir_all(dir);
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 impl Kernel {
     pub fn start() -> Kernel {
-        let dir = std::env::temp_dir().join(format!(
-            "tandem-test-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        Kernel::start_with_env(&[])
+    }
+
+    /// A kernel whose process gets `env` on top of the test's environment.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Kernel {
+        let dir = test_dir();
         let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-        let connection = json!({
-            "shell_port": ports[0], "iopub_port": ports[1], "stdin_port": ports[2],
-            "control_port": ports[3], "hb_port": ports[4], "ip": "127.0.0.1",
-            "key": KEY, "transport": "tcp", "signature_scheme": "hmac-sha256",
-        });
+        let connection = connection_json(&ports);
         let file = dir.join("connection.json");
         std::fs::write(&file, connection.to_string()).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
             .arg("kernel")
             .arg("--connection-file")
             .arg(&file)
-            .env("EVCXR_TMPDIR", dir.join("evcxr"))
+            // Its own engine, in a private scratch folder of its own, as any kernel.
+            .env("TANDEM_STANDBY", "off")
+            .envs(env.iter().copied())
             .spawn()
             .expect("starting tandem");
         let context = zmq::Context::new();
