@@ -91,6 +91,8 @@ struct InstallArgs {
 fn main() {
     // In evcxr's child process this runs the user's code and never returns.
     engine::runtime_hook();
+    // Before any thread: the engine's child processes inherit it.
+    engine::choose_marker_key();
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("TANDEM_LOG", "info"))
         .format_target(false)
         .init();

@@ -57,8 +57,9 @@ const LONGEST_LOG: u64 = 1024 * 1024;
 /// Variables that may differ between a standby and the kernel it takes over: Jupyter's
 /// per-kernel ones, the shell's, and those a kernel sets for its own engine.
 const IGNORED_PREFIXES: [&str; 3] = ["JPY_", "JUPYTER_", "PYDEVD_"];
-const IGNORED_NAMES: [&str; 6] = [
+const IGNORED_NAMES: [&str; 7] = [
     "EVCXR_TMPDIR",
+    engine::MARKER_KEY_VARIABLE,
     "LD_LIBRARY_PATH",
     "PWD",
     "OLDPWD",

@@ -19,6 +19,9 @@ pub struct CellState {
     cells: AtomicU64,
     /// Set when the kernel asks the running cell to stop; cleared when a cell starts.
     interrupt: AtomicBool,
+    /// The kernel's secret for this process's marker lines (see [`marker_prefix`]), set
+    /// before any cell runs.
+    marker_key: [AtomicU64; 2],
 }
 
 impl CellState {
@@ -27,7 +30,19 @@ impl CellState {
             started_at_ns: AtomicU64::new(0),
             cells: AtomicU64::new(0),
             interrupt: AtomicBool::new(false),
+            marker_key: [AtomicU64::new(0), AtomicU64::new(0)],
         }
+    }
+
+    /// The child calls this once, before any cell runs, with the kernel's marker key.
+    pub fn set_marker_key(&self, key: u128) {
+        self.marker_key[0].store((key >> 64) as u64, Ordering::SeqCst);
+        self.marker_key[1].store(key as u64, Ordering::SeqCst);
+    }
+
+    fn marker_key(&self) -> u128 {
+        (u128::from(self.marker_key[0].load(Ordering::SeqCst)) << 64)
+            | u128::from(self.marker_key[1].load(Ordering::SeqCst))
     }
 
     /// The child calls this as a cell starts running.
@@ -52,11 +67,21 @@ impl Default for CellState {
 /// The name under which the kernel's child process exports its [`CellState`].
 pub const CELL_STATE_SYMBOL: &CStr = c"TANDEM_CELL_STATE";
 
-/// Lines the helpers print for the kernel start with this (a unit separator keeps them out
-/// of ordinary output); the kernel takes them out of the cell's output.
-pub const MARKER_PREFIX: &str = "\u{1f}TANDEM ";
+/// Lines printed for the kernel start with this, the kernel's secret `key` for the process
+/// in it, which printed data cannot know: a scraped page or a file that holds such a line
+/// stays text. The kernel takes marked lines out of the cell's output.
+pub fn marker_prefix_for(key: u128) -> String {
+    format!("\u{1f}TANDEM-{key:032x} ")
+}
 
-/// `MARKER_PREFIX span <json>`: a helper task finished (see [`Span`]).
+/// The prefix of this process's marker lines, inside tandem.
+fn marker_prefix() -> Option<&'static str> {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    let state = linked()?;
+    Some(PREFIX.get_or_init(|| marker_prefix_for(state.marker_key())))
+}
+
+/// `<marker prefix>span <json>`: a helper task finished (see [`Span`]).
 pub const SPAN_MARKER: &str = "span";
 
 /// The panic message of a helper stopped by an interrupt.
@@ -156,11 +181,11 @@ pub(crate) async fn interruptible<F: std::future::Future>(future: F) -> F::Outpu
 
 /// Tells the kernel a task finished, for the cell's timeline.
 pub(crate) fn report(span: &Span) {
-    if !in_tandem() {
+    let Some(prefix) = marker_prefix() else {
         return;
-    }
+    };
     match serde_json::to_string(span) {
-        Ok(json) => println!("{MARKER_PREFIX}{SPAN_MARKER} {json}"),
+        Ok(json) => println!("{prefix}{SPAN_MARKER} {json}"),
         Err(error) => eprintln!("tandem helpers: cannot report a span: {error}"),
     }
 }

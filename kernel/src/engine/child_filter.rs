@@ -159,11 +159,12 @@ impl Filter {
                 }
                 return;
             }
-            if text != markers::EVCXR_PANIC {
+            if text != markers::EVCXR_PANIC && text != markers::EVCXR_COMPLETE {
                 block.body.push(text.to_owned());
                 return;
             }
-            // A panic cut the block short: show what there was as plain output.
+            // A panic, or the end of the cell, cut the block short (it was never closed):
+            // show what there was as plain output, and let the cell end.
             self.release_held();
             if let Some(block) = self.open_block.take() {
                 for partial in &block.body {

@@ -2,8 +2,45 @@
 //! filter and the helpers write these lines; the kernel's output forwarder reads them.
 //! One place for all (the helpers' part is defined in their `session` module).
 
-/// Every marker line starts with this (a unit separator keeps it out of ordinary output).
-pub use tandem_helpers::session::MARKER_PREFIX as PREFIX;
+use std::sync::OnceLock;
+
+/// How the kernel hands its marker key to the engine's child process, which takes it out
+/// of its environment before any cell runs.
+pub const KEY_VARIABLE: &str = "TANDEM_MARKER_KEY";
+
+static KEY: OnceLock<u128> = OnceLock::new();
+
+/// Chooses this kernel's secret marker key (128 random bits) and exports it for the
+/// engine's child processes. Call first thing, while the process has one thread.
+pub fn choose_key() {
+    let key = uuid::Uuid::new_v4().as_u128();
+    // SAFETY: called from main before any other thread exists.
+    unsafe { std::env::set_var(KEY_VARIABLE, format!("{key:032x}")) };
+    let _ = KEY.set(key);
+}
+
+/// In the engine's child: takes the kernel's key out of the environment (the cell's code
+/// and the programs it starts never see it) and hands it to the helpers. Call while the
+/// process has one thread.
+pub fn take_key_from_environment() -> u128 {
+    let key = std::env::var(KEY_VARIABLE)
+        .ok()
+        .and_then(|hex| u128::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or_default();
+    // SAFETY: the caller guarantees a single thread.
+    unsafe { std::env::remove_var(KEY_VARIABLE) };
+    let _ = KEY.set(key);
+    key
+}
+
+/// Every marker line starts with this: a unit separator and this kernel's secret key.
+pub fn prefix() -> &'static str {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    PREFIX.get_or_init(|| {
+        tandem_helpers::session::marker_prefix_for(KEY.get().copied().unwrap_or_default())
+    })
+}
+
 /// A helper task finished: `PREFIX span <json of tandem_helpers::spans::Span>`.
 pub use tandem_helpers::session::SPAN_MARKER as SPAN;
 
@@ -32,16 +69,17 @@ pub const EVCXR_COMPLETE: &str = "EVCXR_EXECUTION_COMPLETE";
 
 /// A marker line, as written by the child.
 pub fn line(kind: &str, payload: &str) -> String {
+    let prefix = prefix();
     if payload.is_empty() {
-        format!("{PREFIX}{kind}")
+        format!("{prefix}{kind}")
     } else {
-        format!("{PREFIX}{kind} {payload}")
+        format!("{prefix}{kind} {payload}")
     }
 }
 
 /// Splits a marker line into (kind, payload); `None` for ordinary output.
 pub fn parse(line: &str) -> Option<(&str, &str)> {
-    let rest = line.strip_prefix(PREFIX)?;
+    let rest = line.strip_prefix(prefix())?;
     Some(rest.split_once(' ').unwrap_or((rest, "")))
 }
 
@@ -57,6 +95,9 @@ mod tests {
             Some((DISPLAY, r#"{"a": 1}"#))
         );
         assert_eq!(parse("TANDEM display x"), None);
+        // Without the key, the old fixed prefix is ordinary text.
+        assert_eq!(parse("\u{1f}TANDEM display {}"), None);
+        assert_eq!(parse("\u{1f}TANDEM-0 panic"), None);
         assert_eq!(parse("hello"), None);
     }
 }

@@ -21,6 +21,7 @@ pub use artifacts::{
     standby_dir, TemplateBuild,
 };
 pub use interrupt::Interrupter;
+pub use markers::{choose_key as choose_marker_key, KEY_VARIABLE as MARKER_KEY_VARIABLE};
 pub use output::{OutputSink, StreamName};
 pub use starting::Starting;
 
@@ -42,6 +43,7 @@ pub fn runtime_hook() {
         let backtrace = std::env::var("TANDEM_BACKTRACE").unwrap_or_else(|_| "0".into());
         // SAFETY: still single-threaded here; nothing else reads the environment yet.
         unsafe { std::env::set_var("RUST_BACKTRACE", backtrace) };
+        child_cell::TANDEM_CELL_STATE.set_marker_key(markers::take_key_from_environment());
         child_loader::load_standard_library();
         child_filter::install();
         child_cell::install();
