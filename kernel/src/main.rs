@@ -208,6 +208,7 @@ fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>)
         }
     }
     let info = wire::ConnectionInfo::from_file(connection_file)?;
+    info.refuse_empty_key()?;
     let work_dir = engine_work_dir()?;
     let sockets = server::Sockets::bind(&info)?;
     log::info!(

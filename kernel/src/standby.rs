@@ -540,7 +540,9 @@ fn judge(request: &Request, identity: &Identity) -> Verdict {
             request.directory.display()
         ));
     }
-    match wire::ConnectionInfo::from_file(&request.connection_file) {
+    match wire::ConnectionInfo::from_file(&request.connection_file)
+        .and_then(|connection| connection.refuse_empty_key().map(|()| connection))
+    {
         Ok(connection) => Verdict::Adopt(connection),
         Err(error) => Verdict::Refuse(format!("its connection file: {error:#}")),
     }

@@ -118,3 +118,66 @@ fn heartbeat_and_control_answer_while_a_cell_runs() {
         .expect("the sleeping cell finishes");
     assert_eq!(reply.content["status"], "ok");
 }
+
+#[test]
+fn deeply_nested_input_gets_an_answer_and_the_kernel_serves_on() {
+    let kernel = Kernel::start();
+    let deep = "(".repeat(100_000) + "1" + &")".repeat(100_000);
+    let open = "(".repeat(100_000);
+    let verdict = kernel.request(&kernel.shell, "is_complete_request", json!({"code": open}));
+    assert_eq!(verdict.content["status"], "invalid", "{}", verdict.content);
+    let completion = kernel.request(
+        &kernel.shell,
+        "complete_request",
+        json!({"code": deep, "cursor_pos": 100_001}),
+    );
+    assert_eq!(completion.content["status"], "ok");
+    let inspection = kernel.request(
+        &kernel.shell,
+        "inspect_request",
+        json!({"code": deep, "cursor_pos": 100_001}),
+    );
+    assert_eq!(inspection.content["status"], "ok");
+    let (reply, _) = kernel.execute(&deep);
+    assert_eq!(reply.content["status"], "error");
+    let said = reply.content["evalue"].as_str().unwrap_or_default();
+    assert!(said.contains("levels deep"), "{}", reply.content);
+    // Other kinds of nesting go to the parsers, on a stack deep enough for them.
+    let (reply, _) = kernel.execute(&("-".repeat(20_000) + "1"));
+    assert!(reply.content["status"].is_string(), "{}", reply.content);
+    let (reply, _) = kernel.execute("40 + 2");
+    assert_eq!(reply.content["status"], "ok", "{}", reply.content);
+}
+
+#[test]
+fn an_oversized_frame_is_refused_and_the_kernel_serves_on() {
+    let kernel = Kernel::start_with_env(&[("TANDEM_MAX_MESSAGE_MB", "1")]);
+    // Two MiB of code: over this kernel's 1 MiB limit. libzmq drops the sender's
+    // connection before the frame is taken in; the request is never answered.
+    let big = Kernel::message(
+        "execute_request",
+        json!({ "code": format!("// {}\n1", "x".repeat(2 << 20)) }),
+    );
+    kernel
+        .raw_shell
+        .send_multipart(big.to_frames(&kernel.signer), 0)
+        .unwrap();
+    assert!(kernel
+        .reply_to(
+            &kernel.raw_shell,
+            &big.header.msg_id,
+            Duration::from_secs(3)
+        )
+        .is_none());
+    let reply = kernel.request(&kernel.shell, "kernel_info_request", json!({}));
+    assert_eq!(reply.content["status"], "ok");
+}
+
+#[test]
+fn a_connection_file_without_a_key_is_refused() {
+    let (status, stderr) = common::run_with_connection(|connection| {
+        connection["key"] = json!("");
+    });
+    assert!(!status.success());
+    assert!(stderr.contains("empty key"), "{stderr}");
+}

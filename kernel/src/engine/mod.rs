@@ -284,6 +284,15 @@ impl Engine {
         sink: Arc<dyn OutputSink>,
         read_input: &dyn Fn(&str, bool) -> String,
     ) -> CellRun {
+        if let Err(too_deep) = syntax::check_nesting(code) {
+            return CellRun {
+                result: Err(CellError::Other {
+                    message: too_deep.to_string(),
+                }),
+                timings: CellTimings::default(),
+                spans: Vec::new(),
+            };
+        }
         let (code, skipped) = prelude::skip_preloaded_deps(code);
         for name in skipped {
             sink.stream(
@@ -438,6 +447,7 @@ impl Engine {
         code: &str,
         byte_pos: usize,
     ) -> Result<(Vec<String>, usize, usize)> {
+        syntax::check_nesting(code)?;
         let completions = self
             .context
             .completions(code, byte_pos)
@@ -454,6 +464,7 @@ impl Engine {
 
     /// Hover text (plain, html) for the expression ending at `byte_pos`.
     pub fn hover(&mut self, code: &str, byte_pos: usize) -> Result<(String, String)> {
+        syntax::check_nesting(code)?;
         self.context
             .hover_at(code, byte_pos)
             .map_err(|e| anyhow!("{e}"))

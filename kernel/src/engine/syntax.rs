@@ -16,10 +16,31 @@ pub enum Completeness {
     Invalid,
 }
 
+/// The deepest nesting of brackets tandem hands to a parser. Parsers (evcxr's and
+/// rust-analyzer's among them) recurse once per level, and a few thousand levels overflow a
+/// thread's stack, which aborts the whole process. Real code stays far below this.
+pub const MAX_NESTING: usize = 500;
+
+/// Code nested deeper than [`MAX_NESTING`], refused before any parser sees it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this code nests brackets more than {MAX_NESTING} levels deep; tandem does not parse \
+     it, so that it cannot overflow the kernel's stack"
+)]
+pub struct TooDeep;
+
+/// Refuses code nested too deep for a parser (see [`MAX_NESTING`]).
+pub fn check_nesting(code: &str) -> Result<(), TooDeep> {
+    match scan_delimiters(code) {
+        Scan::TooDeep => Err(TooDeep),
+        _ => Ok(()),
+    }
+}
+
 pub fn judge(code: &str) -> Completeness {
     let scan = scan_delimiters(code);
     match scan {
-        Scan::Mismatched => return Completeness::Invalid,
+        Scan::Mismatched | Scan::TooDeep => return Completeness::Invalid,
         Scan::Open { depth } => {
             return Completeness::Incomplete {
                 indent: "    ".repeat(depth),
@@ -86,8 +107,12 @@ fn without_commands(code: &str) -> String {
 
 enum Scan {
     Balanced,
-    Open { depth: usize },
+    Open {
+        depth: usize,
+    },
     Mismatched,
+    /// Deeper than [`MAX_NESTING`]: the scan stopped there.
+    TooDeep,
 }
 
 /// Walks the text tracking (), [], {} while skipping strings, chars and comments.
@@ -167,6 +192,7 @@ fn scan_delimiters(code: &str) -> Scan {
                     i += 2;
                 }
             }
+            '(' | '[' | '{' if stack.len() == MAX_NESTING => return Scan::TooDeep,
             '(' | '[' | '{' => stack.push(c),
             ')' | ']' | '}' => {
                 let opener = match c {
@@ -211,6 +237,24 @@ fn starts_raw_string(chars: &[char], i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_nested_too_deep_is_refused_before_any_parser() {
+        let deep = "(".repeat(100_000) + &")".repeat(100_000);
+        assert_eq!(check_nesting(&deep), Err(TooDeep));
+        assert_eq!(judge(&deep), Completeness::Invalid);
+        assert_eq!(judge(&"[".repeat(3_000)), Completeness::Invalid);
+        let fine = "(".repeat(MAX_NESTING) + "1" + &")".repeat(MAX_NESTING);
+        assert_eq!(check_nesting(&fine), Ok(()));
+        assert_eq!(judge(&fine), Completeness::Complete);
+        // Brackets in strings and comments do not count.
+        let quoted = format!(
+            "let s = \"{}\"; // {}",
+            "(".repeat(2_000),
+            "{".repeat(2_000)
+        );
+        assert_eq!(check_nesting(&quoted), Ok(()));
+    }
 
     fn incomplete(indent: &str) -> Completeness {
         Completeness::Incomplete {

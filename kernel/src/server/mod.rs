@@ -19,6 +19,26 @@ use std::time::{Duration, Instant};
 /// How long sockets may keep flushing queued messages when the kernel exits.
 const LINGER_MS: i32 = 1000;
 
+/// The shell thread's stack. Parsing a cell (is_complete, evcxr's own parse, completions)
+/// recurses once per level of nesting; code nested a few thousand levels deep would
+/// overflow the default 2 MiB and abort the process. Brackets are refused past
+/// `engine::syntax::MAX_NESTING`; this covers the other kinds (`- - - 1`, `!!!x`). Only
+/// the pages a deep parse touches are ever used.
+const SHELL_STACK: usize = 512 << 20;
+
+/// The largest frame a client may send, in MiB, unless `TANDEM_MAX_MESSAGE_MB` says
+/// otherwise: far above any cell or comm message, far below what would exhaust memory.
+const MAX_MESSAGE_MB: i64 = 256;
+
+fn max_message_bytes() -> i64 {
+    let mb = std::env::var("TANDEM_MAX_MESSAGE_MB")
+        .ok()
+        .and_then(|mb| mb.trim().parse::<i64>().ok())
+        .filter(|&mb| mb > 0)
+        .unwrap_or(MAX_MESSAGE_MB);
+    mb.saturating_mul(1 << 20)
+}
+
 /// How long a port still held by a kernel that is stopping is waited for.
 const PORTS_FREED_WITHIN: Duration = Duration::from_secs(3);
 
@@ -41,6 +61,9 @@ impl Sockets {
                 .socket(kind)
                 .with_context(|| format!("creating {name} socket"))?;
             socket.set_linger(LINGER_MS)?;
+            // libzmq reads a frame's size before the frame: a larger one is refused (its
+            // sender disconnected) before any memory is taken for it.
+            socket.set_maxmsgsize(max_message_bytes())?;
             let endpoint = info.endpoint(port);
             // A restart reuses the ports; the kernel before may still be letting go of them.
             let deadline = Instant::now() + PORTS_FREED_WITHIN;
@@ -120,6 +143,7 @@ pub fn serve(
     let interrupter = shell_handlers.interrupter();
     std::thread::Builder::new()
         .name("shell".into())
+        .stack_size(SHELL_STACK)
         .spawn(move || {
             router::run(shell, Some(stdin), &signer, "shell", |msg, outbox| {
                 shell_handlers.handle(msg, outbox)

@@ -111,7 +111,53 @@ fn decode(frames: Vec<Vec<u8>>, signer: &Signer, channel: &str) -> Option<Messag
     match Message::from_frames(frames, signer) {
         Ok(message) => Some(message),
         Err(error) => {
-            log::warn!("{channel}: dropped a message: {error}");
+            if let Some(also) = REJECTION_LOG.admit() {
+                let also = match also {
+                    0 => String::new(),
+                    n => format!(" ({n} more dropped since the last line)"),
+                };
+                log::warn!("{channel}: dropped a message: {error}{also}");
+            }
+            None
+        }
+    }
+}
+
+/// At most this many "dropped a message" lines per [`REJECTIONS_PER`]: a flood of bad
+/// messages cannot fill the log (or the disk under it).
+const REJECTION_LINES: u32 = 10;
+const REJECTIONS_PER: Duration = Duration::from_secs(10);
+
+static REJECTION_LOG: RateLimit = RateLimit::new();
+
+/// Counts log lines in windows of [`REJECTIONS_PER`].
+struct RateLimit {
+    state: std::sync::Mutex<Option<(std::time::Instant, u32, u64)>>,
+}
+
+impl RateLimit {
+    const fn new() -> RateLimit {
+        RateLimit {
+            state: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// `Some(lines held back since the last one)` when a line may be written now.
+    fn admit(&self) -> Option<u64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = std::time::Instant::now();
+        let (since, written, held) = state.get_or_insert((now, 0, 0));
+        if now.duration_since(*since) >= REJECTIONS_PER {
+            (*since, *written) = (now, 0);
+        }
+        if *written < REJECTION_LINES {
+            *written += 1;
+            Some(std::mem::take(held))
+        } else {
+            *held += 1;
             None
         }
     }

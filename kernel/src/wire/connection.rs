@@ -48,6 +48,29 @@ impl ConnectionInfo {
         Ok(info)
     }
 
+    /// Refuses a connection file without a key, unless `TANDEM_ALLOW_UNSIGNED=1`: then no
+    /// message is signed, and any program on this machine that reaches the ports could run
+    /// code as this user. Allowed, it is said loudly in the log.
+    pub fn refuse_empty_key(&self) -> Result<()> {
+        if !self.key.is_empty() {
+            return Ok(());
+        }
+        let allowed = std::env::var("TANDEM_ALLOW_UNSIGNED")
+            .is_ok_and(|value| matches!(value.trim(), "1" | "yes" | "true" | "on"));
+        if !allowed {
+            bail!(
+                "the connection file has an empty key: messages would not be signed, and \
+                 any program on this machine that reaches the ports could run code as you \
+                 (set TANDEM_ALLOW_UNSIGNED=1 to run so anyway)"
+            );
+        }
+        log::warn!(
+            "UNSIGNED: the connection file has an empty key and TANDEM_ALLOW_UNSIGNED is set; \
+             any program that reaches this kernel's ports can run code as this user"
+        );
+        Ok(())
+    }
+
     /// The ZeroMQ endpoint for one port, e.g. `tcp://127.0.0.1:5555` or `ipc://path-5555`.
     pub fn endpoint(&self, port: u16) -> String {
         if self.transport == "ipc" {
