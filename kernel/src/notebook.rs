@@ -156,7 +156,28 @@ pub fn write(notebook: &Value, path: &Path) -> Result<()> {
     let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
     notebook.serialize(&mut serializer)?;
     out.push(b'\n');
-    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    write_atomically(path, &out).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes `bytes` to a new file beside `path`, then renames it over `path`: a Ctrl-C,
+/// SIGTERM or full disk midway leaves the old file (or none), never a truncated one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// nbformat stores source as a string or a list of lines.
@@ -386,6 +407,29 @@ impl OutputSink for TerminalSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notebooks_are_written_whole_or_not_at_all() {
+        let dir = std::env::temp_dir().join(format!("tandem-write-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("out.ipynb");
+        std::fs::write(&path, "old").unwrap();
+        write(&serde_json::json!({"cells": []}), &path).unwrap();
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"cells\""));
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "no partial file is left beside it");
+        // When the new file cannot be made (here: its name is taken by a folder), the
+        // old one stays as it was.
+        let blocked = dir.join(format!(".out.ipynb.{}.partial", std::process::id()));
+        std::fs::create_dir(&blocked).unwrap();
+        assert!(write(&serde_json::json!({"cells": [1]}), &path).is_err());
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("\"cells\": []"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn source_is_a_string_or_a_list_of_lines() {
