@@ -121,11 +121,13 @@ def test_kernel_stops_when_the_process_that_started_it_dies(tmp_path):
     """Like ipykernel's parent poller: a kernel orphaned by a killed Jupyter exits."""
     import pathlib
     import subprocess
+    import uuid
 
     from jupyter_client.connect import write_connection_file
     from jupyter_client.kernelspec import KernelSpecManager
 
-    connection_file, _ = write_connection_file(str(tmp_path / "kernel.json"))
+    connection_file, _ = write_connection_file(str(tmp_path / "kernel.json"),
+                                               key=uuid.uuid4().hex.encode())
     binary = KernelSpecManager().get_kernel_spec("tandem").argv[0]
     log = tmp_path / "kernel.log"
     # A shell starts the kernel in the background (naming itself the parent, as Jupyter
