@@ -141,7 +141,9 @@ fn run(cli: Cli) -> Result<()> {
             no_timing,
         } => {
             let work_dir = engine_work_dir()?;
-            let ctrl_c = notebook::CtrlC::install()?;
+            let ctrl_c =
+                notebook::CtrlC::install(work_dir.as_ref().map(|dir| dir.path().to_owned()))?;
+            remove_dead_kernels_dirs_later(&work_dir);
             let ran = notebook::run(&path, !no_timing, &ctrl_c);
             if let Some(dir) = work_dir {
                 dir.remove();
@@ -187,6 +189,7 @@ fn run(cli: Cli) -> Result<()> {
                     };
                     claim.name_holder()?;
                     let work_dir = engine_work_dir()?;
+                    remove_dead_kernels_dirs_later(&work_dir);
                     let served = standby::run(identity, claim);
                     if let Some(dir) = work_dir {
                         dir.remove();
@@ -210,6 +213,7 @@ fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>)
     let info = wire::ConnectionInfo::from_file(connection_file)?;
     info.refuse_empty_key()?;
     let work_dir = engine_work_dir()?;
+    remove_dead_kernels_dirs_later(&work_dir);
     let sockets = server::Sockets::bind(&info)?;
     log::info!(
         "tandem {} serving on {} ({})",
@@ -305,11 +309,15 @@ fn engine_work_dir() -> Result<Option<private_dirs::KernelDir>> {
     log::debug!("compiling cells in {}", build_dir.display());
     // SAFETY: called from main before any other thread exists.
     unsafe { std::env::set_var("EVCXR_TMPDIR", &build_dir) };
-    if owned.is_some() {
-        // Kernels that were killed (SIGKILL leaves no chance to clean up) left theirs behind.
+    Ok(owned)
+}
+
+/// Kernels that were killed (SIGKILL leaves no chance to clean up) left their scratch
+/// folders behind: a thread removes those, when this kernel has one of its own there.
+fn remove_dead_kernels_dirs_later(work_dir: &Option<private_dirs::KernelDir>) {
+    if work_dir.is_some() {
         let _ = std::thread::Builder::new().name("tidy".into()).spawn(|| {
             private_dirs::remove_dead_kernels_dirs(server::process_ended);
         });
     }
-    Ok(owned)
 }

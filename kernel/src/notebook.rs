@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -55,8 +55,10 @@ pub struct CtrlC {
 
 impl CtrlC {
     /// Takes SIGINT over. Call before any other thread starts: the threads started later
-    /// inherit the blocked signal, and only the `ctrl-c` thread receives it.
-    pub fn install() -> Result<CtrlC> {
+    /// inherit the blocked signal, and only the `ctrl-c` thread receives it. A second
+    /// Ctrl-C ends the engine (and what its cells started) and removes `scratch` before
+    /// it quits.
+    pub fn install(scratch: Option<PathBuf>) -> Result<CtrlC> {
         // SAFETY: plain signal-set calls on a set owned here.
         let set = unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
@@ -78,6 +80,10 @@ impl CtrlC {
                 }
                 if seen.swap(true, Ordering::SeqCst) {
                     eprintln!("\ntandem: stopped");
+                    to_interrupt.kill_engine();
+                    if let Some(scratch) = &scratch {
+                        let _ = std::fs::remove_dir_all(scratch);
+                    }
                     std::process::exit(130);
                 }
                 eprintln!("\ntandem: interrupting the cell (Ctrl-C again to quit at once)");

@@ -1,6 +1,7 @@
 //! Runs inside the evcxr child process: tells the helpers when each cell starts running
 //! and relays the kernel's cooperative interrupt (SIGUSR1), through a `CellState` the
 //! process exports by name (build.rs makes the symbol visible to the cells' libraries).
+//! The process leads a process group of its own, which it ends when the kernel is gone.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -20,6 +21,10 @@ const RUN_COMMAND: &str = "LOAD_AND_RUN ";
 /// evcxr's runtime, which marks each cell's start. Call before `evcxr::runtime_hook`, only
 /// in the child. On failure the child works as before, without cell starts.
 pub fn install() {
+    // Programs a cell starts (a `sleep`, a server) join this group, so the kernel can stop
+    // them with the engine, and so can the relay below when the kernel is gone.
+    // SAFETY: setpgid on this process; it fails only if it already leads a session.
+    unsafe { libc::setpgid(0, 0) };
     extern "C" fn on_interrupt(_: libc::c_int) {
         TANDEM_CELL_STATE.request_interrupt();
     }
@@ -43,7 +48,9 @@ pub fn install() {
     }
 }
 
-/// Passes each command line on unchanged, noting when a cell is about to run.
+/// Passes each command line on unchanged, noting when a cell is about to run. When the
+/// kernel's end closes (the kernel stopped, or was killed with SIGKILL and could clean up
+/// nothing), ends this process's group: the engine and every program its cells started.
 fn relay(from_kernel: File, mut to_runtime: File) {
     for line in BufReader::new(from_kernel).lines() {
         let Ok(line) = line else { break };
@@ -52,6 +59,14 @@ fn relay(from_kernel: File, mut to_runtime: File) {
         }
         if writeln!(to_runtime, "{line}").is_err() {
             break;
+        }
+    }
+    // SAFETY: getpgrp cannot fail; the group is this process's own (see `install`), so the
+    // signal reaches only the engine and what its cells started.
+    unsafe {
+        let group = libc::getpgrp();
+        if group == libc::getpid() {
+            libc::killpg(group, libc::SIGKILL);
         }
     }
 }

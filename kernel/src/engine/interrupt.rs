@@ -89,29 +89,46 @@ impl Interrupter {
 
     /// Sends the cooperative interrupt signal; false when there is no process to signal.
     fn signal_engine(&self) -> bool {
-        let Some(pid) = self.with_child(|child| child.id()) else {
-            return false;
-        };
-        let Ok(pid) = libc::pid_t::try_from(pid) else {
-            return false;
-        };
-        // SAFETY: sends a signal to the engine's child process, whose handler only sets a
-        // flag.
-        unsafe { libc::kill(pid, INTERRUPT_SIGNAL) == 0 }
+        self.with_child(|child| {
+            let Some(pid) = unreaped_pid(child) else {
+                return false;
+            };
+            // SAFETY: the child is not reaped (and cannot be while its lock is held), so
+            // the pid is still its own; the handler only sets a flag.
+            unsafe { libc::kill(pid, INTERRUPT_SIGNAL) == 0 }
+        })
+        .unwrap_or(false)
     }
 
-    /// Ends the engine's child process (used by interrupts and at shutdown).
+    /// Ends the engine's child process and every program its cells started, which share
+    /// its process group (used by interrupts and at shutdown).
     pub fn kill_engine(&self) {
         self.with_child(|child| {
+            if let Some(pid) = unreaped_pid(child) {
+                // SAFETY: while the child is unreaped its pid, and so the group it leads,
+                // cannot be given to another process.
+                unsafe { libc::killpg(pid, libc::SIGKILL) };
+            }
             if let Err(error) = child.kill() {
                 log::warn!("could not stop the engine process: {error}");
             }
         });
     }
 
+    /// Runs `act` on the engine's child with its lock held: evcxr reaps the child only
+    /// through the same lock, so its pid cannot change hands meanwhile.
     fn with_child<T>(&self, act: impl FnOnce(&mut Child) -> T) -> Option<T> {
         let child = self.child.lock().ok().and_then(|slot| slot.clone())?;
         let mut child = child.lock().ok()?;
         Some(act(&mut child))
+    }
+}
+
+/// The child's pid while it has not been reaped (running, or ended but not waited for):
+/// only then is a signal to it sure to reach no other process.
+fn unreaped_pid(child: &mut Child) -> Option<libc::pid_t> {
+    match child.try_wait() {
+        Ok(None) => libc::pid_t::try_from(child.id()).ok(),
+        _ => None,
     }
 }

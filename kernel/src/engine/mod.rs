@@ -304,6 +304,10 @@ impl Engine {
             );
         }
         let code = code.as_str();
+        if code.lines().any(|line| line.trim() == ":restart") {
+            // evcxr would end only the engine's process; programs its cells started go too.
+            self.interrupter.kill_engine();
+        }
         self.forwarder.begin_cell(sink.clone());
         self.interrupter.cell_started();
         let started = Instant::now();
