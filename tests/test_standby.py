@@ -363,3 +363,45 @@ def test_a_standby_stops_with_the_jupyter_server_that_started_it(tmp_path):
         jupyter.wait()
     wait_until(lambda: ended(standby), 120, "the standby stopped with Jupyter")
     assert "Jupyter has stopped" in (tmp_path / "log").read_text()
+
+
+# A client that is not a Jupyter server and sets no JPY_PARENT_PID (a script, an editor,
+# a test harness): it starts a kernel and waits.
+HARNESS = """
+import json, os, socket, subprocess, sys, time
+ports = []
+for _ in range(5):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); ports.append(s.getsockname()[1]); s.close()
+names = ["shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"]
+info = dict(zip(names, ports), ip="127.0.0.1", key="k", transport="tcp",
+            signature_scheme="hmac-sha256")
+path = os.path.join(sys.argv[2], "kernel.json")
+with open(path, "w") as f:
+    json.dump(info, f)
+kernel = subprocess.Popen([sys.argv[1], "kernel", "--connection-file", path])
+print(kernel.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_standby_stops_with_a_client_that_is_not_jupyter(tmp_path):
+    dir = tmp_path / "standby"
+    env = {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"}
+    env.update(TANDEM_STANDBY="on", TANDEM_STANDBY_DIR=str(dir))
+    harness = subprocess.Popen([SYSTEM_PYTHON, "-c", HARNESS, str(TANDEM), str(tmp_path)],
+                               env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        kernel = int(harness.stdout.readline())
+        # Once its engine is up, the kernel starts a standby for the next one.
+        lock = dir / "standby.lock"
+        wait_until(lambda: lock.exists() and lock.read_text().strip().isdigit(), 240,
+                   "the kernel started a standby")
+        standby = int(lock.read_text())
+        assert b"--standby" in pathlib.Path(f"/proc/{standby}/cmdline").read_bytes()
+    finally:
+        harness.kill()
+        harness.wait()
+    # The client is gone (its kernel follows it on its own): so is the standby.
+    wait_until(lambda: ended(kernel), 10, "the kernel stopped with its client")
+    wait_until(lambda: ended(standby), 150, "the standby stopped with the client")
+    assert "the client this standby was started for" in (dir / "standby.log").read_text()

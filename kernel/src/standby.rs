@@ -57,8 +57,9 @@ const LONGEST_LOG: u64 = 1024 * 1024;
 /// Variables that may differ between a standby and the kernel it takes over: Jupyter's
 /// per-kernel ones, the shell's, and those a kernel sets for its own engine.
 const IGNORED_PREFIXES: [&str; 3] = ["JPY_", "JUPYTER_", "PYDEVD_"];
-const IGNORED_NAMES: [&str; 7] = [
+const IGNORED_NAMES: [&str; 8] = [
     "EVCXR_TMPDIR",
+    CLIENT_VARIABLE,
     engine::MARKER_KEY_VARIABLE,
     "LD_LIBRARY_PATH",
     "PWD",
@@ -66,6 +67,10 @@ const IGNORED_NAMES: [&str; 7] = [
     "SHLVL",
     "_",
 ];
+
+/// The process a standby serves and stops with (see [`client_of_this_kernel`]), passed
+/// to it by the process that starts it.
+const CLIENT_VARIABLE: &str = "TANDEM_STANDBY_CLIENT";
 
 /// Set by SIGTERM while the standby waits.
 static TERMINATED: AtomicBool = AtomicBool::new(false);
@@ -277,9 +282,15 @@ pub fn spawn(directory: Option<&Path>, env: &[(&str, &OsStr)]) -> Result<()> {
     if log.metadata()?.len() > LONGEST_LOG {
         log.set_len(0)?;
     }
+    let client = env
+        .iter()
+        .find(|(name, _)| *name == "JPY_PARENT_PID")
+        .and_then(|(_, pid)| pid.to_str()?.trim().parse().ok())
+        .unwrap_or_else(client_of_this_kernel);
     let mut command = Command::new(std::env::current_exe()?);
     command
         .args(["kernel", "--standby"])
+        .env(CLIENT_VARIABLE, client.to_string())
         // Set by this kernel for its own engine; the standby makes its own.
         .env_remove("EVCXR_TMPDIR")
         .envs(env.iter().copied())
@@ -295,6 +306,25 @@ pub fn spawn(directory: Option<&Path>, env: &[(&str, &OsStr)]) -> Result<()> {
         bail!("the standby kernel could not detach ({status})");
     }
     Ok(())
+}
+
+/// The program this kernel works for: the Jupyter server named in `JPY_PARENT_PID`, or,
+/// for a client that names none (a test harness, an editor), the process that started
+/// this kernel. A standby started for it stops when it ends: no engine is left holding
+/// memory for half an hour after an nbclient run or a script is over.
+fn client_of_this_kernel() -> libc::pid_t {
+    // SAFETY: getppid has no preconditions and cannot fail.
+    server::jupyter_server().unwrap_or_else(|| unsafe { libc::getppid() })
+}
+
+/// The process this standby was started for, if it is alive now (see
+/// [`client_of_this_kernel`]); a standby started by hand follows `JPY_PARENT_PID`.
+fn client_of_this_standby() -> Option<libc::pid_t> {
+    std::env::var(CLIENT_VARIABLE)
+        .ok()
+        .and_then(|pid| pid.trim().parse().ok())
+        .filter(|&pid: &libc::pid_t| pid > 1 && !server::process_ended(pid))
+        .or_else(server::jupyter_server)
 }
 
 /// Called first thing in a standby process, while it has one thread: forks, and the
@@ -423,7 +453,7 @@ pub fn run(identity: Identity, claim: Claim) -> Result<()> {
     // SAFETY: setpriority on this process only.
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, STARTING_NICENESS) };
     // Taken now: Jupyter may stop while the engine starts.
-    let jupyter = server::jupyter_server();
+    let jupyter = client_of_this_standby();
     let interrupter = Arc::new(Interrupter::default());
     let mut engine = StandbyEngine::Starting(Starting::spawn(interrupter.clone())?);
     // Listening from the start: a kernel launched meanwhile takes over this engine's start
@@ -549,7 +579,7 @@ fn judge(request: &Request, identity: &Identity) -> Verdict {
 }
 
 /// Answers launchers until one fits, refusing the others; `None` when the standby should
-/// stop instead (asked to, idle too long, the Jupyter server `jupyter` gone, or of no use).
+/// stop instead (asked to, idle too long, its client `jupyter` gone, or of no use).
 /// Writes the `ready` file once the engine is up.
 fn wait_for_launcher(
     listener: &UnixListener,
@@ -594,8 +624,11 @@ fn wait_for_launcher(
                     log::info!("standby kernel not needed for {:?}; stopping", idle_limit());
                     return Ok(None);
                 }
-                if jupyter.is_some_and(server::process_ended) {
-                    log::info!("Jupyter has stopped; the standby kernel stops too");
+                if let Some(gone) = jupyter.filter(|&pid| server::process_ended(pid)) {
+                    log::info!(
+                        "Jupyter has stopped (process {gone}, the client this standby was \
+                         started for); the standby kernel stops too"
+                    );
                     return Ok(None);
                 }
                 wait_for_connection(listener, Duration::from_millis(200));
