@@ -17,6 +17,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The longest request head the server reads.
 const MAX_HEAD: usize = 16 * 1024;
+/// The server holds at most this many connections at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 4096;
+/// A client that has not sent its whole request within this long is let go.
+const REQUEST_WITHIN: Duration = Duration::from_secs(10);
 
 /// A web server on 127.0.0.1 that answers every request after `delay` seconds.
 ///
@@ -144,13 +148,23 @@ fn serve(
             Ok(listener) => listener,
             Err(error) => return eprintln!("local server: {error}"),
         };
+        let room = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
         loop {
+            let Ok(place) = room.clone().acquire_owned().await else {
+                return;
+            };
             tokio::select! {
                 _ = &mut stopped => return,
-                accepted = listener.accept() => {
-                    if let Ok((stream, _)) = accepted {
-                        tokio::spawn(answer(stream, delay, stats.clone()));
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let stats = stats.clone();
+                        tokio::spawn(async move {
+                            answer(stream, delay, stats).await;
+                            drop(place);
+                        });
                     }
+                    // Out of file descriptors, say: asking again at once would spin.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             }
         }
@@ -161,12 +175,19 @@ async fn answer(mut stream: tokio::net::TcpStream, delay: Duration, stats: Arc<S
     let now = stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     stats.peak.fetch_max(now, Ordering::SeqCst);
     let mut head = Vec::new();
-    let mut buffer = [0u8; 2048];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
-        match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => head.extend_from_slice(&buffer[..n]),
+    let read = tokio::time::timeout(REQUEST_WITHIN, async {
+        let mut buffer = [0u8; 2048];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < MAX_HEAD {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buffer[..n]),
+            }
         }
+    })
+    .await;
+    if read.is_err() {
+        stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+        return;
     }
     let response = match request_target(&head) {
         Some(target) => {
