@@ -9,12 +9,19 @@ tandem's private folder made in advance, open to everyone, holding another plant
 import os
 import pathlib
 import shutil
+import signal
 import stat
+import time
 import uuid
 
 import pytest
 
+import zmq
+from jupyter_client.session import Session
+
 from conftest import own_kernel, run_cell
+
+STALL_SECONDS = 4
 
 PLANTED_CONFIG = """\
 [build]
@@ -52,16 +59,18 @@ def attacked(tmp_path_factory):
     for made in (planted_root, planted_root / "kernels", planted_root / ".cargo"):
         made.chmod(0o777)
     log_path = base / "kernel.log"
-    env = dict(os.environ, TMPDIR=str(tmpdir), XDG_CACHE_HOME=str(cache))
+    # A short wait for clients that stop reading iopub, so the tests of it are quick.
+    env = dict(os.environ, TMPDIR=str(tmpdir), XDG_CACHE_HOME=str(cache),
+               TANDEM_IOPUB_STALL_SECONDS=str(STALL_SECONDS))
     try:
-        with open(log_path, "w") as log, own_kernel(env=env, stderr=log) as (_, kc):
-            yield kc, log_path, ran, cache
+        with open(log_path, "w") as log, own_kernel(env=env, stderr=log) as (km, kc):
+            yield kc, log_path, ran, cache, km
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
 
 def test_planted_cargo_configurations_change_nothing(attacked):
-    kc, log_path, ran, cache = attacked
+    kc, log_path, ran, cache, _ = attacked
     cell = run_cell(kc, 'println!("{}", option_env!("TANDEM_PLANTED").is_some()); 40 + 2')
     assert cell.status == "ok", cell.reply["content"]
     assert cell.value() == "42"
@@ -113,3 +122,149 @@ def test_an_unterminated_mime_block_is_shown_as_text_and_the_cell_ends(attacked)
     assert "<i>never closed</i>" in cell.text()
     # And the kernel goes on.
     assert run_cell(kc, "1 + 2").value() == "3"
+
+
+# More messages than a subscriber's queue holds (10,000): one display per iteration, each
+# released by the line printed after it.
+MANY_MESSAGES = 15_000
+MANY_DISPLAYS = (f"for i in 0..{MANY_MESSAGES} {{\n"
+                 '    println!("EVCXR_BEGIN_CONTENT text/plain\\nshown {i}\\nEVCXR_END_CONTENT");\n'
+                 '    println!("after {i}");\n'
+                 "}")
+
+
+def subscriber(km):
+    """A second iopub subscriber of our own, which reads only when told to."""
+    socket = zmq.Context.instance().socket(zmq.SUB)
+    socket.setsockopt(zmq.RCVHWM, 10)
+    socket.setsockopt(zmq.SUBSCRIBE, b"")
+    socket.connect(f"tcp://{km.ip}:{km.iopub_port}")
+    session = Session(key=km.session.key)
+    # Subscribed once the kernel's welcome arrives on it (JEP 65).
+    while True:
+        _, frames = session.feed_identities(socket.recv_multipart())
+        if session.deserialize(frames)["header"]["msg_type"] == "iopub_welcome":
+            return socket, session
+
+
+def read_until_idle(socket, session, msg_id, timeout=60):
+    messages = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not socket.poll(1000):
+            continue
+        _, frames = session.feed_identities(socket.recv_multipart())
+        msg = session.deserialize(frames)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        messages.append(msg)
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return messages
+    raise AssertionError("no idle status in time")
+
+
+def shown(messages):
+    return [m["content"]["data"]["text/plain"] for m in messages
+            if m["msg_type"] == "display_data" and "text/plain" in m["content"]["data"]
+            and m["content"]["data"]["text/plain"].startswith("shown ")]
+
+
+def test_a_slow_iopub_subscriber_loses_nothing(attacked):
+    kc, km = attacked[0], attacked[4]
+    slow, session = subscriber(km)
+    try:
+        msg_id = kc.execute(MANY_DISPLAYS)
+        # Away for a while, but back before the kernel gives up on it.
+        time.sleep(STALL_SECONDS / 4)
+        messages = read_until_idle(slow, session, msg_id)
+    finally:
+        slow.close(linger=0)
+    assert shown(messages) == [f"shown {i}" for i in range(MANY_MESSAGES)]
+    reply = kc.get_shell_msg(timeout=120)
+    assert reply["content"]["status"] == "ok", reply["content"]
+
+
+def later_stderr(kc, msg_id, within=STALL_SECONDS):
+    """stderr text for `msg_id` that arrives after its idle status (a late notice)."""
+    text = ""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            msg = kc.get_iopub_msg(timeout=0.2)
+        except Exception:
+            if "dropped for it here" in text:
+                break
+            continue
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            text += msg["content"]["text"]
+    return text
+
+
+def test_a_subscriber_that_never_reads_cannot_stall_the_kernel(attacked):
+    kc, km = attacked[0], attacked[4]
+    stuck, _ = subscriber(km)
+    try:
+        started = time.monotonic()
+        cell = run_cell(kc, MANY_DISPLAYS, timeout=120)
+        took = time.monotonic() - started
+        assert cell.status == "ok", cell.reply["content"]
+        # The reading client got everything; the stuck one was let go after the limit,
+        # and the output says so, under the cell (to every client: iopub is broadcast).
+        assert shown(m for _, m in cell.outputs) == [f"shown {i}" for i in range(MANY_MESSAGES)]
+        said = cell.text("stderr")
+        if "dropped for it here" not in said:  # the stall ended after the cell's idle
+            said += later_stderr(kc, cell.reply["parent_header"]["msg_id"])
+        assert "dropped for it here" in said, said
+        print(f"{MANY_MESSAGES} displays with a stuck subscriber: {took:.1f} s; {said.strip()}")
+    finally:
+        stuck.close(linger=0)
+
+
+def ended(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as stat_file:
+            return stat_file.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def wait_until_ended(pids, within, what):
+    deadline = time.monotonic() + within
+    while not all(ended(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"{what} within {within} s: {pids}"
+        time.sleep(0.05)
+
+
+START_SLEEP = ('let sleeper = std::process::Command::new("sleep").arg("600").spawn().unwrap();\n'
+               'println!("{} {}", sleeper.id(), std::process::id());')
+
+
+def printed_pids(kc, msg_id, timeout=120):
+    """The two numbers the cell of `msg_id` printed (the sleeper's pid, the engine's)."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while len(text.split()) < 2:
+        msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+            text += msg["content"]["text"]
+    return tuple(map(int, text.split()[:2]))
+
+
+def test_nothing_a_cell_started_outlives_its_engine(attacked):
+    """Last in this module: it ends the module's kernel with SIGKILL."""
+    kc, km = attacked[0], attacked[4]
+    # An interrupt that has to end the engine's process ends what its cells started too.
+    msg_id = kc.execute(START_SLEEP + "\nloop { std::hint::spin_loop(); }")
+    sleeper, engine = printed_pids(kc, msg_id)
+    km.interrupt_kernel()
+    reply = kc.get_shell_msg(timeout=60)
+    assert reply["content"]["status"] == "error", reply["content"]
+    wait_until_ended([sleeper, engine], 10, "the sleep and the engine ended with the interrupt")
+
+    # A kernel killed outright (SIGKILL: it can clean up nothing) takes them along too.
+    msg_id = kc.execute(START_SLEEP)
+    sleeper, engine = printed_pids(kc, msg_id)
+    kc.get_shell_msg(timeout=60)
+    assert not ended(sleeper)
+    os.kill(km.provisioner.pid, signal.SIGKILL)
+    wait_until_ended([sleeper, engine], 10, "the sleep and the engine ended with the kernel")
