@@ -359,7 +359,7 @@ Kernel commands (a line of their own in a cell):
 Output printed by a cell shows up while the cell runs. A cell's last expression
 (without a semicolon) is its value. Interrupting a cell that waits in a helper stops
 it within milliseconds and keeps the session's variables; other code is stopped after
-half a second by restarting the engine's process, and the cell says what was lost.
+0.2 s by restarting the engine's process, and the cell says what was lost.
 ";
 
 #[cfg(test)]
