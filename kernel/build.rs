@@ -49,6 +49,11 @@ fn main() {
     // Where the engine's child finds the standard library's shared object.
     let target = std::env::var("TARGET").unwrap_or_default();
     println!("cargo:rustc-env=TANDEM_TARGET={target}");
+    // The toolchain rustup ran this build with (rustup sets it for the programs it runs):
+    // kernels pin it, so no rust-toolchain.toml in a notebook's folder picks another.
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").unwrap_or_default();
+    println!("cargo:rustc-env=TANDEM_RUSTUP_TOOLCHAIN={toolchain}");
+    println!("cargo:rerun-if-env-changed=RUSTUP_TOOLCHAIN");
     // The helpers, loaded into the engine's child process with each cell, find the cell
     // state by name: export that one symbol from the executable.
     println!("cargo:rustc-link-arg-bins=-Wl,--export-dynamic-symbol=TANDEM_CELL_STATE");

@@ -7,9 +7,11 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import time
+import uuid
 
 import nbformat
 import pytest
@@ -185,6 +187,56 @@ def test_ctrl_c_stops_tandem_run_and_keeps_what_ran(tmp_path, wait):
     assert outputs[1][-1]["output_type"] == "error"
     assert outputs[1][-1]["ename"] == "Interrupted"
     assert outputs[2] == [] and executed["cells"][2]["execution_count"] is None
+
+
+def process_gone(pid):
+    try:
+        return "State:\tZ" in pathlib.Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+
+
+def test_a_second_ctrl_c_quits_tandem_run_leaving_nothing_behind(tmp_path):
+    kernelspec = {"name": "tandem", "display_name": "Rust (tandem)"}
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec})
+    nb.cells = [nbformat.v4.new_code_cell(
+        'let sleeper = std::process::Command::new("sleep").arg("600").spawn().unwrap();\n'
+        'println!("waiting {}", sleeper.id());\n'
+        "loop { std::hint::spin_loop(); }")]
+    source = tmp_path / "spin.ipynb"
+    nbformat.write(nb, source)
+    # Its scratch folder in a cache of its own, to see that it is removed.
+    cache = pathlib.Path.home() / ".cache" / f"tandem-test-{uuid.uuid4().hex[:12]}"
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    run = subprocess.Popen([str(TANDEM), "run", str(source)], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           start_new_session=True)
+    try:
+        for line in run.stdout:
+            if line.startswith("waiting "):
+                sleeper = int(line.split()[1])
+                break
+        assert list((cache / "tandem" / "kernels").iterdir()), "its scratch folder"
+        # Twice, as an impatient learner does: the second, within the first's 0.2 s of
+        # grace, quits at once. (Sent once the first was seen: two signals sent together
+        # may arrive as one.)
+        os.killpg(run.pid, signal.SIGINT)
+        for line in run.stderr:
+            if "interrupting the cell" in line:
+                break
+        os.killpg(run.pid, signal.SIGINT)
+        _, stderr = run.communicate(timeout=30)
+        assert run.returncode == 130, stderr
+        assert "tandem: stopped" in stderr
+        deadline = time.monotonic() + 10
+        while not process_gone(sleeper):
+            assert time.monotonic() < deadline, "the sleep the cell started is still running"
+            time.sleep(0.05)
+        assert list((cache / "tandem" / "kernels").iterdir()) == [], "no scratch folder left"
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 # -- what the lesson claims, from the figures measured while it ran -----------------------

@@ -44,10 +44,16 @@ def attacked(tmp_path_factory):
     evil = base / "evil.sh"
     evil.write_text(f"#!/bin/sh\ntouch {ran}\nexit 1\n")
     evil.chmod(0o755)
-    # A shared temporary folder with another user's cargo configuration in it.
+    # A shared temporary folder with another user's cargo configuration in it, and a
+    # rustup toolchain file that names a "toolchain" of theirs: the kernel runs there.
     tmpdir = base / "tmp"
     (tmpdir / ".cargo").mkdir(parents=True)
     (tmpdir / ".cargo" / "config.toml").write_text(PLANTED_CONFIG.format(evil=evil))
+    (base / "toolchain" / "bin").mkdir(parents=True)
+    for tool in ("rustc", "cargo"):
+        shutil.copy(evil, base / "toolchain" / "bin" / tool)
+    (tmpdir / "rust-toolchain.toml").write_text(
+        f'[toolchain]\npath = "{base / "toolchain"}"\n')
     # tandem's private folder, made in advance and open to all, with a planted config in
     # it. It sits in this user's cache (a place no one else can write), so that the only
     # thing wrong is what was planted.
@@ -75,7 +81,7 @@ def test_planted_cargo_configurations_change_nothing(attacked):
     assert cell.status == "ok", cell.reply["content"]
     assert cell.value() == "42"
     assert cell.text().strip() == "false", "the planted [env] did not reach the cell"
-    assert not ran.exists(), "the planted linker or rustc-wrapper ran"
+    assert not ran.exists(), "the planted linker, rustc-wrapper or toolchain ran"
 
     # The kernel compiled in a fresh folder of its own, 0700, inside a fresh private root.
     where = run_cell(kc, 'println!("{}", std::env::var("EVCXR_TMPDIR").unwrap());')
@@ -85,8 +91,7 @@ def test_planted_cargo_configurations_change_nothing(attacked):
     for private in (root, root / "kernels", build_dir.parent):
         mode = stat.S_IMODE(private.stat().st_mode)
         assert mode == 0o700, (private, oct(mode))
-    assert not (root / ".cargo" / "config.toml").exists() or \
-        "planted" not in (root / ".cargo" / "config.toml").read_text()
+    assert not (root / ".cargo" / "config.toml").exists(), "the planted config is not there"
     # What was there before was set aside, not used, and the log says so.
     aside = [p for p in cache.iterdir() if p.name.startswith("tandem.untrusted-")]
     assert len(aside) == 1, list(cache.iterdir())

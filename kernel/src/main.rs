@@ -91,8 +91,9 @@ struct InstallArgs {
 fn main() {
     // In evcxr's child process this runs the user's code and never returns.
     engine::runtime_hook();
-    // Before any thread: the engine's child processes inherit it.
+    // Before any thread: the engine's child processes inherit both.
     engine::choose_marker_key();
+    private_dirs::pin_rustup_toolchain();
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("TANDEM_LOG", "info"))
         .format_target(false)
         .init();
@@ -295,7 +296,11 @@ fn engine_work_dir() -> Result<Option<private_dirs::KernelDir>> {
                     chosen.display()
                 )
             })?;
-            (chosen, None)
+            // The folder checked, not a link that could be pointed elsewhere later.
+            let checked = chosen
+                .canonicalize()
+                .with_context(|| format!("resolving {}", chosen.display()))?;
+            (checked, None)
         }
         None => {
             let dir = private_dirs::KernelDir::create()?;

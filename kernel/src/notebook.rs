@@ -166,21 +166,34 @@ pub fn write(notebook: &Value, path: &Path) -> Result<()> {
 }
 
 /// Writes `bytes` to a new file beside `path`, then renames it over `path`: a Ctrl-C,
-/// SIGTERM or full disk midway leaves the old file (or none), never a truncated one.
+/// SIGTERM or full disk midway leaves the old file (or none), never a truncated one. The
+/// new file keeps the old one's permissions (a new one gets the umask's), and a symbolic
+/// link stays a link: the file it points to is replaced.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let temporary = path.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let old_mode = std::fs::metadata(&target)
+        .ok()
+        .map(|meta| meta.permissions().mode() & 0o7777);
+    let name = target.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = target.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let mut made = false;
     let written = (|| {
         let mut file = std::fs::File::options()
             .write(true)
             .create_new(true)
+            .mode(if old_mode.is_some() { 0o600 } else { 0o666 })
             .open(&temporary)?;
+        made = true;
+        if let Some(mode) = old_mode {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
         file.write_all(bytes)?;
         file.sync_all()?;
-        std::fs::rename(&temporary, path)
+        std::fs::rename(&temporary, &target)
     })();
-    if written.is_err() {
+    if written.is_err() && made {
         let _ = std::fs::remove_file(&temporary);
     }
     written
@@ -434,6 +447,23 @@ mod tests {
         assert!(std::fs::read_to_string(&path)
             .unwrap()
             .contains("\"cells\": []"));
+        // The old file's permissions stay, and a link stays a link.
+        std::fs::remove_dir(&blocked).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let link = dir.join("link.ipynb");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        write(&serde_json::json!({"cells": [2]}), &link).unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+            0o600
+        );
+        assert!(std::fs::read_to_string(&path).unwrap().contains('2'));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -196,9 +196,10 @@ pub fn trusted_or_private(dir: PathBuf, instead: &str) -> Result<PathBuf> {
     }
 }
 
-/// A kernel's own scratch folder, `kernels/<pid>-<random>` under [`root`]: new (never one
-/// that existed before), `0700`. Removed by [`KernelDir::remove`], or by a later kernel
-/// once this process has ended ([`remove_dead_kernels_dirs`]).
+/// A kernel's own scratch folder, `kernels/<pid>-<random>@<host>` under [`root`]: new
+/// (never one that existed before), `0700`. Removed by [`KernelDir::remove`], or by a
+/// later kernel on the same host once this process has ended
+/// ([`remove_dead_kernels_dirs`]; a home folder may be shared by several hosts).
 pub struct KernelDir {
     path: PathBuf,
 }
@@ -209,9 +210,10 @@ impl KernelDir {
         ensure_private(&kernels)?;
         for _ in 0..16 {
             let path = kernels.join(format!(
-                "{}-{}",
+                "{}-{}@{}",
                 std::process::id(),
-                uuid::Uuid::new_v4().simple()
+                uuid::Uuid::new_v4().simple(),
+                host_name()
             ));
             match DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => return Ok(KernelDir { path }),
@@ -236,8 +238,25 @@ impl KernelDir {
     }
 }
 
-/// Removes the scratch folders of kernels whose process has ended (a SIGKILL leaves no
-/// chance to clean up). `process_ended` tells whether a process id is gone.
+/// This machine's name, as scratch folders carry it.
+fn host_name() -> String {
+    let mut name = [0u8; 256];
+    // SAFETY: gethostname writes at most `len` bytes into the buffer we pass.
+    let named = unsafe { libc::gethostname(name.as_mut_ptr().cast(), name.len()) } == 0;
+    let end = name
+        .iter()
+        .position(|&byte| byte == 0)
+        .unwrap_or(name.len());
+    let name = String::from_utf8_lossy(&name[..end]).replace(['/', '@'], "_");
+    if named && !name.is_empty() {
+        name
+    } else {
+        "localhost".to_owned()
+    }
+}
+
+/// Removes the scratch folders of this host's kernels whose process has ended (a SIGKILL
+/// leaves no chance to clean up). `process_ended` tells whether a process id is gone.
 pub fn remove_dead_kernels_dirs(process_ended: impl Fn(libc::pid_t) -> bool) {
     let Ok(root) = root() else {
         return;
@@ -247,9 +266,12 @@ pub fn remove_dead_kernels_dirs(process_ended: impl Fn(libc::pid_t) -> bool) {
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
+        let host = host_name();
         let Some(pid) = name
             .to_str()
-            .and_then(|name| name.split_once('-'))
+            .and_then(|name| name.rsplit_once('@'))
+            .filter(|(_, of)| *of == host)
+            .and_then(|(kernel, _)| kernel.split_once('-'))
             .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
         else {
             continue;
@@ -257,6 +279,29 @@ pub fn remove_dead_kernels_dirs(process_ended: impl Fn(libc::pid_t) -> bool) {
         if process_ended(pid) {
             let _ = std::fs::remove_dir_all(entry.path());
         }
+    }
+}
+
+/// Pins rustup's toolchain to the one tandem was built with (unless the user chose one in
+/// `RUSTUP_TOOLCHAIN`). rustup reads `rust-toolchain.toml` from the folder a program runs
+/// in and every folder above it, and evcxr asks `rustup which rustc` in the kernel's own
+/// folder, the notebook's: a file planted there or above it (say in `/tmp`) would pick a
+/// "toolchain" at any path, whose `rustc` would then run as this user. The variable wins
+/// over every such file, for evcxr, cargo, rustc and the engine's process alike. Call
+/// first thing, while the process has one thread.
+pub fn pin_rustup_toolchain() {
+    let built_with = env!("TANDEM_RUSTUP_TOOLCHAIN");
+    if built_with.is_empty() || std::env::var_os("RUSTUP_TOOLCHAIN").is_some() {
+        return;
+    }
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".rustup")));
+    let installed =
+        rustup_home.is_some_and(|home| home.join("toolchains").join(built_with).is_dir());
+    if installed {
+        // SAFETY: the caller guarantees a single thread.
+        unsafe { std::env::set_var("RUSTUP_TOOLCHAIN", built_with) };
     }
 }
 

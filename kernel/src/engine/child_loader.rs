@@ -33,7 +33,8 @@ fn standard_library() -> Option<PathBuf> {
     rustc
         .args(["--print", "sysroot"])
         .stderr(std::process::Stdio::null());
-    // Where cargo builds the cells: rustup picks the same toolchain for both.
+    // The kernel pinned the toolchain (`private_dirs::pin_rustup_toolchain`), so this is
+    // the rustc evcxr compiles cells with; asked in the build folder all the same.
     if let Some(build_dir) = std::env::var_os("EVCXR_TMPDIR") {
         rustc.current_dir(build_dir);
     }

@@ -19,14 +19,16 @@ pub fn choose_key() {
     let _ = KEY.set(key);
 }
 
-/// In the engine's child: takes the kernel's key out of the environment (the cell's code
-/// and the programs it starts never see it) and hands it to the helpers. Call while the
-/// process has one thread.
+/// In the engine's child: takes the kernel's key out of the environment (`std::env`, and
+/// so the programs a cell starts, no longer have it; `/proc/self/environ` still shows the
+/// process's first environment, to code that looks for it on purpose) and hands it to
+/// the helpers. Without a key from the kernel, a random one: markers then match nothing
+/// the kernel reads, rather than a known prefix. Call while the process has one thread.
 pub fn take_key_from_environment() -> u128 {
     let key = std::env::var(KEY_VARIABLE)
         .ok()
         .and_then(|hex| u128::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or_default();
+        .unwrap_or_else(|| uuid::Uuid::new_v4().as_u128());
     // SAFETY: the caller guarantees a single thread.
     unsafe { std::env::remove_var(KEY_VARIABLE) };
     let _ = KEY.set(key);

@@ -22,8 +22,10 @@ const LINGER_MS: i32 = 1000;
 /// The shell thread's stack. Parsing a cell (is_complete, evcxr's own parse, completions)
 /// recurses once per level of nesting; code nested a few thousand levels deep would
 /// overflow the default 2 MiB and abort the process. Brackets are refused past
-/// `engine::syntax::MAX_NESTING`; this covers the other kinds (`- - - 1`, `!!!x`). Only
-/// the pages a deep parse touches are ever used.
+/// `engine::syntax::MAX_NESTING`; this makes room for other kinds (a run of 20,000 unary
+/// minus parses, tested), though not for any depth at all. Only the pages a deep parse
+/// touches are used; where address space is limited (`ulimit -v`), the shell thread
+/// starts with the default stack instead.
 const SHELL_STACK: usize = 512 << 20;
 
 /// The largest frame a client may send, in MiB, unless `TANDEM_MAX_MESSAGE_MB` says
@@ -141,14 +143,31 @@ pub fn serve(
             })
         })?;
     let interrupter = shell_handlers.interrupter();
-    std::thread::Builder::new()
-        .name("shell".into())
-        .stack_size(SHELL_STACK)
-        .spawn(move || {
-            router::run(shell, Some(stdin), &signer, "shell", |msg, outbox| {
-                shell_handlers.handle(msg, outbox)
-            })
-        })?;
+    let serve_shell = move || {
+        router::run(shell, Some(stdin), &signer, "shell", |msg, outbox| {
+            shell_handlers.handle(msg, outbox)
+        })
+    };
+    // The thread gets its work once it exists: a failed spawn would drop the work with it.
+    let (hand_over, work) = crossbeam_channel::bounded::<Box<dyn FnOnce() + Send>>(1);
+    let spawn_shell = |stack: Option<usize>| {
+        let work = work.clone();
+        let builder = std::thread::Builder::new().name("shell".into());
+        let builder = match stack {
+            Some(bytes) => builder.stack_size(bytes),
+            None => builder,
+        };
+        builder.spawn(move || {
+            if let Ok(serve) = work.recv() {
+                serve();
+            }
+        })
+    };
+    if let Err(error) = spawn_shell(Some(SHELL_STACK)) {
+        log::warn!("shell thread on the default stack ({error}): deep code may not parse");
+        spawn_shell(None)?;
+    }
+    let _ = hand_over.send(Box::new(serve_shell));
 
     let restart = shutdown_rx.recv().unwrap_or(false);
     log::info!("shutting down (restart: {restart})");
