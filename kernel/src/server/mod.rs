@@ -5,6 +5,7 @@
 mod heartbeat;
 mod iopub;
 mod parent;
+mod publisher;
 mod router;
 
 pub use iopub::Iopub;
