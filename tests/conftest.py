@@ -15,6 +15,15 @@ KERNEL_NAME = "tandem"
 os.environ["TANDEM_STANDBY"] = "off"
 
 
+def ended(pid):
+    """Whether process `pid` is gone, or has exited and waits to be reaped (a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
 class Cell:
     """What one execute_request produced: the reply and the iopub messages, in order."""
 

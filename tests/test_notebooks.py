@@ -17,6 +17,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from conftest import ended
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 SOLUTIONS = ROOT / "notebooks" / "solutions"
@@ -189,13 +191,6 @@ def test_ctrl_c_stops_tandem_run_and_keeps_what_ran(tmp_path, wait):
     assert outputs[2] == [] and executed["cells"][2]["execution_count"] is None
 
 
-def process_gone(pid):
-    try:
-        return "State:\tZ" in pathlib.Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-
-
 def test_a_second_ctrl_c_quits_tandem_run_leaving_nothing_behind(tmp_path):
     kernelspec = {"name": "tandem", "display_name": "Rust (tandem)"}
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec})
@@ -229,7 +224,7 @@ def test_a_second_ctrl_c_quits_tandem_run_leaving_nothing_behind(tmp_path):
         assert run.returncode == 130, stderr
         assert "tandem: stopped" in stderr
         deadline = time.monotonic() + 10
-        while not process_gone(sleeper):
+        while not ended(sleeper):
             assert time.monotonic() < deadline, "the sleep the cell started is still running"
             time.sleep(0.05)
         assert list((cache / "tandem" / "kernels").iterdir()) == [], "no scratch folder left"

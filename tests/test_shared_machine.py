@@ -20,7 +20,7 @@ import pytest
 import zmq
 from jupyter_client.session import Session
 
-from conftest import own_kernel, run_cell
+from conftest import ended, own_kernel, run_cell
 
 STALL_SECONDS = 4
 
@@ -235,14 +235,6 @@ def test_a_subscriber_that_never_reads_cannot_stall_the_kernel(attacked):
         print(f"{MANY_MESSAGES} displays with a stuck subscriber: {took:.1f} s; {said.strip()}")
     finally:
         stuck.close(linger=0)
-
-
-def ended(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat_file:
-            return stat_file.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def wait_until_ended(pids, within, what):

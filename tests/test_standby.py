@@ -16,7 +16,7 @@ import time
 import jupyter_client
 import pytest
 
-from conftest import KERNEL_NAME, run_cell
+from conftest import KERNEL_NAME, ended, run_cell
 
 TANDEM = pathlib.Path(__file__).resolve().parent.parent / "target" / "release" / "tandem"
 
@@ -29,14 +29,6 @@ ASYNC_CELL = (
 )
 ASYNC_WAITS = 1.0
 SERVING_PROCESS = 'println!("{}", std::os::unix::process::parent_id());'
-
-
-def ended(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def wait_until(condition, timeout, what):
