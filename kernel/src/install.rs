@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn writes_kernelspec_with_logos_under_prefix() {
-        let prefix = std::env::temp_dir().join(format!("tandem-install-{}", std::process::id()));
+        let prefix = crate::private_dirs::test_dir("install");
         let dir = install(&Location::Prefix(prefix.clone()), Path::new("/opt/tandem")).unwrap();
         assert_eq!(dir, prefix.join("share/jupyter/kernels/tandem"));
         let spec: serde_json::Value =
@@ -112,7 +112,8 @@ mod tests {
 
     #[test]
     fn relative_binary_is_refused() {
-        let prefix = std::env::temp_dir().join("tandem-install-relative");
-        assert!(install(&Location::Prefix(prefix), Path::new("tandem")).is_err());
+        let prefix = crate::private_dirs::test_dir("install-relative");
+        assert!(install(&Location::Prefix(prefix.clone()), Path::new("tandem")).is_err());
+        std::fs::remove_dir_all(prefix).unwrap();
     }
 }

@@ -429,8 +429,7 @@ mod tests {
 
     #[test]
     fn notebooks_are_written_whole_or_not_at_all() {
-        let dir = std::env::temp_dir().join(format!("tandem-write-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir(&dir).unwrap();
+        let dir = crate::private_dirs::test_dir("write");
         let path = dir.join("out.ipynb");
         std::fs::write(&path, "old").unwrap();
         write(&serde_json::json!({"cells": []}), &path).unwrap();

@@ -316,16 +316,26 @@ pub fn open_no_follow(path: &Path, options: &mut std::fs::OpenOptions) -> Result
         .with_context(|| format!("opening {}", path.display()))
 }
 
+/// A fresh folder for a unit test, in this user's private folder (not in a shared
+/// temporary folder, where its name could be taken or its contents planted).
+#[cfg(test)]
+pub(crate) fn test_dir(name: &str) -> PathBuf {
+    let dir = root()
+        .expect("a private folder")
+        .join(format!("test-{name}-{}", uuid::Uuid::new_v4().simple()));
+    DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .expect("a fresh test folder");
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = root()
-            .unwrap()
-            .join(format!("test-{name}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir(&dir).unwrap();
-        dir
+        test_dir(name)
     }
 
     #[test]

@@ -799,8 +799,7 @@ mod tests {
 
     #[test]
     fn only_one_claim_at_a_time() {
-        let dir = std::env::temp_dir().join(format!("tandem-claim-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = private_dirs::test_dir("claim");
         let first = Claim::take(&dir).unwrap();
         assert!(first.is_some());
         assert!(Claim::take(&dir).unwrap().is_none());

@@ -266,7 +266,7 @@ mod tests {
 
     #[test]
     fn copies_keep_modification_times_and_skip_cell_libraries() {
-        let root = std::env::temp_dir().join(format!("tandem-copy-test-{}", std::process::id()));
+        let root = private_dirs::test_dir("copy");
         let from = root.join("from");
         std::fs::create_dir_all(from.join("deps")).unwrap();
         std::fs::write(from.join("deps/libtokio.rlib"), "rlib").unwrap();
