@@ -201,22 +201,6 @@ def test_a_slow_iopub_subscriber_loses_nothing(attacked):
     assert "may have missed" not in ran["cell"].text("stderr")
 
 
-def later_stderr(kc, msg_id, within=STALL_SECONDS):
-    """stderr text for `msg_id` that arrives after its idle status (a late notice)."""
-    text = ""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        try:
-            msg = kc.get_iopub_msg(timeout=0.2)
-        except Exception:
-            if "may have missed up to" in text:
-                break
-            continue
-        if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
-            text += msg["content"]["text"]
-    return text
-
-
 def test_a_subscriber_that_never_reads_cannot_stall_the_kernel(attacked):
     kc, km = attacked[0], attacked[4]
     stuck, _ = subscriber(km)
@@ -226,11 +210,10 @@ def test_a_subscriber_that_never_reads_cannot_stall_the_kernel(attacked):
         took = time.monotonic() - started
         assert cell.status == "ok", cell.reply["content"]
         # The reading client got everything; the stuck one was let go after the limit,
-        # and the output says so, under the cell (to every client: iopub is broadcast).
+        # and the output says so under the cell, before its idle status (where frontends
+        # stop listening), to every client: iopub is broadcast.
         assert shown(m for _, m in cell.outputs) == [f"shown {i}" for i in range(MANY_MESSAGES)]
         said = cell.text("stderr")
-        if "may have missed up to" not in said:  # the stall ended after the cell's idle
-            said += later_stderr(kc, cell.reply["parent_header"]["msg_id"])
         assert "may have missed up to" in said, said
         print(f"{MANY_MESSAGES} displays with a stuck subscriber: {took:.1f} s; {said.strip()}")
     finally:

@@ -93,10 +93,16 @@ fn main() {
     engine::runtime_hook();
     // Before any thread: the engine's child processes inherit both.
     engine::choose_marker_key();
-    private_dirs::pin_rustup_toolchain();
+    let not_pinned = private_dirs::pin_rustup_toolchain();
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("TANDEM_LOG", "info"))
         .format_target(false)
         .init();
+    if let Some(why) = not_pinned {
+        log::warn!(
+            "RUSTUP_TOOLCHAIN not pinned ({why}): a rust-toolchain.toml in the notebook's \
+             folder or above it chooses the compiler"
+        );
+    }
     if let Err(error) = run(Cli::parse()) {
         eprintln!("tandem: {error:#}");
         std::process::exit(1);

@@ -175,9 +175,10 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     let old_mode = std::fs::metadata(&target)
         .ok()
-        .map(|meta| meta.permissions().mode() & 0o7777);
+        .map(|meta| meta.permissions().mode() & 0o777);
     let name = target.file_name().unwrap_or_default().to_string_lossy();
-    let temporary = target.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+    let temporary =
+        target.with_file_name(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()));
     let mut made = false;
     let written = (|| {
         let mut file = std::fs::File::options()
@@ -438,16 +439,14 @@ mod tests {
             .contains("\"cells\""));
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
         assert_eq!(names.len(), 1, "no partial file is left beside it");
-        // When the new file cannot be made (here: its name is taken by a folder), the
-        // old one stays as it was.
-        let blocked = dir.join(format!(".out.ipynb.{}.partial", std::process::id()));
-        std::fs::create_dir(&blocked).unwrap();
-        assert!(write(&serde_json::json!({"cells": [1]}), &path).is_err());
-        assert!(std::fs::read_to_string(&path)
-            .unwrap()
-            .contains("\"cells\": []"));
+        // When the new file cannot be made (here: a name so long that the temporary
+        // name beside it is over the limit), the old one stays as it was.
+        let long = dir.join(format!("{}.ipynb", "n".repeat(230)));
+        std::fs::write(&long, "old").unwrap();
+        assert!(write(&serde_json::json!({"cells": [1]}), &long).is_err());
+        assert_eq!(std::fs::read_to_string(&long).unwrap(), "old");
+        std::fs::remove_file(&long).unwrap();
         // The old file's permissions stay, and a link stays a link.
-        std::fs::remove_dir(&blocked).unwrap();
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .unwrap();
         let link = dir.join("link.ipynb");

@@ -267,9 +267,11 @@ pub fn remove_dead_kernels_dirs(process_ended: impl Fn(libc::pid_t) -> bool) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let host = host_name();
+        // `<pid>-<random>@<host>`; folders from before hosts were named, `<pid>-<random>`,
+        // are taken as this host's.
         let Some(pid) = name
             .to_str()
-            .and_then(|name| name.rsplit_once('@'))
+            .map(|name| name.rsplit_once('@').unwrap_or((name, host.as_str())))
             .filter(|(_, of)| *of == host)
             .and_then(|(kernel, _)| kernel.split_once('-'))
             .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
@@ -289,20 +291,29 @@ pub fn remove_dead_kernels_dirs(process_ended: impl Fn(libc::pid_t) -> bool) {
 /// "toolchain" at any path, whose `rustc` would then run as this user. The variable wins
 /// over every such file, for evcxr, cargo, rustc and the engine's process alike. Call
 /// first thing, while the process has one thread.
-pub fn pin_rustup_toolchain() {
+///
+/// Returns why it did not pin, when it did not, for the log (written once the log is up).
+pub fn pin_rustup_toolchain() -> Option<String> {
     let built_with = env!("TANDEM_RUSTUP_TOOLCHAIN");
-    if built_with.is_empty() || std::env::var_os("RUSTUP_TOOLCHAIN").is_some() {
-        return;
+    if std::env::var_os("RUSTUP_TOOLCHAIN").is_some() {
+        return None;
+    }
+    if built_with.is_empty() {
+        return Some("tandem was not built through rustup".into());
     }
     let rustup_home = std::env::var_os("RUSTUP_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".rustup")));
     let installed =
         rustup_home.is_some_and(|home| home.join("toolchains").join(built_with).is_dir());
-    if installed {
-        // SAFETY: the caller guarantees a single thread.
-        unsafe { std::env::set_var("RUSTUP_TOOLCHAIN", built_with) };
+    if !installed {
+        return Some(format!(
+            "the toolchain it was built with ({built_with}) is not installed"
+        ));
     }
+    // SAFETY: the caller guarantees a single thread.
+    unsafe { std::env::set_var("RUSTUP_TOOLCHAIN", built_with) };
+    None
 }
 
 /// Opens a file in a private folder for appending or writing, never through a symbolic

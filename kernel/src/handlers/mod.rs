@@ -73,9 +73,10 @@ impl Request<'_, '_> {
     }
 }
 
-/// The longest a reply waits for its request's output to be handed to the clients' queues
-/// (a client that stops reading is let go by iopub after 10 s, so this is rarely reached).
-const OUTPUT_BEFORE_REPLY_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+/// The longest a shell reply waits for its request's output to be handed to the clients'
+/// queues: iopub lets a client that stopped reading go after 10 s. A client that reads,
+/// but slowly, can make a reply come first after this long.
+const OUTPUT_BEFORE_REPLY_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs one handler inside the protocol's envelope: busy, handler, reply, idle.
 fn serve_request<S>(
@@ -123,8 +124,11 @@ fn serve_request<S>(
         let reply_type = reply_type(&message.header.msg_type);
         let mut reply_message = message.child(&reply_type, reply.content);
         reply_message.metadata = reply.metadata;
-        // Everything the request published goes out before its reply, however much.
-        iopub.flush(OUTPUT_BEFORE_REPLY_WITHIN);
+        // Everything a shell request published goes out before its reply. Control replies
+        // (interrupt, shutdown) never wait for a cell's output.
+        if request.outbox.is_shell() {
+            iopub.flush(OUTPUT_BEFORE_REPLY_WITHIN);
+        }
         request.outbox.send(&reply_message);
     }
     publish_status("idle");

@@ -8,10 +8,11 @@
 //! message without NODROP. libzmq then sets aside the subscribers that have no room (only
 //! the stuck ones: during the stall every client that reads has emptied its queue) and
 //! sends on to the others; a client set aside is taken back once it reads again. libzmq
-//! does not say when, so the notice under the cell says "up to N", counting every message
-//! sent since it was let go; it comes once output pauses for [`QUIET_TO_NOTICE`] (or
-//! every [`STALL_LIMIT`] while it does not), when a client that reads at all has caught
-//! up and gets it.
+//! does not say when, so a notice says "up to N", counting every message sent since it
+//! was let go. The notice goes just before each request's `idle` status while letting go
+//! lasts (frontends stop listening to a request at its `idle`); letting go ends once
+//! output pauses for [`QUIET_TO_RESUME`]. A client still away then is not told about what
+//! it misses later.
 
 use crate::wire::content::Stream;
 use crate::wire::{Header, Message, Signer};
@@ -28,19 +29,22 @@ const QUEUE_PER_SUBSCRIBER: i32 = 10_000;
 const STALL_LIMIT: Duration = Duration::from_secs(10);
 
 /// Past this much waiting output, the publisher lets go at once: a client that reads, but
-/// far slower than a cell prints, cannot make the kernel hold unbounded memory.
+/// far slower than a cell prints, cannot make the kernel hold unbounded memory here (libzmq
+/// holds up to [`QUEUE_PER_SUBSCRIBER`] messages per client besides). A client that reads
+/// but is full at that moment is let go too.
 const MAX_WAITING_BYTES: usize = 1 << 30;
 
-/// How long output must pause before the notice about a client let go is sent.
-const QUIET_TO_NOTICE: Duration = Duration::from_secs(2);
+/// How long output must pause before letting go ends.
+const QUIET_TO_RESUME: Duration = Duration::from_secs(2);
 
 /// How often a send that waits for a slow subscriber is tried again.
 const RETRY_EVERY: Duration = Duration::from_millis(5);
 
-/// A message ready to go: its frames, and its parent (the request it belongs to).
+/// A message ready to go: its frames, and whether it is tandem's own notice (not counted
+/// as output).
 struct Outgoing {
     frames: Vec<Vec<u8>>,
-    parent: Option<Header>,
+    notice: bool,
 }
 
 impl Outgoing {
@@ -49,15 +53,13 @@ impl Outgoing {
     }
 }
 
-/// A client let go, not yet told about it.
+/// A client let go.
 struct LetGo {
     since: Instant,
-    /// When the last message went out (the notice waits for a pause), and the last notice.
+    /// When the last message went out: letting go ends after a pause.
     last_sent: Instant,
-    last_notice: Instant,
-    /// Messages sent since (the notice's "up to"), and the request the last belonged to.
+    /// Messages sent since (a notice's "up to").
     sent: u64,
-    parent: Option<Header>,
 }
 
 pub(super) struct Publisher {
@@ -106,12 +108,34 @@ impl Publisher {
     }
 
     /// Queues a message under `topic` (a welcome goes to the topic just subscribed).
+    /// While a client is let go, a request's `idle` status comes after a notice.
     pub(super) fn queue_to(&mut self, topic: Vec<u8>, mut message: Message) {
+        let idle = message.header.msg_type == "status"
+            && message
+                .content
+                .get("execution_state")
+                .and_then(|s| s.as_str())
+                == Some("idle");
+        if let (true, Some(let_go)) = (idle, &self.let_go) {
+            let notice = missed_output_notice(
+                let_go.sent,
+                let_go.since.elapsed().as_secs_f64(),
+                message.parent_header.clone(),
+            );
+            log::warn!(
+                "iopub: a client let go may have missed up to {} messages",
+                let_go.sent
+            );
+            let frames = notice.to_frames(&self.signer);
+            self.push(frames, true);
+        }
         message.identities = vec![topic];
-        let outgoing = Outgoing {
-            frames: message.to_frames(&self.signer),
-            parent: message.parent_header.clone(),
-        };
+        let frames = message.to_frames(&self.signer);
+        self.push(frames, false);
+    }
+
+    fn push(&mut self, frames: Vec<Vec<u8>>, notice: bool) {
+        let outgoing = Outgoing { frames, notice };
         self.waiting_bytes += outgoing.bytes();
         self.waiting.push_back(outgoing);
     }
@@ -129,7 +153,7 @@ impl Publisher {
         if !self.waiting.is_empty() {
             Some(RETRY_EVERY)
         } else {
-            self.let_go.as_ref().map(|_| QUIET_TO_NOTICE / 4)
+            self.let_go.as_ref().map(|_| QUIET_TO_RESUME / 4)
         }
     }
 
@@ -163,7 +187,7 @@ impl Publisher {
             }
         }
         self.answer_flushes();
-        self.maybe_notice();
+        self.maybe_resume();
         Ok(())
     }
 
@@ -179,16 +203,18 @@ impl Publisher {
         self.let_go.get_or_insert(LetGo {
             since: now,
             last_sent: now,
-            last_notice: now,
             sent: 0,
-            parent: None,
         });
         set_no_drop(&mut self.socket, false)?;
         let sent = match self.waiting.front() {
-            Some(next) => self.socket.send_multipart(next.frames.iter(), 0),
+            Some(next) => self
+                .socket
+                .send_multipart(next.frames.iter(), zmq::DONTWAIT),
             None => Ok(()),
         };
-        set_no_drop(&mut self.socket, true)?;
+        if let Err(error) = set_no_drop(&mut self.socket, true) {
+            log::warn!("iopub: could not wait for slow clients again: {error}");
+        }
         sent
     }
 
@@ -199,46 +225,25 @@ impl Publisher {
         self.waiting_bytes -= gone.bytes();
         self.sent += 1;
         self.stalled_since = None;
-        if let Some(let_go) = &mut self.let_go {
+        if let (Some(let_go), false) = (&mut self.let_go, gone.notice) {
             let_go.last_sent = Instant::now();
             let_go.sent += 1;
-            if gone.parent.is_some() {
-                let_go.parent = gone.parent;
-            }
         }
     }
 
-    /// Once output pauses after a client was let go (or every [`STALL_LIMIT`] while it does
-    /// not), a notice under the cell concerned says how much that client may have missed.
-    fn maybe_notice(&mut self) {
-        let Some(let_go) = &mut self.let_go else {
+    /// Letting go ends once output has paused for [`QUIET_TO_RESUME`]: a client that reads
+    /// at all has caught up by then.
+    fn maybe_resume(&mut self) {
+        let Some(let_go) = &self.let_go else {
             return;
         };
-        let paused = self.waiting.is_empty() && let_go.last_sent.elapsed() >= QUIET_TO_NOTICE;
-        if !paused && let_go.last_notice.elapsed() < self.stall_limit {
-            return;
-        }
-        let notice = missed_output_notice(
-            let_go.sent,
-            let_go.since.elapsed().as_secs_f64(),
-            self.stall_limit,
-            let_go.parent.clone(),
-        );
-        log::warn!(
-            "iopub: a client let go may have missed up to {} messages",
-            let_go.sent
-        );
-        if paused {
+        if self.waiting.is_empty() && let_go.last_sent.elapsed() >= QUIET_TO_RESUME {
+            log::info!(
+                "iopub: output paused; up to {} messages were sent while a client was let go",
+                let_go.sent
+            );
             self.let_go = None;
-        } else {
-            let_go.last_notice = Instant::now();
         }
-        let outgoing = Outgoing {
-            frames: notice.to_frames(&self.signer),
-            parent: notice.parent_header,
-        };
-        self.waiting_bytes += outgoing.bytes();
-        self.waiting.push_back(outgoing);
     }
 
     fn answer_flushes(&mut self) {
@@ -255,17 +260,11 @@ impl Publisher {
 }
 
 /// The stream line a client that could not keep up finds where its output has gaps.
-fn missed_output_notice(
-    count: u64,
-    seconds: f64,
-    stall_limit: Duration,
-    parent: Option<Header>,
-) -> Message {
+fn missed_output_notice(count: u64, seconds: f64, parent: Option<Header>) -> Message {
     let text = format!(
-        "\n[tandem: a client did not read this kernel's output for over {:.0} s, so \
-         output went on without it; it may have missed up to {count} message{} sent in \
-         the {seconds:.1} s since]\n",
-        stall_limit.as_secs_f64(),
+        "\n[tandem: a client stopped reading this kernel's output, so output went on \
+         without it; it may have missed up to {count} message{} sent in the {seconds:.1} s \
+         since]\n",
         if count == 1 { "" } else { "s" },
     );
     Message {

@@ -52,6 +52,11 @@ impl Outbox<'_> {
         matches!(self.socket.poll(zmq::POLLIN, millis), Ok(0))
     }
 
+    /// Whether this is the shell socket (the one cells run from).
+    pub fn is_shell(&self) -> bool {
+        self.channel == "shell"
+    }
+
     /// The stdin channel, on the shell socket only.
     pub fn stdin(&mut self) -> Option<&mut StdinPort> {
         self.stdin.as_deref_mut()
