@@ -345,13 +345,9 @@ pub(crate) fn test_dir(name: &str) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn scratch(name: &str) -> PathBuf {
-        test_dir(name)
-    }
-
     #[test]
     fn a_folder_others_could_write_is_set_aside_and_made_anew() {
-        let base = scratch("aside");
+        let base = test_dir("aside");
         let dir = base.join("tandem");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("planted"), "x").unwrap();
@@ -370,7 +366,7 @@ mod tests {
 
     #[test]
     fn a_symbolic_link_is_never_followed() {
-        let base = scratch("link");
+        let base = test_dir("link");
         let elsewhere = base.join("elsewhere");
         std::fs::create_dir(&elsewhere).unwrap();
         std::os::unix::fs::symlink(&elsewhere, base.join("tandem")).unwrap();
@@ -384,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_folder_of_ours_only_readable_by_others_is_closed() {
-        let base = scratch("readable");
+        let base = test_dir("readable");
         let dir = base.join("tandem");
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("kept"), "x").unwrap();
@@ -398,7 +394,7 @@ mod tests {
 
     #[test]
     fn world_writable_parents_are_refused() {
-        let base = scratch("parents");
+        let base = test_dir("parents");
         let open = base.join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();

@@ -61,22 +61,30 @@ fn connection_json(ports: &[u16]) -> Value {
     })
 }
 
-/// Runs the kernel on a connection file changed by `change` and waits for it to exit:
-/// its exit status and what it wrote on stderr.
-pub fn run_with_connection(change: impl FnOnce(&mut Value)) -> (std::process::ExitStatus, String) {
+/// A test folder with a connection file on fresh ports (changed by `change`), and the
+/// command that runs the kernel on it: its own engine, in a private scratch folder of its
+/// own, as any kernel. Returns (folder, ports, command).
+fn kernel_command(change: impl FnOnce(&mut Value)) -> (PathBuf, Vec<u16>, Command) {
     let dir = test_dir();
     let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
     let mut connection = connection_json(&ports);
     change(&mut connection);
     let file = dir.join("connection.json");
     std::fs::write(&file, connection.to_string()).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_tandem"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tandem"));
+    command
         .arg("kernel")
         .arg("--connection-file")
         .arg(&file)
-        .env("TANDEM_STANDBY", "off")
-        .output()
-        .expect("running tandem");
+        .env("TANDEM_STANDBY", "off");
+    (dir, ports, command)
+}
+
+/// Runs the kernel on a connection file changed by `change` and waits for it to exit:
+/// its exit status and what it wrote on stderr.
+pub fn run_with_connection(change: impl FnOnce(&mut Value)) -> (std::process::ExitStatus, String) {
+    let (dir, _, mut command) = kernel_command(change);
+    let output = command.output().expect("running tandem");
     let _ = std::fs::remove_dir_all(dir);
     (
         output.status,
@@ -91,17 +99,8 @@ impl Kernel {
 
     /// A kernel whose process gets `env` on top of the test's environment.
     pub fn start_with_env(env: &[(&str, &str)]) -> Kernel {
-        let dir = test_dir();
-        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-        let connection = connection_json(&ports);
-        let file = dir.join("connection.json");
-        std::fs::write(&file, connection.to_string()).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_tandem"))
-            .arg("kernel")
-            .arg("--connection-file")
-            .arg(&file)
-            // Its own engine, in a private scratch folder of its own, as any kernel.
-            .env("TANDEM_STANDBY", "off")
+        let (dir, ports, mut command) = kernel_command(|_| {});
+        let child = command
             .envs(env.iter().copied())
             .spawn()
             .expect("starting tandem");
