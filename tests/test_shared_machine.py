@@ -22,7 +22,9 @@ from jupyter_client.session import Session
 
 from conftest import ended, own_kernel, run_cell
 
-STALL_SECONDS = 4
+# A short wait for clients that stop reading iopub, so the tests of it are quick; long
+# enough for the backlog test's client, which reads nothing until the cell is held back.
+STALL_SECONDS = 8
 
 PLANTED_CONFIG = """\
 [build]
@@ -131,8 +133,9 @@ def test_an_unterminated_mime_block_is_shown_as_text_and_the_cell_ends(attacked)
     assert run_cell(kc, "1 + 2").value() == "3"
 
 
-# More messages than a subscriber's queue holds (10,000): one display per iteration, each
-# released by the line printed after it.
+# More messages than a subscriber's queues hold (1,000 in the kernel, 1,000 in the client,
+# and the sockets' buffers): one display per iteration, each released by the line printed
+# after it.
 MANY_MESSAGES = 15_000
 MANY_DISPLAYS = (f"for i in 0..{MANY_MESSAGES} {{\n"
                  '    println!("EVCXR_BEGIN_CONTENT text/plain\\nshown {i}\\nEVCXR_END_CONTENT");\n'
@@ -218,6 +221,91 @@ def test_a_subscriber_that_never_reads_cannot_stall_the_kernel(attacked):
         print(f"{MANY_MESSAGES} displays with a stuck subscriber: {took:.1f} s; {said.strip()}")
     finally:
         stuck.close(linger=0)
+
+
+BACKLOG_LINES = 50_000  # of 10,001 bytes each: 500 MB
+BACKLOG_CELL = """
+let pad = "x".repeat(9_990);
+for i in 0..%d_u64 {
+    println!("{i:09} {pad}");
+    if i %% 100 == 99 {
+        std::fs::write("%s.new", ((i + 1) * 10_001).to_string()).unwrap();
+        std::fs::rename("%s.new", "%s").unwrap();
+    }
+}
+"""
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_a_500_mb_backlog_arrives_whole_before_idle_in_bounded_memory(attacked, tmp_path):
+    """A client that reads slower than the cell prints holds the cell back; nothing is
+    dropped and the kernel does not hold the difference in memory."""
+    kc, log_path, km = attacked[0], attacked[1], attacked[4]
+    kernel = km.provisioner.pid
+    progress = tmp_path / "printed"
+    msg_id = kc.execute(BACKLOG_CELL % (BACKLOG_LINES, progress, progress, progress))
+
+    def printed():
+        try:
+            return int(progress.read_text())
+        except (FileNotFoundError, ValueError):
+            return 0
+
+    # The client reads nothing until the cell stops getting further ahead of it (a second
+    # without progress), or has printed so far ahead that the kernel must be holding it.
+    limit = 300e6
+    deadline = time.monotonic() + 120
+    while not progress.exists():
+        assert time.monotonic() < deadline, "the cell did not start"
+        time.sleep(0.02)
+    # (Compiling the cell grew the kernel already: evcxr analyses it in the kernel's process.)
+    rss_before = rss_mb(kernel)
+    last, since = printed(), time.monotonic()
+    while time.monotonic() - since < 1.0 and last < limit:
+        time.sleep(0.05)
+        if printed() != last:
+            last, since = printed(), time.monotonic()
+    held_back_at = last
+    assert held_back_at < limit, (
+        f"the cell printed {held_back_at / 1e6:.0f} MB while the client read nothing: "
+        "the kernel held it all in memory")
+    rss_held = rss_mb(kernel)
+
+    # Now read everything, as fast as the client can.
+    started = time.monotonic()
+    texts, count, peak = [], 0, rss_held
+    while True:
+        msg = kc.get_iopub_msg(timeout=120)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        count += 1
+        if count % 500 == 0:
+            peak = max(peak, rss_mb(kernel))
+        if msg["msg_type"] == "stream":
+            assert msg["content"]["name"] == "stdout", msg["content"]["text"][:300]
+            texts.append(msg["content"]["text"])
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    took = time.monotonic() - started
+    reply = kc.get_shell_msg(timeout=60)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    lines = "".join(texts).split("\n")
+    assert lines[-1] == "" and len(lines) == BACKLOG_LINES + 1, len(lines)
+    for i, line in enumerate(lines[:-1]):
+        assert line[:10] == f"{i:09} " and len(line) == 10_000, (i, line[:20])
+    assert "the cell waits for it" in log_path.read_text()
+    print(f"500 MB backlog: the cell was held at {held_back_at / 1e6:.0f} MB printed while "
+          f"the client read nothing; then all {len(texts)} stream messages in {took:.1f} s; "
+          f"kernel RSS {rss_before:.0f} MB as it began, {rss_held:.0f} MB held, "
+          f"{peak:.0f} MB at most while sending")
+    # Held: 32 MiB waiting, 1,000 messages in libzmq, evcxr's 1,024 lines; and the allocator
+    # keeps some. Without a bound, the kernel would hold what the client had not read.
+    assert peak - rss_before < 250, "the kernel's memory grew with the backlog"
 
 
 def wait_until_ended(pids, within, what):

@@ -54,8 +54,9 @@ pub struct CellReport {
     pub spans: Vec<Span>,
 }
 
-/// Upper bound of text merged into one stream message.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Upper bound of text merged into one stream message (iopub merges waiting messages up
+/// to the same size, and sizes its queues by it).
+const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// A cell that did not run (it failed to compile, or its process ended) leaves no stderr
 /// sync marker; stderr lines may still be in flight from evcxr's reader thread.
 const STDERR_GRACE: Duration = Duration::from_millis(3);

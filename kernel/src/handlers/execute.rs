@@ -40,6 +40,12 @@ impl IopubSink {
     fn publish(&self, msg_type: &str, content: Value) {
         self.iopub.publish(self.parent.child(msg_type, content));
     }
+
+    /// What the cell itself printed or displayed: waits while a slow client has much of it.
+    fn publish_output(&self, msg_type: &str, content: Value) {
+        self.iopub
+            .publish_output(self.parent.child(msg_type, content));
+    }
 }
 
 impl OutputSink for IopubSink {
@@ -48,7 +54,7 @@ impl OutputSink for IopubSink {
             name: name.as_str(),
             text: text.to_owned(),
         };
-        self.publish("stream", content::to_value(&stream));
+        self.publish_output("stream", content::to_value(&stream));
     }
 
     fn display(&self, data: Map<String, Value>) {
@@ -57,7 +63,7 @@ impl OutputSink for IopubSink {
             metadata: Map::new(),
             transient: Map::new(),
         };
-        self.publish("display_data", content::to_value(&display));
+        self.publish_output("display_data", content::to_value(&display));
     }
 
     fn clear_output(&self, wait: bool) {

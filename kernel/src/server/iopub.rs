@@ -1,8 +1,9 @@
 //! The iopub publisher: one thread owns the XPUB socket; every other thread hands it
 //! messages through a channel. It greets each new subscriber with `iopub_welcome`
 //! (JEP 65) so clients know when they stop missing broadcasts. How messages wait for a
-//! slow client is `publisher`'s job.
+//! slow client is `publisher`'s job; how cells wait for it is `backlog`'s.
 
+use super::backlog::Backlog;
 use super::publisher::Publisher;
 use crate::wire::{Header, Message, Signer};
 use anyhow::Result;
@@ -15,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 enum Command {
-    Publish(Box<Message>),
+    /// A message, and the bytes of cell output it carries (counted in the backlog).
+    Publish(Box<Message>, usize),
     Flush(Sender<()>),
 }
 
@@ -25,6 +27,7 @@ pub struct Iopub {
     commands: Sender<Command>,
     // Writing a byte here wakes the publisher thread out of zmq_poll.
     wake: Arc<Mutex<UnixStream>>,
+    backlog: Arc<Backlog>,
 }
 
 impl Iopub {
@@ -33,23 +36,41 @@ impl Iopub {
         let (wake_write, wake_read) = UnixStream::pair()?;
         wake_write.set_nonblocking(true)?;
         wake_read.set_nonblocking(true)?;
+        let backlog = Arc::new(Backlog::default());
+        let publisher = Publisher::new(socket, signer, backlog.clone());
         std::thread::Builder::new()
             .name("iopub".into())
-            .spawn(move || run(socket, signer, receiver, wake_read))?;
+            .spawn(move || run(publisher, receiver, wake_read))?;
         Ok(Iopub {
             commands,
             wake: Arc::new(Mutex::new(wake_write)),
+            backlog,
         })
     }
 
     /// Queues a message for publication. Never blocks on the network.
     pub fn publish(&self, message: Message) {
+        self.send(message, 0);
+    }
+
+    /// Queues what a cell printed or displayed; waits first while a client that reads
+    /// slower than the cell prints has much output queued (see `backlog`).
+    pub fn publish_output(&self, message: Message) {
+        let bytes = output_bytes(&message);
+        self.backlog.wait_for_room();
+        self.backlog.add(bytes);
+        self.send(message, bytes);
+    }
+
+    fn send(&self, message: Message, output: usize) {
         if self
             .commands
-            .send(Command::Publish(Box::new(message)))
+            .send(Command::Publish(Box::new(message), output))
             .is_ok()
         {
             self.wake();
+        } else {
+            self.backlog.remove(output);
         }
     }
 
@@ -70,8 +91,15 @@ impl Iopub {
     }
 }
 
-fn run(socket: zmq::Socket, signer: Signer, commands: Receiver<Command>, mut wake: UnixStream) {
-    let mut publisher = Publisher::new(socket, signer);
+/// The cell output a message carries: a stream's text, a display's content.
+fn output_bytes(message: &Message) -> usize {
+    match message.content.get("text").and_then(|text| text.as_str()) {
+        Some(text) => text.len(),
+        None => serde_json::to_vec(&message.content).map_or(0, |content| content.len()),
+    }
+}
+
+fn run(mut publisher: Publisher, commands: Receiver<Command>, mut wake: UnixStream) {
     let mut drain = [0u8; 256];
     loop {
         let timeout = publisher
@@ -100,7 +128,7 @@ fn run(socket: zmq::Socket, signer: Signer, commands: Receiver<Command>, mut wak
         }
         while let Ok(command) = commands.try_recv() {
             match command {
-                Command::Publish(message) => publisher.queue(*message),
+                Command::Publish(message, output) => publisher.queue(*message, output),
                 Command::Flush(done) => publisher.when_sent(done),
             }
         }
@@ -128,6 +156,7 @@ fn greet_subscribers(publisher: &mut Publisher) {
                 content: json!({ "subscription": topic }),
                 buffers: Vec::new(),
             },
+            0,
         );
     }
 }

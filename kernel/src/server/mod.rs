@@ -2,6 +2,7 @@
 //! socket (libzmq sockets never cross threads). Messages are decoded by `wire` and handed
 //! to the `handlers`; the server itself knows nothing of what a message means.
 
+mod backlog;
 mod heartbeat;
 mod iopub;
 mod parent;

@@ -13,26 +13,37 @@
 //! lasts (frontends stop listening to a request at its `idle`); letting go ends once
 //! output pauses for [`QUIET_TO_RESUME`]. A client still away then is not told about what
 //! it misses later.
+//!
+//! While stream messages wait, a new one of the same stream and request is appended to the
+//! last (up to [`MAX_MERGED_TEXT`]): a client that fell behind catches up on fewer, larger
+//! messages. What waits is counted in the [`Backlog`] that holds fast cells back.
 
+use super::backlog::Backlog;
 use crate::wire::content::Stream;
 use crate::wire::{Header, Message, Signer};
 use crossbeam_channel::Sender;
-use serde_json::Map;
+use serde_json::{Map, Value};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Each subscriber may fall this many messages behind before sends wait for it.
-const QUEUE_PER_SUBSCRIBER: i32 = 10_000;
+/// Each subscriber may fall this many messages behind before sends wait for it. With
+/// [`MAX_MERGED_TEXT`], this bounds what libzmq holds for a slow client to about 64 MiB
+/// (the engine's own batches are no larger).
+const QUEUE_PER_SUBSCRIBER: i32 = 1_000;
+
+/// The most text one stream message grows to while waiting.
+pub const MAX_MERGED_TEXT: usize = 64 * 1024;
 
 /// How long sends wait for a subscriber that stopped reading, unless
 /// `TANDEM_IOPUB_STALL_SECONDS` says otherwise: the kernel is never held longer.
 const STALL_LIMIT: Duration = Duration::from_secs(10);
 
-/// Past this much waiting output, the publisher lets go at once: a client that reads, but
-/// far slower than a cell prints, cannot make the kernel hold unbounded memory here (libzmq
-/// holds up to [`QUEUE_PER_SUBSCRIBER`] messages per client besides). A client that reads
-/// but is full at that moment is let go too.
-const MAX_WAITING_BYTES: usize = 1 << 30;
+/// Past this much waiting, the publisher lets go at once. Cell output waits in the
+/// [`Backlog`] long before this; what the backlog does not hold back (one huge display, a
+/// flood of other messages) cannot make the kernel hold unbounded memory here. A client
+/// that reads but is full at that moment is let go too.
+const MAX_WAITING_BYTES: usize = 256 << 20;
 
 /// How long output must pause before letting go ends.
 const QUIET_TO_RESUME: Duration = Duration::from_secs(2);
@@ -40,17 +51,64 @@ const QUIET_TO_RESUME: Duration = Duration::from_secs(2);
 /// How often a send that waits for a slow subscriber is tried again.
 const RETRY_EVERY: Duration = Duration::from_millis(5);
 
-/// A message ready to go: its frames, and whether it is tandem's own notice (not counted
-/// as output).
+/// A message waiting to go. It is signed when first tried, so stream text can still be
+/// appended to it until then.
 struct Outgoing {
-    frames: Vec<Vec<u8>>,
+    message: Message,
+    frames: Option<Vec<Vec<u8>>>,
+    /// About how many bytes it holds.
+    bytes: usize,
+    /// The cell output in it, as counted in the backlog.
+    output: usize,
+    /// tandem's own notice (not counted as output sent while letting go).
     notice: bool,
 }
 
 impl Outgoing {
-    fn bytes(&self) -> usize {
-        self.frames.iter().map(Vec::len).sum()
+    /// Appends `more`'s text if both are waiting text of the same stream and request, and
+    /// the result stays within [`MAX_MERGED_TEXT`]; whether it did.
+    fn merge(&mut self, more: &Message) -> bool {
+        if self.frames.is_some()
+            || self.notice
+            || !same_stream(&self.message, more)
+            || self.message.identities != more.identities
+        {
+            return false;
+        }
+        let added = stream_text(more).unwrap_or_default();
+        let Some(Value::String(text)) = self.message.content.get_mut("text") else {
+            return false;
+        };
+        if text.len() + added.len() > MAX_MERGED_TEXT {
+            return false;
+        }
+        text.push_str(added);
+        self.bytes += added.len();
+        true
     }
+}
+
+fn stream_text(message: &Message) -> Option<&str> {
+    message.content.get("text").and_then(Value::as_str)
+}
+
+fn same_stream(a: &Message, b: &Message) -> bool {
+    let name = |m: &Message| m.content.get("name").cloned();
+    let parent = |m: &Message| m.parent_header.as_ref().map(|h| h.msg_id.clone());
+    a.header.msg_type == "stream"
+        && b.header.msg_type == "stream"
+        && name(a) == name(b)
+        && parent(a) == parent(b)
+        && stream_text(b).is_some()
+}
+
+/// About how many bytes a message takes once signed (its content and headers).
+fn size_of(message: &Message) -> usize {
+    const HEADERS: usize = 600;
+    stream_text(message).map_or_else(
+        || serde_json::to_vec(&message.content).map_or(0, |v| v.len()),
+        str::len,
+    ) + HEADERS
 }
 
 /// A client let go.
@@ -65,6 +123,7 @@ struct LetGo {
 pub(super) struct Publisher {
     socket: zmq::Socket,
     signer: Signer,
+    backlog: Arc<Backlog>,
     waiting: VecDeque<Outgoing>,
     waiting_bytes: usize,
     /// Flushes are answered once everything queued before them has gone out.
@@ -77,7 +136,7 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
-    pub(super) fn new(mut socket: zmq::Socket, signer: Signer) -> Publisher {
+    pub(super) fn new(mut socket: zmq::Socket, signer: Signer, backlog: Arc<Backlog>) -> Publisher {
         if let Err(error) = set_no_drop(&mut socket, true) {
             log::warn!("iopub: a slow client may miss output (XPUB_NODROP: {error})");
         }
@@ -87,6 +146,7 @@ impl Publisher {
         Publisher {
             socket,
             signer,
+            backlog,
             waiting: VecDeque::new(),
             waiting_bytes: 0,
             flushes: VecDeque::new(),
@@ -101,15 +161,16 @@ impl Publisher {
         &self.socket
     }
 
-    /// Queues a message for every subscriber (its topic names its type).
-    pub(super) fn queue(&mut self, message: Message) {
+    /// Queues a message for every subscriber (its topic names its type); `output`: the
+    /// bytes of cell output it carries, as counted in the backlog.
+    pub(super) fn queue(&mut self, message: Message, output: usize) {
         let topic = format!("kernel.tandem.{}", message.header.msg_type);
-        self.queue_to(topic.into_bytes(), message);
+        self.queue_to(topic.into_bytes(), message, output);
     }
 
     /// Queues a message under `topic` (a welcome goes to the topic just subscribed).
     /// While a client is let go, a request's `idle` status comes after a notice.
-    pub(super) fn queue_to(&mut self, topic: Vec<u8>, mut message: Message) {
+    pub(super) fn queue_to(&mut self, topic: Vec<u8>, mut message: Message, output: usize) {
         let idle = message.header.msg_type == "status"
             && message
                 .content
@@ -126,18 +187,30 @@ impl Publisher {
                 "iopub: a client let go may have missed up to {} messages",
                 let_go.sent
             );
-            let frames = notice.to_frames(&self.signer);
-            self.push(frames, true);
+            self.push(notice, 0, true);
         }
         message.identities = vec![topic];
-        let frames = message.to_frames(&self.signer);
-        self.push(frames, false);
+        self.push(message, output, false);
     }
 
-    fn push(&mut self, frames: Vec<Vec<u8>>, notice: bool) {
-        let outgoing = Outgoing { frames, notice };
-        self.waiting_bytes += outgoing.bytes();
-        self.waiting.push_back(outgoing);
+    fn push(&mut self, message: Message, output: usize, notice: bool) {
+        if let (Some(last), false) = (self.waiting.back_mut(), notice) {
+            let before = last.bytes;
+            if last.merge(&message) {
+                last.output += output;
+                self.waiting_bytes += last.bytes - before;
+                return;
+            }
+        }
+        let bytes = size_of(&message);
+        self.waiting_bytes += bytes;
+        self.waiting.push_back(Outgoing {
+            message,
+            frames: None,
+            bytes,
+            output,
+            notice,
+        });
     }
 
     /// Answers `done` once everything queued so far has been handed to libzmq.
@@ -160,11 +233,11 @@ impl Publisher {
     /// Sends what is queued, in order, until a slow subscriber has no room; `Err` once the
     /// ZeroMQ context is terminated.
     pub(super) fn send_waiting(&mut self) -> Result<(), ()> {
-        while let Some(next) = self.waiting.front() {
-            match self
-                .socket
-                .send_multipart(next.frames.iter(), zmq::DONTWAIT)
-            {
+        while let Some(next) = self.waiting.front_mut() {
+            let frames = next
+                .frames
+                .get_or_insert_with(|| next.message.to_frames(&self.signer));
+            match self.socket.send_multipart(frames.iter(), zmq::DONTWAIT) {
                 Ok(()) => self.sent_one(),
                 Err(zmq::Error::EAGAIN) => {
                     let since = *self.stalled_since.get_or_insert_with(Instant::now);
@@ -206,10 +279,8 @@ impl Publisher {
             sent: 0,
         });
         set_no_drop(&mut self.socket, false)?;
-        let sent = match self.waiting.front() {
-            Some(next) => self
-                .socket
-                .send_multipart(next.frames.iter(), zmq::DONTWAIT),
+        let sent = match self.waiting.front().and_then(|next| next.frames.as_ref()) {
+            Some(frames) => self.socket.send_multipart(frames.iter(), zmq::DONTWAIT),
             None => Ok(()),
         };
         if let Err(error) = set_no_drop(&mut self.socket, true) {
@@ -222,7 +293,8 @@ impl Publisher {
         let Some(gone) = self.waiting.pop_front() else {
             return;
         };
-        self.waiting_bytes -= gone.bytes();
+        self.waiting_bytes -= gone.bytes;
+        self.backlog.remove(gone.output);
         self.sent += 1;
         self.stalled_since = None;
         if let (Some(let_go), false) = (&mut self.let_go, gone.notice) {
@@ -256,6 +328,13 @@ impl Publisher {
                 let _ = done.send(());
             }
         }
+    }
+}
+
+impl Drop for Publisher {
+    /// Nothing drains once the publisher stops: no cell may wait for it.
+    fn drop(&mut self) {
+        self.backlog.close();
     }
 }
 
@@ -308,5 +387,48 @@ fn set_no_drop(socket: &mut zmq::Socket, on: bool) -> Result<(), zmq::Error> {
     } else {
         // SAFETY: zmq_errno only reads this thread's last libzmq error.
         Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(parent: &Header, name: &str, text: &str) -> Outgoing {
+        let message = stream(parent, name, text);
+        Outgoing {
+            bytes: size_of(&message),
+            message,
+            frames: None,
+            output: text.len(),
+            notice: false,
+        }
+    }
+
+    fn stream(parent: &Header, name: &str, text: &str) -> Message {
+        Message {
+            identities: vec![b"kernel.tandem.stream".to_vec()],
+            header: Header::new("stream"),
+            parent_header: Some(parent.clone()),
+            metadata: Map::new(),
+            content: serde_json::json!({ "name": name, "text": text }),
+            buffers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn waiting_text_of_one_stream_and_request_is_merged_in_order() {
+        let cell = Header::new("execute_request");
+        let mut last = waiting(&cell, "stdout", "one\n");
+        assert!(last.merge(&stream(&cell, "stdout", "two\n")));
+        assert_eq!(stream_text(&last.message), Some("one\ntwo\n"));
+        assert!(!last.merge(&stream(&cell, "stderr", "apart\n")));
+        let other_cell = Header::new("execute_request");
+        assert!(!last.merge(&stream(&other_cell, "stdout", "apart\n")));
+        let too_long = "x".repeat(MAX_MERGED_TEXT);
+        assert!(!last.merge(&stream(&cell, "stdout", &too_long)));
+        last.frames = Some(Vec::new());
+        assert!(!last.merge(&stream(&cell, "stdout", "signed already\n")));
+        assert_eq!(stream_text(&last.message), Some("one\ntwo\n"));
     }
 }
