@@ -233,6 +233,7 @@ for i in 0..%d_u64 {
         std::fs::rename("%s.new", "%s").unwrap();
     }
 }
+eprintln!("all printed");
 """
 
 
@@ -278,7 +279,7 @@ def test_a_500_mb_backlog_arrives_whole_before_idle_in_bounded_memory(attacked, 
 
     # Now read everything, as fast as the client can.
     started = time.monotonic()
-    texts, count, peak = [], 0, rss_held
+    texts, errors, count, peak = [], [], 0, rss_held
     while True:
         msg = kc.get_iopub_msg(timeout=120)
         if msg["parent_header"].get("msg_id") != msg_id:
@@ -287,8 +288,8 @@ def test_a_500_mb_backlog_arrives_whole_before_idle_in_bounded_memory(attacked, 
         if count % 500 == 0:
             peak = max(peak, rss_mb(kernel))
         if msg["msg_type"] == "stream":
-            assert msg["content"]["name"] == "stdout", msg["content"]["text"][:300]
-            texts.append(msg["content"]["text"])
+            (texts if msg["content"]["name"] == "stdout" else errors).append(
+                msg["content"]["text"])
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
     took = time.monotonic() - started
@@ -298,6 +299,8 @@ def test_a_500_mb_backlog_arrives_whole_before_idle_in_bounded_memory(attacked, 
     assert lines[-1] == "" and len(lines) == BACKLOG_LINES + 1, len(lines)
     for i, line in enumerate(lines[:-1]):
         assert line[:10] == f"{i:09} " and len(line) == 10_000, (i, line[:20])
+    # stderr printed after the backlog came before idle too.
+    assert "".join(errors) == "all printed\n", "".join(errors)[:300]
     assert "the cell waits for it" in log_path.read_text()
     print(f"500 MB backlog: the cell was held at {held_back_at / 1e6:.0f} MB printed while "
           f"the client read nothing; then all {len(texts)} stream messages in {took:.1f} s; "

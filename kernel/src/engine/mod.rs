@@ -201,6 +201,9 @@ impl Engine {
         let (mut context, outputs) =
             CommandContext::new().map_err(|e| anyhow!("starting the evcxr engine: {e}"))?;
         interrupter.attach(context.process_handle());
+        // Read from the start: evcxr's output channels are bounded (patches/README.md), so
+        // a startup step that printed much would otherwise wait for a reader.
+        let forwarder = Forwarder::start(outputs.stdout, outputs.stderr);
         // evcxr has run one snippet; each startup step below that runs code adds one more.
         let mut runs = 1;
         // Starting evcxr pruned Cargo.lock to an empty crate's; restore the versions the
@@ -213,7 +216,6 @@ impl Engine {
             runs += u64::from(split_timings(&outputs, Duration::ZERO).ran);
             log::debug!("{step}: {:?}", step_started.elapsed());
         }
-        let forwarder = Forwarder::start(outputs.stdout, outputs.stderr);
         // Take the startup snippets' output (and their stderr sync markers) out of the way
         // of the first cell.
         forwarder.finish_cell(runs);

@@ -25,7 +25,9 @@ impl StreamName {
     }
 }
 
-/// Where a cell's live output goes. The kernel implements it with iopub messages.
+/// Where a cell's live output goes. The kernel implements it with iopub messages; its
+/// `stream` and `display` may wait while a slow client has much output still to read (the
+/// forwarder then takes no more lines, and the cell's process waits to print).
 pub trait OutputSink: Send + Sync {
     fn stream(&self, name: StreamName, text: &str);
     fn display(&self, data: Map<String, Value>);
@@ -176,12 +178,20 @@ impl ForwardState {
         }
     }
 
+    /// Forwards the rest of the cell's output: stdout is complete already (evcxr returns
+    /// once its channel is empty), stderr once the cell's sync marker has come through.
+    /// The deadline is for lines that do not come: until the marker comes, time spent
+    /// while a slow client holds the output back (see `OutputSink`) does not count.
     fn drain_for_finish(&mut self, runs: u64) {
-        let deadline = Instant::now() + FINISH_DEADLINE;
+        let mut deadline = Instant::now() + FINISH_DEADLINE;
         let wanted_syncs = self.syncs_used + runs;
         loop {
             self.drain_ready();
+            let emitting = Instant::now();
             self.emit();
+            if self.syncs_seen < wanted_syncs {
+                deadline += emitting.elapsed();
+            }
             if !self.stdout.is_empty() || !self.stderr.is_empty() {
                 if Instant::now() < deadline {
                     continue;
@@ -301,7 +311,11 @@ impl ForwardState {
         };
         for event in self.batch.drain(..) {
             match event {
-                Event::Stream(name, text) => sink.stream(name, &text),
+                Event::Stream(name, text) => {
+                    for piece in pieces(&text, MAX_BATCH_BYTES) {
+                        sink.stream(name, piece);
+                    }
+                }
                 Event::Display(data) => sink.display(data),
                 Event::Clear(wait) => sink.clear_output(wait),
             }
@@ -309,9 +323,39 @@ impl ForwardState {
     }
 }
 
+/// `text` in pieces of at most `most` bytes (one longer character excepted), cut at
+/// character boundaries: a single long line becomes several messages.
+fn pieces(text: &str, most: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = most.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == 0 {
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let (piece, after) = rest.split_at(end);
+        rest = after;
+        Some(piece)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_text_goes_in_pieces_cut_between_characters() {
+        let text = "é".repeat(5) + "x";
+        let cut: Vec<&str> = pieces(&text, 4).collect();
+        assert_eq!(cut, ["éé", "éé", "éx"]);
+        assert_eq!(pieces("", 4).count(), 0);
+        assert_eq!(pieces("🦀", 1).collect::<Vec<_>>(), ["🦀"]);
+    }
 
     #[derive(Default)]
     struct Recording(Mutex<Vec<(StreamName, String)>>);

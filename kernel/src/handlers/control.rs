@@ -18,6 +18,7 @@ pub struct ControlHandlers {
 const CONTROL_TABLE: &[(&str, Handler<ControlHandlers>)] = &[
     ("kernel_info_request", |_, _| kernel_info::reply()),
     ("interrupt_request", |control, _| {
+        control.iopub.release_output();
         let stopped = control.interrupter.interrupt();
         log::info!("interrupt requested (a cell was running: {stopped})");
         Ok(Some(Reply::new(&InterruptReply { status: "ok" })))

@@ -114,6 +114,8 @@ impl OutputSink for Discard {
 
 pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
     let started = now_iso8601();
+    // An interrupt of the cell before released the hold on output; this cell's waits again.
+    request.iopub.hold_output();
     let wanted: ExecuteRequest = request.content()?;
     let counts = wanted.store_history && !wanted.silent;
     if counts {

@@ -73,11 +73,6 @@ impl Request<'_, '_> {
     }
 }
 
-/// The longest a shell reply waits for its request's output to be handed to the clients'
-/// queues: iopub lets a client that stopped reading go after 10 s. A client that reads,
-/// but slowly, can make a reply come first after this long.
-const OUTPUT_BEFORE_REPLY_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// Runs one handler inside the protocol's envelope: busy, handler, reply, idle.
 fn serve_request<S>(
     state: &mut S,
@@ -127,7 +122,7 @@ fn serve_request<S>(
         // Everything a shell request published goes out before its reply. Control replies
         // (interrupt, shutdown) never wait for a cell's output.
         if request.outbox.is_shell() {
-            iopub.flush(OUTPUT_BEFORE_REPLY_WITHIN);
+            iopub.flush_all();
         }
         request.outbox.send(&reply_message);
     }

@@ -6,7 +6,9 @@
 //! from evcxr, whose channels are bounded (see `patches/README.md`), so the pipes from the
 //! cell's process fill and its `println!` waits too. Memory stays bounded; the cell runs
 //! at the pace of its slowest reading client. A client that stops reading altogether is
-//! let go by the publisher after its stall limit, and the wait ends.
+//! let go by the publisher after its stall limit, and the wait ends. An interrupt or a
+//! shutdown releases the hold until the next cell: the cell must stop at once, and what
+//! it printed meanwhile is bounded by the pipes and evcxr's channels.
 
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 /// Cell output queued on iopub past which the cell waits.
 pub const MAX_HELD: usize = 32 << 20;
 
-/// The log says a cell waits at most this often.
+/// The log says a cell waits at most this often (and at its first wait).
 const SAY_EVERY: Duration = Duration::from_secs(10);
 
 /// How often a waiting cell looks whether the publisher has gone.
@@ -25,6 +27,8 @@ struct Held {
     bytes: usize,
     /// The publisher has stopped: nothing will drain, so nothing waits.
     closed: bool,
+    /// Released until the next cell (an interrupt, a shutdown): nothing waits.
+    released: bool,
     said_at: Option<Instant>,
 }
 
@@ -52,6 +56,23 @@ impl Backlog {
         }
     }
 
+    /// No output waits until [`Backlog::hold`]: the cell is being stopped.
+    pub fn release(&self) {
+        if let Ok(mut held) = self.held.lock() {
+            held.released = true;
+            self.drained.notify_all();
+        }
+    }
+
+    /// Output waits again while too much is queued (a new cell begins; its first wait
+    /// is logged).
+    pub fn hold(&self) {
+        if let Ok(mut held) = self.held.lock() {
+            held.released = false;
+            held.said_at = None;
+        }
+    }
+
     /// Nothing drains any more: waiting cells go on.
     pub fn close(&self) {
         if let Ok(mut held) = self.held.lock() {
@@ -65,7 +86,7 @@ impl Backlog {
         let Ok(mut held) = self.held.lock() else {
             return;
         };
-        if held.bytes <= MAX_HELD || held.closed {
+        if held.bytes <= MAX_HELD || held.closed || held.released {
             return;
         }
         if held.said_at.is_none_or(|said| said.elapsed() >= SAY_EVERY) {
@@ -76,7 +97,7 @@ impl Backlog {
                 held.bytes >> 20
             );
         }
-        while held.bytes > MAX_HELD && !held.closed {
+        while held.bytes > MAX_HELD && !held.closed && !held.released {
             held = match self.drained.wait_timeout(held, CHECK_EVERY) {
                 Ok((held, _)) => held,
                 Err(_) => return,
@@ -106,6 +127,26 @@ mod tests {
         backlog.remove(2);
         assert!(went_on_rx.recv_timeout(Duration::from_secs(10)).is_ok());
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_released_backlog_holds_no_one_until_held_again() {
+        let backlog = Arc::new(Backlog::default());
+        backlog.add(MAX_HELD + 1);
+        let (went_on, went_on_rx) = crossbeam_channel::bounded(1);
+        let writer = {
+            let backlog = backlog.clone();
+            std::thread::spawn(move || {
+                backlog.wait_for_room();
+                let _ = went_on.send(());
+            })
+        };
+        backlog.release();
+        assert!(went_on_rx.recv_timeout(Duration::from_secs(10)).is_ok());
+        writer.join().unwrap();
+        backlog.wait_for_room();
+        backlog.hold();
+        assert!(!backlog.held.lock().unwrap().released);
     }
 
     #[test]

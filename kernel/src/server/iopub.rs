@@ -74,13 +74,38 @@ impl Iopub {
         }
     }
 
+    /// The running cell is being stopped (interrupt, shutdown): its output no longer waits
+    /// for slow clients, until [`Iopub::hold_output`].
+    pub fn release_output(&self) {
+        self.backlog.release();
+    }
+
+    /// A cell begins: its output waits for slow clients again.
+    pub fn hold_output(&self) {
+        self.backlog.hold();
+    }
+
     /// Waits (up to `timeout`) until every message queued so far has been handed to libzmq.
     pub fn flush(&self, timeout: Duration) {
-        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        if self.commands.send(Command::Flush(done_tx)).is_ok() {
-            self.wake();
-            let _ = done_rx.recv_timeout(timeout);
+        if let Some(done) = self.when_sent() {
+            let _ = done.recv_timeout(timeout);
         }
+    }
+
+    /// Waits until every message queued so far has been handed to libzmq, however long a
+    /// slow client takes: the wait always ends, since the publisher lets a client that
+    /// stops reading go after its stall limit (or it stops, which ends the wait too).
+    pub fn flush_all(&self) {
+        if let Some(done) = self.when_sent() {
+            let _ = done.recv();
+        }
+    }
+
+    fn when_sent(&self) -> Option<Receiver<()>> {
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        self.commands.send(Command::Flush(done_tx)).ok()?;
+        self.wake();
+        Some(done_rx)
     }
 
     fn wake(&self) {

@@ -173,6 +173,7 @@ pub fn serve(
 
     let restart = shutdown_rx.recv().unwrap_or(false);
     log::info!("shutting down (restart: {restart})");
+    iopub.release_output();
     interrupter.kill_engine();
     iopub.flush(Duration::from_millis(500));
     // Terminating the context wakes every socket thread with ETERM so they close their

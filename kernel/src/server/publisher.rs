@@ -102,13 +102,18 @@ fn same_stream(a: &Message, b: &Message) -> bool {
         && stream_text(b).is_some()
 }
 
-/// About how many bytes a message takes once signed (its content and headers).
-fn size_of(message: &Message) -> usize {
+/// About how many bytes a message takes once signed: its content (`content_bytes` when
+/// already counted), its buffers and headers.
+fn size_of(message: &Message, content_bytes: Option<usize>) -> usize {
     const HEADERS: usize = 600;
-    stream_text(message).map_or_else(
-        || serde_json::to_vec(&message.content).map_or(0, |v| v.len()),
-        str::len,
-    ) + HEADERS
+    let content = content_bytes.unwrap_or_else(|| {
+        stream_text(message).map_or_else(
+            || serde_json::to_vec(&message.content).map_or(0, |v| v.len()),
+            str::len,
+        )
+    });
+    let buffers: usize = message.buffers.iter().map(Vec::len).sum();
+    content + buffers + HEADERS
 }
 
 /// A client let go.
@@ -202,7 +207,8 @@ impl Publisher {
                 return;
             }
         }
-        let bytes = size_of(&message);
+        // Cell output was measured once already, by the backlog.
+        let bytes = size_of(&message, (output > 0).then_some(output));
         self.waiting_bytes += bytes;
         self.waiting.push_back(Outgoing {
             message,
@@ -279,8 +285,13 @@ impl Publisher {
             sent: 0,
         });
         set_no_drop(&mut self.socket, false)?;
-        let sent = match self.waiting.front().and_then(|next| next.frames.as_ref()) {
-            Some(frames) => self.socket.send_multipart(frames.iter(), zmq::DONTWAIT),
+        let sent = match self.waiting.front_mut() {
+            Some(next) => {
+                let frames = next
+                    .frames
+                    .get_or_insert_with(|| next.message.to_frames(&self.signer));
+                self.socket.send_multipart(frames.iter(), zmq::DONTWAIT)
+            }
             None => Ok(()),
         };
         if let Err(error) = set_no_drop(&mut self.socket, true) {
@@ -397,7 +408,7 @@ mod tests {
     fn waiting(parent: &Header, name: &str, text: &str) -> Outgoing {
         let message = stream(parent, name, text);
         Outgoing {
-            bytes: size_of(&message),
+            bytes: size_of(&message, None),
             message,
             frames: None,
             output: text.len(),

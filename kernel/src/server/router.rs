@@ -202,3 +202,22 @@ pub fn run(
         handle(message, &mut outbox);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_rejections_writes_a_few_lines_and_counts_the_rest() {
+        let limit = RateLimit::new();
+        let written = (0..1_000).filter(|_| limit.admit().is_some()).count();
+        assert_eq!(written, REJECTION_LINES as usize);
+        // The next window's first line says how many were held back.
+        if let Ok(mut state) = limit.state.lock() {
+            if let Some((since, _, _)) = state.as_mut() {
+                *since = since.checked_sub(REJECTIONS_PER).unwrap_or(*since);
+            }
+        }
+        assert_eq!(limit.admit(), Some(1_000 - u64::from(REJECTION_LINES)));
+    }
+}

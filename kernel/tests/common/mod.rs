@@ -218,6 +218,22 @@ impl Kernel {
         }
     }
 
+    /// Waits until the request's stdout has said `text` (the cell is running).
+    pub fn iopub_until_stdout(&self, msg_id: &str, text: &str) {
+        let mut said = String::new();
+        while !said.contains(text) {
+            assert!(
+                self.iopub.poll(zmq::POLLIN, 120_000).unwrap() > 0,
+                "iopub went quiet before {text:?}"
+            );
+            let frames = self.iopub.recv_multipart(0).unwrap();
+            let message = Message::from_frames(frames, &self.signer).unwrap();
+            if message.parent_header.as_ref().map(|p| p.msg_id.as_str()) == Some(msg_id) {
+                said.push_str(&Self::stdout(std::slice::from_ref(&message)));
+            }
+        }
+    }
+
     /// All stdout text in a list of iopub messages.
     pub fn stdout(outputs: &[Message]) -> String {
         outputs
