@@ -24,6 +24,21 @@ def ended(pid):
         return True
 
 
+def heartbeat_answers(km, timeout=2.0):
+    """Whether the kernel's heartbeat socket echoes a ping within `timeout` seconds. (A
+    client's `is_alive()` only looks at the process when a KernelManager owns it.)"""
+    import zmq
+    socket = zmq.Context.instance().socket(zmq.REQ)
+    socket.setsockopt(zmq.LINGER, 0)
+    try:
+        socket.connect(f"{km.transport}://{km.ip}:{km.hb_port}")
+        ping = os.urandom(8)
+        socket.send(ping)
+        return bool(socket.poll(int(timeout * 1000))) and socket.recv() == ping
+    finally:
+        socket.close()
+
+
 class Cell:
     """What one execute_request produced: the reply and the iopub messages, in order."""
 
