@@ -3,7 +3,7 @@
 
 use super::{dispatch, kernel_info, Handler, Reply, Shutdown};
 use crate::engine::Interrupter;
-use crate::server::{Iopub, Outbox, ShutdownSignal};
+use crate::server::{self, Iopub, Outbox, ShutdownSignal};
 use crate::wire::content::InterruptReply;
 use crate::wire::Message;
 use std::sync::Arc;
@@ -36,8 +36,10 @@ impl ControlHandlers {
             shutdown: Shutdown::new(shutdown),
         }
     }
+}
 
-    pub fn handle(&mut self, message: Message, outbox: &mut Outbox) {
+impl server::Handler for ControlHandlers {
+    fn handle(&mut self, message: Message, outbox: &mut Outbox) {
         let iopub = self.iopub.clone();
         dispatch(self, CONTROL_TABLE, &message, outbox, &iopub);
         self.shutdown.carry_out();

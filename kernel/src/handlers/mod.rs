@@ -11,7 +11,7 @@ mod kernel_info;
 pub use control::ControlHandlers;
 
 use crate::engine::{self, Engine, Interrupter, OutputSink};
-use crate::server::{Iopub, Outbox, ShutdownSignal};
+use crate::server::{self, Iopub, Outbox, ShutdownSignal};
 use crate::wire::content::{
     self, ErrorContent, ErrorReply, ShutdownReply, ShutdownRequest, Status,
 };
@@ -207,16 +207,21 @@ fn unknown(message: &Message, outbox: &mut Outbox) {
 }
 
 /// The shell and control handlers of one kernel, around an engine that is starting (or
-/// was started ahead of time) and the interrupter attached to it.
+/// was started ahead of time) and the interrupter attached to it; shutdown ends the
+/// engine's process.
 pub fn for_engine(
     iopub: Iopub,
     shutdown: ShutdownSignal,
     engine: anyhow::Result<engine::Starting>,
     interrupter: Arc<Interrupter>,
-) -> (ShellHandlers, ControlHandlers) {
+) -> server::Handlers<ShellHandlers, ControlHandlers> {
     let shell = ShellHandlers::new(iopub.clone(), shutdown.clone(), engine, interrupter.clone());
-    let control = ControlHandlers::new(iopub, interrupter, shutdown);
-    (shell, control)
+    let control = ControlHandlers::new(iopub, interrupter.clone(), shutdown);
+    server::Handlers {
+        shell,
+        control,
+        stop: Box::new(move || interrupter.kill_engine()),
+    }
 }
 
 /// The engine, which starts in the background so `kernel_info` is answered at once.
@@ -299,10 +304,6 @@ impl ShellHandlers {
         }
     }
 
-    pub fn interrupter(&self) -> Arc<Interrupter> {
-        self.interrupter.clone()
-    }
-
     /// The engine, waiting for it to finish starting if need be; while it waits, `sink`
     /// shows what the engine is doing (taken away once it is ready).
     fn engine(&mut self, sink: &dyn OutputSink) -> Result<&mut Engine, ErrorContent> {
@@ -363,8 +364,16 @@ impl ShellHandlers {
         }
     }
 
+    /// One request through the dispatch table, then the shutdown it may have asked for.
+    fn serve(&mut self, message: &Message, outbox: &mut Outbox, iopub: &Iopub) {
+        dispatch(self, SHELL_TABLE, message, outbox, iopub);
+        self.shutdown.carry_out();
+    }
+}
+
+impl server::Handler for ShellHandlers {
     /// Entry point for every message on the shell socket.
-    pub fn handle(&mut self, message: Message, outbox: &mut Outbox) {
+    fn handle(&mut self, message: Message, outbox: &mut Outbox) {
         let iopub = self.iopub.clone();
         self.serve(&message, outbox, &iopub);
         // What was waiting when a cell failed (stop_on_error) is answered now, in order:
@@ -378,11 +387,5 @@ impl ShellHandlers {
             }
         }
         self.while_idle(outbox);
-    }
-
-    /// One request through the dispatch table, then the shutdown it may have asked for.
-    fn serve(&mut self, message: &Message, outbox: &mut Outbox, iopub: &Iopub) {
-        dispatch(self, SHELL_TABLE, message, outbox, iopub);
-        self.shutdown.carry_out();
     }
 }

@@ -1,6 +1,6 @@
 //! The server: binds the five ZeroMQ sockets of a connection file and runs one thread per
 //! socket (libzmq sockets never cross threads). Messages are decoded by `wire` and handed
-//! to the `handlers`; the server itself knows nothing of what a message means.
+//! to the [`Handler`]s it is given; the server itself knows nothing of what a message means.
 
 mod backlog;
 mod heartbeat;
@@ -13,8 +13,7 @@ pub use iopub::Iopub;
 pub use parent::{ended as process_ended, jupyter_server, watch as watch_parent, Parent};
 pub use router::Outbox;
 
-use crate::handlers::{ControlHandlers, ShellHandlers};
-use crate::wire::{ConnectionInfo, Signer};
+use crate::wire::{ConnectionInfo, Message, Signer};
 use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
 
@@ -110,13 +109,26 @@ impl ShutdownSignal {
     }
 }
 
-/// Runs the kernel until a shutdown request arrives. `make_handlers` builds the shell
-/// and control handlers once the iopub publisher exists.
-pub fn serve(
+/// What the messages of one socket are handed to, one at a time, on that socket's thread.
+pub trait Handler: Send + 'static {
+    fn handle(&mut self, message: Message, outbox: &mut Outbox);
+}
+
+/// What the server serves: a handler for shell (with stdin) and one for control.
+pub struct Handlers<S, C> {
+    pub shell: S,
+    pub control: C,
+    /// Called once at shutdown, before the last output is flushed: stops what runs cells.
+    pub stop: Box<dyn FnOnce() + Send>,
+}
+
+/// Runs the kernel until a shutdown request arrives. `make_handlers` builds the handlers
+/// once the iopub publisher exists.
+pub fn serve<S: Handler, C: Handler>(
     sockets: Sockets,
     signer: Signer,
     parent: Parent,
-    make_handlers: impl FnOnce(Iopub, ShutdownSignal) -> (ShellHandlers, ControlHandlers),
+    make_handlers: impl FnOnce(Iopub, ShutdownSignal) -> Handlers<S, C>,
 ) -> Result<()> {
     let Sockets {
         mut context,
@@ -130,8 +142,11 @@ pub fn serve(
     let orphaned = ShutdownSignal(shutdown_tx.clone());
     parent::watch(parent, move || orphaned.request(false))?;
     let iopub = Iopub::start(iopub, signer.clone())?;
-    let (mut shell_handlers, mut control_handlers) =
-        make_handlers(iopub.clone(), ShutdownSignal(shutdown_tx));
+    let Handlers {
+        shell: mut shell_handler,
+        control: mut control_handler,
+        stop,
+    } = make_handlers(iopub.clone(), ShutdownSignal(shutdown_tx));
 
     std::thread::Builder::new()
         .name("heartbeat".into())
@@ -141,13 +156,12 @@ pub fn serve(
         .name("control".into())
         .spawn(move || {
             router::run(control, None, &control_signer, "control", |msg, outbox| {
-                control_handlers.handle(msg, outbox)
+                control_handler.handle(msg, outbox)
             })
         })?;
-    let interrupter = shell_handlers.interrupter();
     let serve_shell = move || {
         router::run(shell, Some(stdin), &signer, "shell", |msg, outbox| {
-            shell_handlers.handle(msg, outbox)
+            shell_handler.handle(msg, outbox)
         })
     };
     // The thread gets its work once it exists: a failed spawn would drop the work with it.
@@ -174,7 +188,7 @@ pub fn serve(
     let restart = shutdown_rx.recv().unwrap_or(false);
     log::info!("shutting down (restart: {restart})");
     iopub.release_output();
-    interrupter.kill_engine();
+    stop();
     iopub.flush(Duration::from_millis(500));
     // Terminating the context wakes every socket thread with ETERM so they close their
     // sockets and queued replies are flushed; a thread stuck in a compile cannot hold us.
