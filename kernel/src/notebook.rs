@@ -2,7 +2,8 @@
 //! kernel, no Jupyter needed. Output shows in the terminal as it happens; the executed
 //! notebook (nbformat 4, with outputs) can be written out; the first failing cell stops it.
 
-use crate::engine::{CellError, CellRun, Engine, Interrupter, OutputSink, Starting, StreamName};
+use crate::engine::{CellError, Engine, Interrupter, OutputSink, Starting, StreamName};
+use crate::presentation::{self, Shown};
 use crate::timing;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
@@ -253,47 +254,37 @@ fn run_cell(
         let _ = std::io::stdin().read_line(&mut line);
         line.trim_end_matches(['\r', '\n']).to_owned()
     };
-    let CellRun {
-        result,
-        timings,
-        spans,
-    } = engine.execute(source, sink.clone(), &read_input);
+    let run = engine.execute(source, sink.clone(), &read_input);
     sink.progress.end();
     let mut outputs = std::mem::take(&mut *sink.outputs.lock().unwrap_or_else(|p| p.into_inner()));
-    let failed = match result {
-        Ok(value) => {
-            if !value.is_empty() {
-                print_bundle(&value);
+    let mut failed = false;
+    for shown in presentation::cell_result(&run, show_timing) {
+        match shown {
+            Shown::Value(data) => {
+                print_bundle(&data);
                 outputs.push(Output::ExecuteResult {
                     execution_count: number,
-                    data: value,
+                    data,
                     metadata: Map::new(),
                 });
             }
-            for shown in timing::under_cell(&spans, &timings, true, show_timing) {
-                add_display(&mut outputs, shown);
+            Shown::UnderCell(bundle) => add_display(&mut outputs, bundle),
+            Shown::Error(error) => {
+                for line in &error.traceback {
+                    eprintln!("{line}");
+                }
+                if matches!(run.result, Err(CellError::Interrupted { .. })) {
+                    eprintln!("(interrupted)");
+                }
+                outputs.push(Output::Error {
+                    ename: error.ename,
+                    evalue: error.evalue,
+                    traceback: error.traceback,
+                });
+                failed = true;
             }
-            false
         }
-        Err(error) => {
-            for shown in timing::under_cell(&spans, &timings, false, show_timing) {
-                add_display(&mut outputs, shown);
-            }
-            let (ename, evalue, traceback) = error.parts();
-            for line in &traceback {
-                eprintln!("{line}");
-            }
-            if matches!(error, CellError::Interrupted { .. }) {
-                eprintln!("(interrupted)");
-            }
-            outputs.push(Output::Error {
-                ename,
-                evalue,
-                traceback,
-            });
-            true
-        }
-    };
+    }
     (outputs, failed)
 }
 

@@ -51,13 +51,6 @@ pub fn runtime_hook() {
     evcxr::runtime_hook();
 }
 
-/// Shown under tokio's panic when a cell starts a runtime of its own (`#[tokio::main]`,
-/// `Runtime::new().block_on(..)`) inside the one every cell runs in.
-const NESTED_RUNTIME_HINT: &str = "\x1b[1mtandem:\x1b[0m every cell already runs inside a \
-    tokio runtime (that is what lets `.await` work at the top of a cell). Await the future \
-    directly, or use run_on_one_thread(..) / run_on_threads(n, ..), which start their \
-    runtime on a thread of their own.";
-
 /// Why a cell did not complete normally.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CellError {
@@ -77,44 +70,16 @@ pub enum CellError {
     Other { message: String },
 }
 
-impl CellError {
-    /// (ename, evalue, traceback) as Jupyter shows them.
-    pub fn parts(&self) -> (String, String, Vec<String>) {
-        const LOST: &str = "The engine's process had to be restarted, so every variable \
-                            defined before this cell is gone: run the cells that define \
-                            them again.";
+impl std::fmt::Display for CellError {
+    /// A plain one-line account, for logs and errors of the engine's own (what a learner
+    /// sees is `presentation::error_content`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CellError::Compile {
-                ename,
-                evalue,
-                traceback,
-            } => (ename.clone(), evalue.clone(), traceback.clone()),
-            CellError::Panic { message } => {
-                let mut traceback =
-                    vec!["\x1b[1;31mpanicked\x1b[0m: the cell's code panicked".to_owned()];
-                traceback.extend(message.lines().map(str::to_owned));
-                if message.contains("Cannot start a runtime from within a runtime") {
-                    traceback.push(NESTED_RUNTIME_HINT.to_owned());
-                }
-                ("panic".to_owned(), message.clone(), traceback)
-            }
-            CellError::Interrupted { variables_lost } => {
-                let evalue = if *variables_lost {
-                    format!("Interrupted. {LOST}")
-                } else {
-                    "Interrupted. The session's variables are kept.".to_owned()
-                };
-                ("Interrupted".to_owned(), evalue.clone(), vec![evalue])
-            }
-            CellError::ProcessEnded { detail } => {
-                let evalue = format!("The engine's process ended: {detail}. {LOST}");
-                ("ProcessEnded".to_owned(), evalue.clone(), vec![evalue])
-            }
-            CellError::Other { message } => (
-                "Error".to_owned(),
-                message.clone(),
-                message.lines().map(str::to_owned).collect(),
-            ),
+            CellError::Compile { evalue, .. } => write!(f, "did not compile: {evalue}"),
+            CellError::Panic { message } => write!(f, "panicked: {message}"),
+            CellError::Interrupted { .. } => write!(f, "interrupted"),
+            CellError::ProcessEnded { detail } => write!(f, "the process ended: {detail}"),
+            CellError::Other { message } => write!(f, "{message}"),
         }
     }
 }
@@ -275,7 +240,7 @@ impl Engine {
         let run = self.execute(&code, Arc::new(output::Discard), &|_, _| String::new());
         run.result
             .map(drop)
-            .map_err(|error| anyhow!("moving the engine to {dir}: {}", error.parts().1))
+            .map_err(|error| anyhow!("moving the engine to {dir}: {error}"))
     }
 
     /// Compiles and runs one cell. Output goes to `sink` while the cell runs;

@@ -3,11 +3,12 @@
 
 use super::{Handled, Reply, Request, ShellHandlers};
 use crate::engine::{syntax, CellError, CellRun, OutputSink, StreamName};
+use crate::presentation::{self, Shown};
 use crate::server::Iopub;
 use crate::timing;
 use crate::wire::content::{
-    self, ClearOutput, DisplayData, ErrorContent, ExecuteInput, ExecuteRequest, ExecuteResult,
-    InputRequest, Stream,
+    self, ClearOutput, DisplayData, ExecuteInput, ExecuteOutcome, ExecuteReply, ExecuteRequest,
+    ExecuteResult, ExpressionValue, InputRequest, PagePayload, Stream,
 };
 use crate::wire::{now_iso8601, Message};
 use serde_json::{json, Map, Value};
@@ -136,7 +137,7 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
     let mut payload = Vec::new();
     let (code, toggles) = take_timing_commands(&wanted.code);
     let own_command = if wanted.code.trim() == ":help" {
-        payload.push(json!({"source": "page", "data": {"text/plain": HELP}, "start": 0}));
+        payload.push(PagePayload::plain_text(HELP));
         Some(Ok(Map::new()))
     } else if !toggles.is_empty() {
         let applied = toggles.into_iter().try_for_each(|toggle| {
@@ -204,7 +205,8 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
                 if run.result.is_ok() {
                     for (name, expression) in &wanted.user_expressions {
                         let code = expression.as_str().unwrap_or_default();
-                        user_expressions.insert(name.clone(), evaluate_expression(engine, code));
+                        let value = evaluate_expression(engine, code);
+                        user_expressions.insert(name.clone(), content::to_value(&value));
                     }
                 }
                 run
@@ -219,75 +221,53 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
         },
     };
 
-    let CellRun {
-        result,
-        timings,
-        spans,
-    } = run;
-    let publish_under_cell = |request: &mut Request, completed: bool| {
-        if !wanted.silent {
-            for shown in timing::under_cell(&spans, &timings, completed, shell.show_timing) {
-                publish_kernel_display(request, shown);
+    let value_text = run.result.as_ref().ok().and_then(|value| {
+        value
+            .get("text/plain")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    if counts {
+        shell
+            .history
+            .record(execution_count, &wanted.code, value_text);
+    }
+    let mut outcome = ExecuteOutcome::Ok { payload };
+    for shown in presentation::cell_result(&run, shell.show_timing) {
+        match shown {
+            Shown::Value(data) if !wanted.silent => request.publish(
+                "execute_result",
+                content::to_value(&ExecuteResult {
+                    execution_count,
+                    data,
+                    metadata: Map::new(),
+                }),
+            ),
+            Shown::UnderCell(bundle) if !wanted.silent => publish_kernel_display(request, bundle),
+            Shown::Error(error) => {
+                if !wanted.silent {
+                    request.publish("error", content::to_value(&error));
+                }
+                outcome = ExecuteOutcome::Error(error);
             }
+            Shown::Value(_) | Shown::UnderCell(_) => {}
         }
-    };
-    let reply = match result {
-        Ok(value) => {
-            let text = value
-                .get("text/plain")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            if !value.is_empty() && !wanted.silent {
-                request.publish(
-                    "execute_result",
-                    content::to_value(&ExecuteResult {
-                        execution_count,
-                        data: value,
-                        metadata: Map::new(),
-                    }),
-                );
-            }
-            publish_under_cell(request, true);
-            if counts {
-                shell.history.record(execution_count, &wanted.code, text);
-            }
-            json!({
-                "status": "ok",
-                "execution_count": execution_count,
-                "payload": payload,
-                "user_expressions": user_expressions,
-            })
-        }
-        Err(error) => {
-            if counts {
-                shell.history.record(execution_count, &wanted.code, None);
-            }
-            let (ename, evalue, traceback) = error.parts();
-            let error_content = ErrorContent {
-                ename,
-                evalue,
-                traceback,
-            };
-            publish_under_cell(request, false);
-            if !wanted.silent {
-                request.publish("error", content::to_value(&error_content));
-            }
-            // As in ipykernel, an interrupt counts as an error too; silent cells never abort.
-            if wanted.stop_on_error && !wanted.silent {
-                shell.to_abort = request.outbox.take_queued();
-            }
-            let mut reply = content::to_value(&error_content);
-            reply["status"] = json!("error");
-            reply["execution_count"] = json!(execution_count);
-            reply["user_expressions"] = Value::Object(user_expressions);
-            reply
-        }
-    };
+    }
+    // As in ipykernel, an interrupt counts as an error too; silent cells never abort.
+    if matches!(outcome, ExecuteOutcome::Error(_)) && wanted.stop_on_error && !wanted.silent {
+        shell.to_abort = request.outbox.take_queued();
+    }
     // Like ipykernel, the reply's metadata says when the cell started; tandem adds where
     // the time went, machine-readable.
-    let mut reply = Reply::from_value(reply);
+    let mut reply = Reply::new(&ExecuteReply {
+        outcome,
+        execution_count,
+        user_expressions: Some(user_expressions),
+    });
     reply.metadata.insert("started".into(), json!(started));
-    reply.metadata.insert("tandem".into(), timings.metadata());
+    reply
+        .metadata
+        .insert("tandem".into(), run.timings.metadata());
     Ok(Some(reply))
 }
 
@@ -302,24 +282,25 @@ fn publish_kernel_display(request: &mut Request, (data, metadata): timing::Bundl
     request.publish("display_data", content::to_value(&display));
 }
 
-/// Evaluates one user expression after the cell: `{status, data, metadata}` or an error.
-fn evaluate_expression(engine: &mut crate::engine::Engine, code: &str) -> Value {
+/// Evaluates one user expression after the cell: its value's mime bundle, or an error.
+fn evaluate_expression(engine: &mut crate::engine::Engine, code: &str) -> ExpressionValue {
     let run = engine.execute(code, Arc::new(Discard), &|_, _| String::new());
     match run.result {
-        Ok(data) => json!({"status": "ok", "data": data, "metadata": {}}),
-        Err(error) => {
-            let (ename, evalue, traceback) = error.parts();
-            json!({"status": "error", "ename": ename, "evalue": evalue, "traceback": traceback})
-        }
+        Ok(data) => ExpressionValue::Ok {
+            data,
+            metadata: Map::new(),
+        },
+        Err(error) => ExpressionValue::Error(presentation::error_content(&error)),
     }
 }
 
 /// Answers an execute request queued behind a failed cell (`stop_on_error`).
 pub fn aborted(shell: &mut ShellHandlers, _: &mut Request) -> Handled {
-    Ok(Some(Reply::from_value(json!({
-        "status": "aborted",
-        "execution_count": shell.execution_count,
-    }))))
+    Ok(Some(Reply::new(&ExecuteReply {
+        outcome: ExecuteOutcome::Aborted,
+        execution_count: shell.execution_count,
+        user_expressions: None,
+    })))
 }
 
 /// Splits `:timing [on|off]` lines off the cell's leading command lines (where evcxr

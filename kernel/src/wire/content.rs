@@ -215,6 +215,61 @@ pub struct InterruptReply {
     pub status: &'static str,
 }
 
+/// `execute_reply`: how the cell ended, its count, and (after a cell that worked) the
+/// values of the request's user expressions.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecuteReply {
+    #[serde(flatten)]
+    pub outcome: ExecuteOutcome,
+    pub execution_count: u64,
+    /// Absent from an aborted reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_expressions: Option<Map<String, Value>>,
+}
+
+/// The `status` of an `execute_reply` and what goes with it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum ExecuteOutcome {
+    Ok {
+        payload: Vec<PagePayload>,
+    },
+    Error(ErrorContent),
+    /// Not run: a cell before it failed (`stop_on_error`).
+    Aborted,
+}
+
+/// A payload that shows text in the frontend's pager (`:help`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PagePayload {
+    pub source: &'static str,
+    pub data: Map<String, Value>,
+    pub start: u32,
+}
+
+impl PagePayload {
+    pub fn plain_text(text: &str) -> PagePayload {
+        let mut data = Map::new();
+        data.insert("text/plain".into(), Value::String(text.to_owned()));
+        PagePayload {
+            source: "page",
+            data,
+            start: 0,
+        }
+    }
+}
+
+/// One user expression's value, as `user_expressions` holds it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum ExpressionValue {
+    Ok {
+        data: Map<String, Value>,
+        metadata: Map<String, Value>,
+    },
+    Error(ErrorContent),
+}
+
 /// A reply whose status is `error`, for any request type.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorReply {
@@ -252,6 +307,49 @@ mod tests {
     fn execute_request_without_code_is_an_error() {
         assert!(serde_json::from_value::<ExecuteRequest>(json!({"silent": true})).is_err());
         assert!(serde_json::from_value::<ExecuteRequest>(json!({"code": 5})).is_err());
+    }
+
+    #[test]
+    fn execute_replies_carry_their_status_beside_their_fields() {
+        let error = ErrorContent {
+            ename: "E".into(),
+            evalue: "v".into(),
+            traceback: Vec::new(),
+        };
+        let failed = ExecuteReply {
+            outcome: ExecuteOutcome::Error(error.clone()),
+            execution_count: 3,
+            user_expressions: Some(Map::new()),
+        };
+        assert_eq!(
+            to_value(&failed),
+            json!({"status": "error", "ename": "E", "evalue": "v", "traceback": [],
+                   "execution_count": 3, "user_expressions": {}})
+        );
+        let aborted = ExecuteReply {
+            outcome: ExecuteOutcome::Aborted,
+            execution_count: 3,
+            user_expressions: None,
+        };
+        assert_eq!(
+            to_value(&aborted),
+            json!({"status": "aborted", "execution_count": 3})
+        );
+        let ok = ExecuteReply {
+            outcome: ExecuteOutcome::Ok {
+                payload: vec![PagePayload::plain_text("help")],
+            },
+            execution_count: 4,
+            user_expressions: Some(Map::new()),
+        };
+        assert_eq!(
+            to_value(&ok)["payload"],
+            json!([{"source": "page", "data": {"text/plain": "help"}, "start": 0}])
+        );
+        assert_eq!(
+            to_value(&ExpressionValue::Error(error))["status"],
+            json!("error")
+        );
     }
 
     #[test]

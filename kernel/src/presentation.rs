@@ -1,0 +1,136 @@
+//! How a cell's result is shown, the same in Jupyter and in `tandem run`: its value, what
+//! tandem draws under it (timeline, footer), and its error in Jupyter's error fields.
+
+use crate::engine::{CellError, CellRun};
+use crate::timing;
+use crate::wire::content::ErrorContent;
+use serde_json::{Map, Value};
+
+/// Shown under tokio's panic when a cell starts a runtime of its own (`#[tokio::main]`,
+/// `Runtime::new().block_on(..)`) inside the one every cell runs in.
+const NESTED_RUNTIME_HINT: &str = "\x1b[1mtandem:\x1b[0m every cell already runs inside a \
+    tokio runtime (that is what lets `.await` work at the top of a cell). Await the future \
+    directly, or use run_on_one_thread(..) / run_on_threads(n, ..), which start their \
+    runtime on a thread of their own.";
+
+/// Said when an interrupt or a crash cost the session its variables.
+const VARIABLES_LOST: &str = "The engine's process had to be restarted, so every variable \
+    defined before this cell is gone: run the cells that define them again.";
+
+/// One piece of what a finished cell shows after its live output, in order.
+#[derive(Debug)]
+pub enum Shown {
+    /// The cell's value (a mime bundle).
+    Value(Map<String, Value>),
+    /// A picture tandem draws under the cell (timeline, footer): data and metadata.
+    UnderCell(timing::Bundle),
+    /// Why the cell failed.
+    Error(ErrorContent),
+}
+
+/// What a finished cell shows: its value, then the timeline and the footer; or, for a
+/// cell that failed, the timeline and the footer, then its error.
+pub fn cell_result(run: &CellRun, footer_on: bool) -> Vec<Shown> {
+    let completed = run.result.is_ok();
+    let under = timing::under_cell(&run.spans, &run.timings, completed, footer_on)
+        .into_iter()
+        .map(Shown::UnderCell);
+    match &run.result {
+        Ok(value) => {
+            let value = (!value.is_empty()).then(|| Shown::Value(value.clone()));
+            value.into_iter().chain(under).collect()
+        }
+        Err(error) => under
+            .chain(std::iter::once(Shown::Error(error_content(error))))
+            .collect(),
+    }
+}
+
+/// A cell's error as Jupyter shows it: a name, a one-line value and a traceback (the
+/// lines a frontend prints, with ANSI colours).
+pub fn error_content(error: &CellError) -> ErrorContent {
+    let (ename, evalue, traceback) = match error {
+        CellError::Compile {
+            ename,
+            evalue,
+            traceback,
+        } => (ename.clone(), evalue.clone(), traceback.clone()),
+        CellError::Panic { message } => {
+            let mut traceback =
+                vec!["\x1b[1;31mpanicked\x1b[0m: the cell's code panicked".to_owned()];
+            traceback.extend(message.lines().map(str::to_owned));
+            if message.contains("Cannot start a runtime from within a runtime") {
+                traceback.push(NESTED_RUNTIME_HINT.to_owned());
+            }
+            ("panic".to_owned(), message.clone(), traceback)
+        }
+        CellError::Interrupted { variables_lost } => {
+            let evalue = if *variables_lost {
+                format!("Interrupted. {VARIABLES_LOST}")
+            } else {
+                "Interrupted. The session's variables are kept.".to_owned()
+            };
+            ("Interrupted".to_owned(), evalue.clone(), vec![evalue])
+        }
+        CellError::ProcessEnded { detail } => {
+            let evalue = format!("The engine's process ended: {detail}. {VARIABLES_LOST}");
+            ("ProcessEnded".to_owned(), evalue.clone(), vec![evalue])
+        }
+        CellError::Other { message } => (
+            "Error".to_owned(),
+            message.clone(),
+            message.lines().map(str::to_owned).collect(),
+        ),
+    };
+    ErrorContent {
+        ename,
+        evalue,
+        traceback,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::CellRun;
+
+    fn run(result: Result<Map<String, Value>, CellError>) -> CellRun {
+        CellRun {
+            result,
+            timings: Default::default(),
+            spans: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_value_comes_first_and_an_error_last() {
+        let mut value = Map::new();
+        value.insert("text/plain".into(), "42".into());
+        let shown = cell_result(&run(Ok(value)), false);
+        assert!(matches!(shown.first(), Some(Shown::Value(_))), "{shown:?}");
+        assert!(cell_result(&run(Ok(Map::new())), false).is_empty());
+        let failed = cell_result(
+            &run(Err(CellError::Other {
+                message: "no".into(),
+            })),
+            false,
+        );
+        assert!(matches!(failed.last(), Some(Shown::Error(e)) if e.evalue == "no"));
+    }
+
+    #[test]
+    fn a_nested_runtime_panic_says_what_to_do_instead() {
+        let error = error_content(&CellError::Panic {
+            message: "Cannot start a runtime from within a runtime.".into(),
+        });
+        assert_eq!(error.ename, "panic");
+        assert!(error
+            .traceback
+            .iter()
+            .any(|line| line.contains("run_on_one_thread")));
+        let kept = error_content(&CellError::Interrupted {
+            variables_lost: false,
+        });
+        assert!(kept.evalue.contains("kept"));
+    }
+}
