@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tandem::{engine, handlers, install, lab, notebook, private_dirs, server, standby, wire};
 
@@ -147,15 +147,10 @@ fn run(cli: Cli) -> Result<()> {
             output,
             no_timing,
         } => {
-            let work_dir = engine_work_dir()?;
-            let ctrl_c =
-                notebook::CtrlC::install(work_dir.as_ref().map(|dir| dir.path().to_owned()))?;
-            remove_dead_kernels_dirs_later(&work_dir);
-            let ran = notebook::run(&path, !no_timing, &ctrl_c);
-            if let Some(dir) = work_dir {
-                dir.remove();
-            }
-            let (executed, outcome) = ran?;
+            let (executed, outcome) = in_work_dir(|work_dir| {
+                let ctrl_c = notebook::CtrlC::install(work_dir.map(Path::to_owned))?;
+                notebook::run(&path, !no_timing, &ctrl_c)
+            })?;
             if let Some(output) = output {
                 notebook::write(&executed, &output)?;
                 eprintln!("tandem: executed notebook written to {}", output.display());
@@ -195,13 +190,7 @@ fn run(cli: Cli) -> Result<()> {
                         return Ok(());
                     };
                     claim.name_holder()?;
-                    let work_dir = engine_work_dir()?;
-                    remove_dead_kernels_dirs_later(&work_dir);
-                    let served = standby::run(identity, claim);
-                    if let Some(dir) = work_dir {
-                        dir.remove();
-                    }
-                    served
+                    in_work_dir(|_| standby::run(identity, claim))
                 }
                 (false, None) => anyhow::bail!("tandem kernel needs --connection-file"),
             }
@@ -219,16 +208,19 @@ fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>)
     }
     let info = wire::ConnectionInfo::from_file(connection_file)?;
     info.refuse_empty_key()?;
-    let work_dir = engine_work_dir()?;
-    remove_dead_kernels_dirs_later(&work_dir);
-    let sockets = server::Sockets::bind(&info)?;
+    in_work_dir(|_| serve_here(&info, standby))
+}
+
+/// Serves `info` as a kernel whose engine starts in this process.
+fn serve_here(info: &wire::ConnectionInfo, standby: Option<standby::Identity>) -> Result<()> {
+    let sockets = server::Sockets::bind(info)?;
     log::info!(
         "tandem {} serving on {} ({})",
         env!("CARGO_PKG_VERSION"),
         info.ip,
         info.transport
     );
-    let served = server::serve(
+    server::serve(
         sockets,
         wire::Signer::new(&info.key),
         server::Parent::Spawner,
@@ -242,11 +234,7 @@ fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>)
             });
             handlers::for_engine(iopub, shutdown, starting, interrupter)
         },
-    );
-    if let Some(dir) = work_dir {
-        dir.remove();
-    }
-    served
+    )
 }
 
 /// A standby for the next kernel, started in the background (low priority) if none is
@@ -323,12 +311,37 @@ fn engine_work_dir() -> Result<Option<private_dirs::KernelDir>> {
     Ok(owned)
 }
 
+/// Runs `work` with the engine's scratch directory made (see [`engine_work_dir`]; `work`
+/// is given it when tandem owns it), then removes it, whatever `work` returned. Kernels
+/// killed before could not remove theirs: a thread tidies those meanwhile.
+fn in_work_dir<T>(work: impl FnOnce(Option<&Path>) -> Result<T>) -> Result<T> {
+    let work_dir = engine_work_dir()?;
+    remove_dead_kernels_dirs_later(&work_dir);
+    let done = work(work_dir.as_ref().map(|dir| dir.path()));
+    if let Some(dir) = work_dir {
+        dir.remove();
+    }
+    done
+}
+
 /// Kernels that were killed (SIGKILL leaves no chance to clean up) left their scratch
 /// folders behind: a thread removes those, when this kernel has one of its own there.
+/// The thread blocks every signal: Ctrl-C and SIGTERM are for the threads that handle
+/// them (`tandem run` blocks SIGINT in its main thread only after this thread exists).
 fn remove_dead_kernels_dirs_later(work_dir: &Option<private_dirs::KernelDir>) {
-    if work_dir.is_some() {
+    if work_dir.is_none() {
+        return;
+    }
+    // SAFETY: sigfillset fills a sigset_t we own; pthread_sigmask changes only this
+    // thread's mask, which the new thread inherits, and it is restored right after.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut before: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut before);
         let _ = std::thread::Builder::new().name("tidy".into()).spawn(|| {
             private_dirs::remove_dead_kernels_dirs(server::process_ended);
         });
+        libc::pthread_sigmask(libc::SIG_SETMASK, &before, std::ptr::null_mut());
     }
 }

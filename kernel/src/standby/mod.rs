@@ -3,12 +3,12 @@
 //! stays on as its stand-in, so a new notebook's first cell does not wait for evcxr, or
 //! waits only for the rest of an engine start already under way.
 //!
-//! One standby waits per prebuilt template, in [`crate::engine::standby_dir`]: its lock file says
-//! it is alive, its Unix socket takes kernels (from its first moment), and its `ready`
-//! file says its engine is up. A launcher sends one JSON line ([`protocol::Request`]), reads one
-//! back ([`protocol::Answer`]) and, when adopted, confirms with [`protocol::GO`]; only then does the standby
-//! bind Jupyter's sockets. It says [`protocol::DONE_STARTING`] once its engine's start is over (the
-//! launcher then starts the next standby), serves until shutdown, then says [`protocol::STOPPED`].
+//! One standby waits per prebuilt template, in `engine::standby_dir`: its lock file says it
+//! is alive, its Unix socket takes kernels (from its first moment), and its `ready` file
+//! says its engine is up. A launcher sends one JSON line (a `protocol::Request`), reads one
+//! back (an `Answer`) and, when adopted, confirms with `GO`; only then does the standby
+//! bind Jupyter's sockets. It says `DONE_STARTING` once its engine's start is over (the
+//! launcher then starts the next standby), serves until shutdown, then says `STOPPED`.
 //! The launcher exits when the connection closes, as the standby process ends; when the
 //! launcher is killed, the standby's kernel sees the connection close and stops at once,
 //! freeing the ports for a restart.

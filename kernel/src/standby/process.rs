@@ -36,9 +36,9 @@ pub(super) fn terminated() -> bool {
 
 /// The standby starts its engine at [`STARTING_NICENESS`]: the kernels in use come first.
 pub(super) fn start_at_low_priority() {
-    // SAFETY: setpriority with these arguments changes the calling thread's niceness
-    // (Linux keeps it per thread); this is the standby's only thread so far, and the
-    // threads it starts later inherit it.
+    // SAFETY: setpriority with these arguments changes only the calling thread's niceness
+    // (Linux keeps it per thread); the threads this one starts later inherit it (the
+    // short-lived tidy thread, started before, keeps the normal one).
     unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, STARTING_NICENESS) };
 }
 
@@ -76,7 +76,7 @@ fn back_to_normal_priority() {
 }
 
 /// The process this standby was started for, if it is alive now (see
-/// [`super::launcher::client_of_this_kernel`]); a standby started by hand follows `JPY_PARENT_PID`.
+/// `launcher::client_of_this_kernel`); a standby started by hand follows `JPY_PARENT_PID`.
 pub(super) fn client_of_this_standby() -> Option<libc::pid_t> {
     std::env::var(CLIENT_VARIABLE)
         .ok()

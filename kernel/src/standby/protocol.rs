@@ -37,8 +37,8 @@ const IGNORED_NAMES: [&str; 8] = [
     "_",
 ];
 
-/// The process a standby serves and stops with (see [`super::launcher::client_of_this_kernel`]), passed
-/// to it by the process that starts it.
+/// The process a standby serves and stops with (see `launcher::client_of_this_kernel`),
+/// passed to it by the process that starts it.
 pub(super) const CLIENT_VARIABLE: &str = "TANDEM_STANDBY_CLIENT";
 
 /// What a launcher asks of a standby.
