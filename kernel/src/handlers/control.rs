@@ -1,7 +1,7 @@
 //! The control channel: `kernel_info`, `interrupt` and `shutdown`, answered on their own
 //! thread so they never wait for a running cell.
 
-use super::{dispatch, kernel_info, Handler, Reply, Shutdown};
+use super::{dispatch, kernel_info, Reply, Route, Shutdown};
 use crate::engine::Interrupter;
 use crate::server::{self, Iopub, Outbox, ShutdownSignal};
 use crate::wire::content::InterruptReply;
@@ -15,11 +15,14 @@ pub struct ControlHandlers {
 }
 
 /// The control channel's dispatch table.
-const CONTROL_TABLE: &[(&str, Handler<ControlHandlers>)] = &[
+const CONTROL_TABLE: &[(&str, Route<ControlHandlers>)] = &[
     ("kernel_info_request", |_, _| kernel_info::reply()),
     ("interrupt_request", |control, _| {
+        // Before: the cell may be held back by a slow client. After too: a cell that
+        // began in between (and holds its output again) is the one interrupted.
         control.iopub.release_output();
         let stopped = control.interrupter.interrupt();
+        control.iopub.release_output();
         log::info!("interrupt requested (a cell was running: {stopped})");
         Ok(Some(Reply::new(&InterruptReply { status: "ok" })))
     }),

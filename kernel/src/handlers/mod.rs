@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub type Handled = Result<Option<Reply>, ErrorContent>;
 
 /// A handler for one message type, on the state of its channel.
-pub type Handler<S> = fn(&mut S, &mut Request) -> Handled;
+pub type Route<S> = fn(&mut S, &mut Request) -> Handled;
 
 /// A reply's content and metadata.
 pub struct Reply {
@@ -76,7 +76,7 @@ impl Request<'_, '_> {
 /// Runs one handler inside the protocol's envelope: busy, handler, reply, idle.
 fn serve_request<S>(
     state: &mut S,
-    handler: Handler<S>,
+    handler: Route<S>,
     message: &Message,
     outbox: &mut Outbox,
     iopub: &Iopub,
@@ -132,7 +132,7 @@ fn serve_request<S>(
 /// Looks the message up in a channel's dispatch table and serves it, or reports it unknown.
 fn dispatch<S>(
     state: &mut S,
-    table: &[(&str, Handler<S>)],
+    table: &[(&str, Route<S>)],
     message: &Message,
     outbox: &mut Outbox,
     iopub: &Iopub,
@@ -259,7 +259,7 @@ pub struct ShellHandlers {
 const QUIET_BEFORE_IDLE_WORK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The shell channel's dispatch table.
-const SHELL_TABLE: &[(&str, Handler<ShellHandlers>)] = &[
+const SHELL_TABLE: &[(&str, Route<ShellHandlers>)] = &[
     ("kernel_info_request", |_, _| kernel_info::reply()),
     ("execute_request", execute::handle),
     ("complete_request", introspect::complete),

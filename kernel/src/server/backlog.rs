@@ -7,8 +7,10 @@
 //! cell's process fill and its `println!` waits too. Memory stays bounded; the cell runs
 //! at the pace of its slowest reading client. A client that stops reading altogether is
 //! let go by the publisher after its stall limit, and the wait ends. An interrupt or a
-//! shutdown releases the hold until the next cell: the cell must stop at once, and what
-//! it printed meanwhile is bounded by the pipes and evcxr's channels.
+//! shutdown releases the hold until the next cell begins: the cell must stop at once
+//! (within the interrupt's 0.2 s grace), so what it prints meanwhile goes to the queue
+//! without waiting, where the publisher's own limit (it lets a slow client go past 256
+//! MiB waiting) still bounds it.
 
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};

@@ -62,15 +62,15 @@ impl Iopub {
         self.send(message, bytes);
     }
 
-    fn send(&self, message: Message, output: usize) {
+    fn send(&self, message: Message, output_bytes: usize) {
         if self
             .commands
-            .send(Command::Publish(Box::new(message), output))
+            .send(Command::Publish(Box::new(message), output_bytes))
             .is_ok()
         {
             self.wake();
         } else {
-            self.backlog.remove(output);
+            self.backlog.remove(output_bytes);
         }
     }
 
@@ -153,7 +153,7 @@ fn run(mut publisher: Publisher, commands: Receiver<Command>, mut wake: UnixStre
         }
         while let Ok(command) = commands.try_recv() {
             match command {
-                Command::Publish(message, output) => publisher.queue(*message, output),
+                Command::Publish(message, output_bytes) => publisher.queue(*message, output_bytes),
                 Command::Flush(done) => publisher.when_sent(done),
             }
         }

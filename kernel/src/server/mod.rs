@@ -5,6 +5,7 @@
 mod backlog;
 mod heartbeat;
 mod iopub;
+mod outgoing;
 mod parent;
 mod publisher;
 mod router;

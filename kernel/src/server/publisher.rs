@@ -15,25 +15,23 @@
 //! it misses later.
 //!
 //! While stream messages wait, a new one of the same stream and request is appended to the
-//! last (up to [`MAX_MERGED_TEXT`]): a client that fell behind catches up on fewer, larger
-//! messages. What waits is counted in the [`Backlog`] that holds fast cells back.
+//! last (`outgoing`): a client that fell behind catches up on fewer, larger messages. What
+//! waits is counted in the [`Backlog`] that holds fast cells back.
 
 use super::backlog::Backlog;
+use super::outgoing::{size_of, Outgoing};
 use crate::wire::content::Stream;
 use crate::wire::{Header, Message, Signer};
 use crossbeam_channel::Sender;
-use serde_json::{Map, Value};
+use serde_json::Map;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Each subscriber may fall this many messages behind before sends wait for it. With
-/// [`MAX_MERGED_TEXT`], this bounds what libzmq holds for a slow client to about 64 MiB
-/// (the engine's own batches are no larger).
+/// Each subscriber may fall this many messages behind before sends wait for it. Stream
+/// messages hold at most 64 KiB (the engine's pieces and the merged ones alike), so libzmq
+/// holds about 64 MiB of them for a slow client; a display goes whole, however large.
 const QUEUE_PER_SUBSCRIBER: i32 = 1_000;
-
-/// The most text one stream message grows to while waiting.
-pub const MAX_MERGED_TEXT: usize = 64 * 1024;
 
 /// How long sends wait for a subscriber that stopped reading, unless
 /// `TANDEM_IOPUB_STALL_SECONDS` says otherwise: the kernel is never held longer.
@@ -50,71 +48,6 @@ const QUIET_TO_RESUME: Duration = Duration::from_secs(2);
 
 /// How often a send that waits for a slow subscriber is tried again.
 const RETRY_EVERY: Duration = Duration::from_millis(5);
-
-/// A message waiting to go. It is signed when first tried, so stream text can still be
-/// appended to it until then.
-struct Outgoing {
-    message: Message,
-    frames: Option<Vec<Vec<u8>>>,
-    /// About how many bytes it holds.
-    bytes: usize,
-    /// The cell output in it, as counted in the backlog.
-    output: usize,
-    /// tandem's own notice (not counted as output sent while letting go).
-    notice: bool,
-}
-
-impl Outgoing {
-    /// Appends `more`'s text if both are waiting text of the same stream and request, and
-    /// the result stays within [`MAX_MERGED_TEXT`]; whether it did.
-    fn merge(&mut self, more: &Message) -> bool {
-        if self.frames.is_some()
-            || self.notice
-            || !same_stream(&self.message, more)
-            || self.message.identities != more.identities
-        {
-            return false;
-        }
-        let added = stream_text(more).unwrap_or_default();
-        let Some(Value::String(text)) = self.message.content.get_mut("text") else {
-            return false;
-        };
-        if text.len() + added.len() > MAX_MERGED_TEXT {
-            return false;
-        }
-        text.push_str(added);
-        self.bytes += added.len();
-        true
-    }
-}
-
-fn stream_text(message: &Message) -> Option<&str> {
-    message.content.get("text").and_then(Value::as_str)
-}
-
-fn same_stream(a: &Message, b: &Message) -> bool {
-    let name = |m: &Message| m.content.get("name").cloned();
-    let parent = |m: &Message| m.parent_header.as_ref().map(|h| h.msg_id.clone());
-    a.header.msg_type == "stream"
-        && b.header.msg_type == "stream"
-        && name(a) == name(b)
-        && parent(a) == parent(b)
-        && stream_text(b).is_some()
-}
-
-/// About how many bytes a message takes once signed: its content (`content_bytes` when
-/// already counted), its buffers and headers.
-fn size_of(message: &Message, content_bytes: Option<usize>) -> usize {
-    const HEADERS: usize = 600;
-    let content = content_bytes.unwrap_or_else(|| {
-        stream_text(message).map_or_else(
-            || serde_json::to_vec(&message.content).map_or(0, |v| v.len()),
-            str::len,
-        )
-    });
-    let buffers: usize = message.buffers.iter().map(Vec::len).sum();
-    content + buffers + HEADERS
-}
 
 /// A client let go.
 struct LetGo {
@@ -166,16 +99,16 @@ impl Publisher {
         &self.socket
     }
 
-    /// Queues a message for every subscriber (its topic names its type); `output`: the
+    /// Queues a message for every subscriber (its topic names its type); `output_bytes`: the
     /// bytes of cell output it carries, as counted in the backlog.
-    pub(super) fn queue(&mut self, message: Message, output: usize) {
+    pub(super) fn queue(&mut self, message: Message, output_bytes: usize) {
         let topic = format!("kernel.tandem.{}", message.header.msg_type);
-        self.queue_to(topic.into_bytes(), message, output);
+        self.queue_to(topic.into_bytes(), message, output_bytes);
     }
 
     /// Queues a message under `topic` (a welcome goes to the topic just subscribed).
     /// While a client is let go, a request's `idle` status comes after a notice.
-    pub(super) fn queue_to(&mut self, topic: Vec<u8>, mut message: Message, output: usize) {
+    pub(super) fn queue_to(&mut self, topic: Vec<u8>, mut message: Message, output_bytes: usize) {
         let idle = message.header.msg_type == "status"
             && message
                 .content
@@ -195,26 +128,26 @@ impl Publisher {
             self.push(notice, 0, true);
         }
         message.identities = vec![topic];
-        self.push(message, output, false);
+        self.push(message, output_bytes, false);
     }
 
-    fn push(&mut self, message: Message, output: usize, notice: bool) {
+    fn push(&mut self, message: Message, output_bytes: usize, notice: bool) {
         if let (Some(last), false) = (self.waiting.back_mut(), notice) {
             let before = last.bytes;
             if last.merge(&message) {
-                last.output += output;
+                last.output_bytes += output_bytes;
                 self.waiting_bytes += last.bytes - before;
                 return;
             }
         }
         // Cell output was measured once already, by the backlog.
-        let bytes = size_of(&message, (output > 0).then_some(output));
+        let bytes = size_of(&message, (output_bytes > 0).then_some(output_bytes));
         self.waiting_bytes += bytes;
         self.waiting.push_back(Outgoing {
             message,
             frames: None,
             bytes,
-            output,
+            output_bytes,
             notice,
         });
     }
@@ -305,7 +238,7 @@ impl Publisher {
             return;
         };
         self.waiting_bytes -= gone.bytes;
-        self.backlog.remove(gone.output);
+        self.backlog.remove(gone.output_bytes);
         self.sent += 1;
         self.stalled_since = None;
         if let (Some(let_go), false) = (&mut self.let_go, gone.notice) {
@@ -398,48 +331,5 @@ fn set_no_drop(socket: &mut zmq::Socket, on: bool) -> Result<(), zmq::Error> {
     } else {
         // SAFETY: zmq_errno only reads this thread's last libzmq error.
         Err(zmq::Error::from_raw(unsafe { zmq_sys::zmq_errno() }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn waiting(parent: &Header, name: &str, text: &str) -> Outgoing {
-        let message = stream(parent, name, text);
-        Outgoing {
-            bytes: size_of(&message, None),
-            message,
-            frames: None,
-            output: text.len(),
-            notice: false,
-        }
-    }
-
-    fn stream(parent: &Header, name: &str, text: &str) -> Message {
-        Message {
-            identities: vec![b"kernel.tandem.stream".to_vec()],
-            header: Header::new("stream"),
-            parent_header: Some(parent.clone()),
-            metadata: Map::new(),
-            content: serde_json::json!({ "name": name, "text": text }),
-            buffers: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn waiting_text_of_one_stream_and_request_is_merged_in_order() {
-        let cell = Header::new("execute_request");
-        let mut last = waiting(&cell, "stdout", "one\n");
-        assert!(last.merge(&stream(&cell, "stdout", "two\n")));
-        assert_eq!(stream_text(&last.message), Some("one\ntwo\n"));
-        assert!(!last.merge(&stream(&cell, "stderr", "apart\n")));
-        let other_cell = Header::new("execute_request");
-        assert!(!last.merge(&stream(&other_cell, "stdout", "apart\n")));
-        let too_long = "x".repeat(MAX_MERGED_TEXT);
-        assert!(!last.merge(&stream(&cell, "stdout", &too_long)));
-        last.frames = Some(Vec::new());
-        assert!(!last.merge(&stream(&cell, "stdout", "signed already\n")));
-        assert_eq!(stream_text(&last.message), Some("one\ntwo\n"));
     }
 }
