@@ -1,12 +1,13 @@
 //! Keeps the walls between the kernel's top-level modules where they were put: no two
 //! modules use each other (directly or round a circle), and the server uses only `wire`.
+//! Reads the source: every `crate::` path, and `super::` paths that reach the crate root.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
-/// Which top-level modules each top-level module names through `crate::` in its code.
+/// Which top-level modules each top-level module names in its code (not its tests).
 fn module_graph() -> Graph {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut graph = Graph::new();
@@ -20,48 +21,104 @@ fn module_graph() -> Graph {
             continue;
         }
         let relative = path.strip_prefix(&src).unwrap();
-        let first = relative.components().next().unwrap().as_os_str();
-        let module = first.to_str().unwrap().trim_end_matches(".rs").to_owned();
+        let parts: Vec<&str> = relative.iter().map(|p| p.to_str().unwrap()).collect();
+        let module = parts[0].trim_end_matches(".rs").to_owned();
         if module == "main" || module == "lib" {
             continue;
         }
+        // How deep the file's module sits: `x.rs` and `x/mod.rs` are 1, `x/y.rs` is 2.
+        let depth = parts.len() - usize::from(parts.last() == Some(&"mod.rs"));
         let code = std::fs::read_to_string(&path).unwrap();
         let used = graph.entry(module.clone()).or_default();
-        for line in code.lines().map(str::trim_start) {
-            if line.starts_with("//") {
-                continue;
-            }
-            for name in crate_paths(line) {
-                if name != module {
-                    used.insert(name);
-                }
+        for name in modules_named(&code, depth) {
+            if name != module {
+                used.insert(name);
             }
         }
     }
     graph
 }
 
-/// The first segment of every `crate::` path on a line, `crate::{a, b::c}` included.
-fn crate_paths(line: &str) -> Vec<String> {
+/// The top-level modules that code at `depth` names: `crate::x`, `crate::{x, y::{z}}`
+/// over any number of lines, and `super::` paths that climb to the crate's root.
+/// Comment lines and what follows the first `#[cfg(test)]` are left out.
+fn modules_named(code: &str, depth: usize) -> Vec<String> {
+    let code: String = code
+        .lines()
+        .take_while(|line| line.trim() != "#[cfg(test)]")
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .flat_map(|line| [line, "\n"])
+        .collect();
     let mut names = Vec::new();
-    let mut rest = line;
-    while let Some(at) = rest.find("crate::") {
-        rest = &rest[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let end = group.find('}').unwrap_or(group.len());
-            for item in group[..end].split(',') {
-                names.push(identifier(item.trim()));
-            }
+    let mut at = 0;
+    while let Some(found) = next_path_start(&code, at) {
+        let mut rest = &code[found..];
+        let root = if let Some(after) = rest.strip_prefix("crate::") {
+            rest = after;
+            true
         } else {
-            names.push(identifier(rest));
+            let mut climbed = 0;
+            while let Some(after) = rest.strip_prefix("super::") {
+                rest = after;
+                climbed += 1;
+            }
+            climbed >= depth
+        };
+        at = code.len() - rest.len();
+        if !root {
+            continue;
+        }
+        match rest.strip_prefix('{') {
+            Some(group) => names.extend(group_items(group).iter().map(|i| identifier(i))),
+            None => names.push(identifier(rest)),
         }
     }
     names.retain(|name| !name.is_empty() && name != "self");
     names
 }
 
+/// Where the next `crate::` or `super::` path begins (not inside a longer word).
+fn next_path_start(code: &str, from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        let next = ["crate::", "super::"]
+            .iter()
+            .filter_map(|word| code[at..].find(word).map(|i| at + i))
+            .min()?;
+        let before = code[..next].chars().next_back();
+        if before.is_none_or(|c| !(c.is_alphanumeric() || c == '_')) {
+            return Some(next);
+        }
+        at = next + 1;
+    }
+}
+
+/// The items of a `{...}` group (its opening brace already taken), split at top-level
+/// commas.
+fn group_items(group: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let (mut level, mut start) = (0usize, 0);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => level += 1,
+            '}' if level == 0 => {
+                items.push(group[start..i].trim());
+                break;
+            }
+            '}' => level -= 1,
+            ',' if level == 0 => {
+                items.push(group[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items
+}
+
 fn identifier(text: &str) -> String {
-    text.chars()
+    text.trim_start()
+        .chars()
         .take_while(|c| c.is_alphanumeric() || *c == '_')
         .collect()
 }
@@ -121,10 +178,20 @@ fn the_server_uses_only_the_wire_format() {
 }
 
 #[test]
-fn the_check_finds_circles_and_grouped_paths() {
+fn the_check_finds_circles_and_every_way_of_naming_a_module() {
+    let code = "use crate::{\n    engine::{Engine, Interrupter},\n    wire, self,\n};\n\
+                // use crate::commented_out;\n\
+                let x = crate::timing::x(); let y = super::super::server::Iopub;\n\
+                use super::sibling; my_crate::not_this;\n\
+                #[cfg(test)]\nmod tests { use crate::only_in_tests; }";
     assert_eq!(
-        crate_paths("use crate::{engine::Engine, wire, self}; crate::timing::x"),
-        ["engine", "wire", "timing"]
+        modules_named(code, 2),
+        ["engine", "wire", "timing", "server"]
+    );
+    assert_eq!(
+        modules_named("use super::sibling;", 1),
+        ["sibling"],
+        "from a top-level file, super is the crate"
     );
     let mut graph = Graph::new();
     graph.insert("a".into(), ["b".into()].into());
