@@ -43,19 +43,33 @@ def timeline_of(cell):
     return bars, float(caption.group(1)), float(caption.group(2))
 
 
+def at_least(measured, asked, over=0.15):
+    """A wait of `asked` seconds took `measured`: not less (the timeline rounds to 0.01 s),
+    and not more than `over` (a fraction) longer."""
+    return asked - 0.01 <= measured < asked * (1 + over)
+
+
+def within(measured, expected, fraction):
+    return abs(measured - expected) <= fraction * expected
+
+
 def test_blocking_tasks_take_the_sum_and_print_live(kc):
     cell = run_cell(kc, BLOCKING_PAIR)
     assert cell.status == "ok", cell.reply["content"]
     lines = arrivals(cell)
     assert list(lines) == ["A started", "A completed", "B started", "B completed"]
-    # Stamps are seconds since the cell started running.
-    assert lines["A started"][0] < 0.05
-    assert abs(lines["B completed"][0] - 1.5) < 0.05
-    # Each line reaches the client when it is printed, not when the cell ends.
-    assert lines["A completed"][1] - lines["A started"][1] > 0.8
     bars, total, summed = timeline_of(cell)
     print(f"blocking pair 1.0 s + 0.5 s: total {total:.2f} s, sum {summed:.2f} s")
-    assert abs(total - 1.5) <= 0.02 and abs(summed - 1.5) <= 0.02
+    # Stamps are seconds since the cell started running: A starts at once, B ends last.
+    stamps = [lines[line][0] for line in lines]
+    assert stamps == sorted(stamps)
+    assert lines["A started"][0] < 0.05 * total
+    assert within(lines["B completed"][0], total, 0.05)
+    # Each line reaches the client when it is printed, not when the cell ends.
+    assert lines["A completed"][1] - lines["A started"][1] > 0.8
+    # Waits take at least what was asked, and little more (ratios: a busy machine adds a
+    # little to every wait, but a blocking pair never overlaps).
+    assert at_least(total, 1.5) and at_least(summed, 1.5)
     assert [(name, kind) for name, kind, _, _ in bars] == [("A", "blocking"), ("B", "blocking")]
 
 
@@ -67,11 +81,11 @@ def test_gathered_async_tasks_take_the_longest(kc):
     _, sync_total, _ = timeline_of(sync)
     bars, total, summed = timeline_of(cell)
     print(f"gathered pair: total {total:.2f} s (blocking pair {sync_total:.2f} s)")
-    assert abs(total - 1.0) <= 0.02 and abs(summed - 1.5) <= 0.02
+    assert at_least(total, 1.0) and at_least(summed, 1.5)
     assert total < 0.7 * sync_total
     for name, kind, start, end in bars:
-        assert kind == "async" and start < 0.05
-        assert abs(end - start - {"A": 1.0, "B": 0.5}[name]) < 0.03
+        assert kind == "async" and start < 0.05 * total
+        assert at_least(end - start, {"A": 1.0, "B": 0.5}[name])
 
 
 def test_cells_without_tasks_have_no_timeline(kc):
@@ -96,8 +110,8 @@ def test_timeline_value_is_svg_matching_the_spans(kc):
     by_length = sorted(bars, key=lambda b: float(b[2]) - float(b[1]))
     for (kind, start, end), wait in zip(by_length, (0.3, 0.6)):
         assert kind == "async"
-        assert float(start) < 0.05
-        assert abs(float(end) - float(start) - wait) < 0.05
+        assert float(start) < 0.05 + 0.1 * wait
+        assert at_least(float(end) - float(start), wait)
     assert "total 0.6" in data["text/plain"] and "sum of tasks 0.9" in data["text/plain"]
 
 
@@ -153,7 +167,9 @@ def run_and_interrupt(kernel, code):
             km.interrupt_kernel()
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
-    cell = Cell(kc.get_shell_msg(timeout=60), outputs, sent_at)
+    reply = kc.get_shell_msg(timeout=60)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    cell = Cell(reply, outputs, sent_at)
     assert asked_at is not None, "the cell never ran"
     (error_at,) = [t for t, m in cell.outputs if m["msg_type"] == "error"]
     return cell, sent_at + error_at - asked_at
