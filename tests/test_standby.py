@@ -348,8 +348,10 @@ def test_a_standby_stops_with_the_jupyter_server_that_started_it(tmp_path):
         wait_until(lambda: lock.exists() and lock.read_text().strip().isdigit(), 10,
                    "the standby named itself")
         standby = int(lock.read_text())
-        # Jupyter stops while the standby's engine is still starting.
-        time.sleep(1)
+        # Jupyter stops while the standby's engine is still starting: it listens on its
+        # socket from the moment that start begins (and says it is ready only later).
+        wait_until(lambda: (dir / "standby.sock").exists(), 30, "the standby listens")
+        assert not (dir / "standby.ready").exists(), "the engine is not up yet"
     finally:
         jupyter.kill()
         jupyter.wait()

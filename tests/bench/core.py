@@ -2,7 +2,7 @@
 first async cell of a fresh kernel (tokio::join! of 1.0 s and 0.5 s; evcxr_jupyter gets the
 :dep line it needs), start -> kernel_info_reply, warm trivial and async cells, a sync
 example's first line on re-run, print -> iopub lag, interrupt -> execute_reply, a
-200,000-line flood; for tandem also the timeline's accuracy and the first async cell of a
+200,000-line flood, 100 MB printed; for tandem also the timeline's accuracy and the first async cell of a
 kernel that finds a standby ready. Prints a table (median, min, max); asserts nothing but
 that the cells worked.
 
@@ -243,6 +243,15 @@ def measure(kernel_name, runs):
             lambda m, _: streams.append(1) if m["msg_type"] == "stream" else None)
     figures["200,000 printed lines -> reply"] = [time.monotonic() - sent]
     figures["200,000 printed lines: stream messages"] = len(streams)
+
+    # Output a client must take as fast as it can: iopub merges what waits, and holds the
+    # cell back once 32 MiB wait (tandem); the figure is the whole path's throughput.
+    streams.clear()
+    sent = time.monotonic()
+    execute(kc, 'let line = "x".repeat(999);\nfor _ in 0..100_000 { println!("{line}"); }',
+            lambda m, _: streams.append(1) if m["msg_type"] == "stream" else None)
+    figures["100 MB printed (1 kB lines) -> reply"] = [time.monotonic() - sent]
+    figures["100 MB printed: stream messages"] = len(streams)
 
     kc.stop_channels()
     km.shutdown_kernel(now=True)
