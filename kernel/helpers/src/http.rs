@@ -68,9 +68,14 @@ impl LocalServer {
         let stats = Arc::new(Stats::default());
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = stats.clone();
+        // Built here, so that a server that cannot get its runtime (no file descriptor
+        // left, say) fails to start instead of dying later on its thread.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let thread = std::thread::Builder::new()
             .name("local-server".into())
-            .spawn(move || serve(listener, delay, serving, stopped))?;
+            .spawn(move || serve(runtime, listener, delay, serving, stopped))?;
         Ok(LocalServer {
             address,
             delay,
@@ -131,18 +136,12 @@ impl std::fmt::Debug for LocalServer {
 
 /// The server thread: one current-thread runtime accepting and answering connections.
 fn serve(
+    runtime: tokio::runtime::Runtime,
     listener: StdListener,
     delay: Duration,
     stats: Arc<Stats>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => return eprintln!("local server: no runtime: {error}"),
-    };
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => listener,
