@@ -179,50 +179,6 @@ def shown(messages):
             and m["content"]["data"]["text/plain"].startswith("shown ")]
 
 
-def test_a_slow_iopub_subscriber_loses_nothing(attacked):
-    kc, km = attacked[0], attacked[4]
-    slow, session = subscriber(km)
-    ran = {}
-    # The kernel's own client reads as usual, on a thread; ours is away for a while, but
-    # back before the kernel gives up on it.
-    reading = threading.Thread(target=lambda: ran.update(cell=run_cell(kc, MANY_DISPLAYS)))
-    try:
-        reading.start()
-        time.sleep(STALL_SECONDS / 4)
-        msg_id = None
-        while msg_id is None:  # the request's id, from its busy status
-            _, frames = session.feed_identities(slow.recv_multipart())
-            msg = session.deserialize(frames)
-            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "busy":
-                msg_id = msg["parent_header"]["msg_id"]
-        messages = read_until_idle(slow, session, msg_id)
-        reading.join(timeout=120)
-    finally:
-        slow.close(linger=0)
-    assert shown(messages) == [f"shown {i}" for i in range(MANY_MESSAGES)]
-    assert ran["cell"].status == "ok", ran["cell"].reply["content"]
-    assert "may have missed" not in ran["cell"].text("stderr")
-
-
-def test_a_subscriber_that_never_reads_cannot_stall_the_kernel(attacked):
-    kc, km = attacked[0], attacked[4]
-    stuck, _ = subscriber(km)
-    try:
-        started = time.monotonic()
-        cell = run_cell(kc, MANY_DISPLAYS, timeout=120)
-        took = time.monotonic() - started
-        assert cell.status == "ok", cell.reply["content"]
-        # The reading client got everything; the stuck one was let go after the limit,
-        # and the output says so under the cell, before its idle status (where frontends
-        # stop listening), to every client: iopub is broadcast.
-        assert shown(m for _, m in cell.outputs) == [f"shown {i}" for i in range(MANY_MESSAGES)]
-        said = cell.text("stderr")
-        assert "may have missed up to" in said, said
-        print(f"{MANY_MESSAGES} displays with a stuck subscriber: {took:.1f} s; {said.strip()}")
-    finally:
-        stuck.close(linger=0)
-
-
 BACKLOG_LINES = 50_000  # of 10,001 bytes each: 500 MB
 BACKLOG_CELL = """
 let pad = "x".repeat(9_990);
@@ -245,7 +201,10 @@ def rss_mb(pid):
 
 def test_a_500_mb_backlog_arrives_whole_before_idle_in_bounded_memory(attacked, tmp_path):
     """A client that reads slower than the cell prints holds the cell back; nothing is
-    dropped and the kernel does not hold the difference in memory."""
+    dropped and the kernel does not hold the difference in memory. (Before the tests that
+    make iopub let a client go: while letting go lasts, every cell's output ends with a
+    notice that a client may have missed some, and output that never pauses for 2 s keeps
+    it going.)"""
     kc, log_path, km = attacked[0], attacked[1], attacked[4]
     kernel = km.provisioner.pid
     progress = tmp_path / "printed"
@@ -309,6 +268,50 @@ def test_a_500_mb_backlog_arrives_whole_before_idle_in_bounded_memory(attacked, 
     # Held: 32 MiB waiting, 1,000 messages in libzmq, evcxr's 1,024 lines; and the allocator
     # keeps some. Without a bound, the kernel would hold what the client had not read.
     assert peak - rss_before < 250, "the kernel's memory grew with the backlog"
+
+
+def test_a_slow_iopub_subscriber_loses_nothing(attacked):
+    kc, km = attacked[0], attacked[4]
+    slow, session = subscriber(km)
+    ran = {}
+    # The kernel's own client reads as usual, on a thread; ours is away for a while, but
+    # back before the kernel gives up on it.
+    reading = threading.Thread(target=lambda: ran.update(cell=run_cell(kc, MANY_DISPLAYS)))
+    try:
+        reading.start()
+        time.sleep(STALL_SECONDS / 4)
+        msg_id = None
+        while msg_id is None:  # the request's id, from its busy status
+            _, frames = session.feed_identities(slow.recv_multipart())
+            msg = session.deserialize(frames)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "busy":
+                msg_id = msg["parent_header"]["msg_id"]
+        messages = read_until_idle(slow, session, msg_id)
+        reading.join(timeout=120)
+    finally:
+        slow.close(linger=0)
+    assert shown(messages) == [f"shown {i}" for i in range(MANY_MESSAGES)]
+    assert ran["cell"].status == "ok", ran["cell"].reply["content"]
+    assert "may have missed" not in ran["cell"].text("stderr")
+
+
+def test_a_subscriber_that_never_reads_cannot_stall_the_kernel(attacked):
+    kc, km = attacked[0], attacked[4]
+    stuck, _ = subscriber(km)
+    try:
+        started = time.monotonic()
+        cell = run_cell(kc, MANY_DISPLAYS, timeout=120)
+        took = time.monotonic() - started
+        assert cell.status == "ok", cell.reply["content"]
+        # The reading client got everything; the stuck one was let go after the limit,
+        # and the output says so under the cell, before its idle status (where frontends
+        # stop listening), to every client: iopub is broadcast.
+        assert shown(m for _, m in cell.outputs) == [f"shown {i}" for i in range(MANY_MESSAGES)]
+        said = cell.text("stderr")
+        assert "may have missed up to" in said, said
+        print(f"{MANY_MESSAGES} displays with a stuck subscriber: {took:.1f} s; {said.strip()}")
+    finally:
+        stuck.close(linger=0)
 
 
 def wait_until_ended(pids, within, what):
