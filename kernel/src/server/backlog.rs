@@ -113,18 +113,24 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    /// A writer waiting for room on a thread; the receiver hears when it went on.
+    fn writer_waiting(
+        backlog: &Arc<Backlog>,
+    ) -> (std::thread::JoinHandle<()>, crossbeam_channel::Receiver<()>) {
+        let (went_on, went_on_rx) = crossbeam_channel::bounded(1);
+        let backlog = backlog.clone();
+        let writer = std::thread::spawn(move || {
+            backlog.wait_for_room();
+            let _ = went_on.send(());
+        });
+        (writer, went_on_rx)
+    }
+
     #[test]
     fn a_full_backlog_holds_the_writer_until_it_drains() {
         let backlog = Arc::new(Backlog::default());
         backlog.add(MAX_HELD + 1);
-        let (went_on, went_on_rx) = crossbeam_channel::bounded(1);
-        let writer = {
-            let backlog = backlog.clone();
-            std::thread::spawn(move || {
-                backlog.wait_for_room();
-                let _ = went_on.send(());
-            })
-        };
+        let (writer, went_on_rx) = writer_waiting(&backlog);
         assert!(went_on_rx.recv_timeout(Duration::from_millis(300)).is_err());
         backlog.remove(2);
         assert!(went_on_rx.recv_timeout(Duration::from_secs(10)).is_ok());
@@ -135,14 +141,7 @@ mod tests {
     fn a_released_backlog_holds_no_one_until_held_again() {
         let backlog = Arc::new(Backlog::default());
         backlog.add(MAX_HELD + 1);
-        let (went_on, went_on_rx) = crossbeam_channel::bounded(1);
-        let writer = {
-            let backlog = backlog.clone();
-            std::thread::spawn(move || {
-                backlog.wait_for_room();
-                let _ = went_on.send(());
-            })
-        };
+        let (writer, went_on_rx) = writer_waiting(&backlog);
         backlog.release();
         assert!(went_on_rx.recv_timeout(Duration::from_secs(10)).is_ok());
         writer.join().unwrap();
