@@ -69,13 +69,30 @@ impl LocalServer {
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let serving = stats.clone();
         // Built here, so that a server that cannot get its runtime (no file descriptor
-        // left, say) fails to start instead of dying later on its thread.
+        // left, say) fails to start instead of dying later on its thread. It is handed
+        // over once the thread exists: a cell may run this inside its own runtime, where
+        // a runtime must not be dropped, only shut down.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let thread = std::thread::Builder::new()
+        let (hand_over, handed) = std::sync::mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new()
             .name("local-server".into())
-            .spawn(move || serve(runtime, listener, delay, serving, stopped))?;
+            .spawn(move || {
+                if let Ok(runtime) = handed.recv() {
+                    serve(runtime, listener, delay, serving, stopped);
+                }
+            });
+        let thread = match spawned {
+            Ok(thread) => thread,
+            Err(error) => {
+                runtime.shutdown_background();
+                return Err(error);
+            }
+        };
+        if let Err(std::sync::mpsc::SendError(runtime)) = hand_over.send(runtime) {
+            runtime.shutdown_background();
+        }
         Ok(LocalServer {
             address,
             delay,
