@@ -4,6 +4,7 @@
 //! slow client is `publisher`'s job; how cells wait for it is `backlog`'s.
 
 use super::backlog::Backlog;
+use super::outgoing::content_bytes;
 use super::publisher::Publisher;
 use crate::wire::{Header, Message, Signer};
 use anyhow::Result;
@@ -56,7 +57,7 @@ impl Iopub {
     /// Queues what a cell printed or displayed; waits first while a client that reads
     /// slower than the cell prints has much output queued (see `backlog`).
     pub fn publish_output(&self, message: Message) {
-        let bytes = output_bytes(&message);
+        let bytes = content_bytes(&message);
         self.backlog.wait_for_room();
         self.backlog.add(bytes);
         self.send(message, bytes);
@@ -113,14 +114,6 @@ impl Iopub {
             // A full pipe already means "wake up"; nothing is lost by ignoring WouldBlock.
             let _ = stream.write(&[1]);
         }
-    }
-}
-
-/// The cell output a message carries: a stream's text, a display's content.
-fn output_bytes(message: &Message) -> usize {
-    match message.content.get("text").and_then(|text| text.as_str()) {
-        Some(text) => text.len(),
-        None => serde_json::to_vec(&message.content).map_or(0, |content| content.len()),
     }
 }
 

@@ -1,7 +1,7 @@
 //! A message waiting on iopub, and how waiting stream text of one request is merged so a
 //! client that fell behind catches up on fewer, larger messages.
 
-use crate::wire::Message;
+use crate::wire::{Message, Signer};
 use serde_json::Value;
 
 /// The most text one stream message grows to while waiting.
@@ -21,6 +21,12 @@ pub(super) struct Outgoing {
 }
 
 impl Outgoing {
+    /// Its frames, signed the first time they are asked for (no merging after that).
+    pub(super) fn frames(&mut self, signer: &Signer) -> &[Vec<u8>] {
+        self.frames
+            .get_or_insert_with(|| self.message.to_frames(signer))
+    }
+
     /// Appends `more`'s text if both are waiting text of the same stream and request, and
     /// the result stays within [`MAX_MERGED_TEXT`]; whether it did.
     pub(super) fn merge(&mut self, more: &Message) -> bool {
@@ -58,16 +64,19 @@ fn same_stream(a: &Message, b: &Message) -> bool {
         && stream_text(b).is_some()
 }
 
+/// The bytes a message's content stands for: a stream's text, else its content as JSON.
+pub(super) fn content_bytes(message: &Message) -> usize {
+    stream_text(message).map_or_else(
+        || serde_json::to_vec(&message.content).map_or(0, |v| v.len()),
+        str::len,
+    )
+}
+
 /// About how many bytes a message takes once signed: its content (`content_bytes` when
 /// already counted), its buffers and headers.
-pub(super) fn size_of(message: &Message, content_bytes: Option<usize>) -> usize {
+pub(super) fn size_of(message: &Message, content: Option<usize>) -> usize {
     const HEADERS: usize = 600;
-    let content = content_bytes.unwrap_or_else(|| {
-        stream_text(message).map_or_else(
-            || serde_json::to_vec(&message.content).map_or(0, |v| v.len()),
-            str::len,
-        )
-    });
+    let content = content.unwrap_or_else(|| content_bytes(message));
     let buffers: usize = message.buffers.iter().map(Vec::len).sum();
     content + buffers + HEADERS
 }

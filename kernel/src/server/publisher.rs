@@ -173,9 +173,7 @@ impl Publisher {
     /// ZeroMQ context is terminated.
     pub(super) fn send_waiting(&mut self) -> Result<(), ()> {
         while let Some(next) = self.waiting.front_mut() {
-            let frames = next
-                .frames
-                .get_or_insert_with(|| next.message.to_frames(&self.signer));
+            let frames = next.frames(&self.signer);
             match self.socket.send_multipart(frames.iter(), zmq::DONTWAIT) {
                 Ok(()) => self.sent_one(),
                 Err(zmq::Error::EAGAIN) => {
@@ -219,12 +217,9 @@ impl Publisher {
         });
         set_no_drop(&mut self.socket, false)?;
         let sent = match self.waiting.front_mut() {
-            Some(next) => {
-                let frames = next
-                    .frames
-                    .get_or_insert_with(|| next.message.to_frames(&self.signer));
-                self.socket.send_multipart(frames.iter(), zmq::DONTWAIT)
-            }
+            Some(next) => self
+                .socket
+                .send_multipart(next.frames(&self.signer).iter(), zmq::DONTWAIT),
             None => Ok(()),
         };
         if let Err(error) = set_no_drop(&mut self.socket, true) {
