@@ -85,8 +85,9 @@ def is_footer(content):
     return kernel_role(content) == "timing"
 
 
-def run_cell(kc, code, timeout=300, **options):
-    """Executes `code` and waits for its reply and its idle status."""
+def run_cell(kc, code, timeout=300, on_output=None, **options):
+    """Executes `code` and waits for its reply and its idle status. `on_output`, if given,
+    sees each of the request's iopub messages as it arrives."""
     sent_at = time.monotonic()
     msg_id = kc.execute(code, **options)
     outputs = []
@@ -96,6 +97,8 @@ def run_cell(kc, code, timeout=300, **options):
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
         outputs.append((time.monotonic() - sent_at, msg))
+        if on_output:
+            on_output(msg)
         if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             break
     reply = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))

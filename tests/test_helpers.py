@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from conftest import Cell, run_cell
+from conftest import run_cell
 
 BLOCKING_PAIR = 'blocking_task("A", 1.0);\nblocking_task("B", 0.5);'
 GATHERED_PAIR = 'gather(vec![async_task("A", 1.0), async_task("B", 0.5)]).await'
@@ -153,26 +153,19 @@ def run_and_interrupt(kernel, code):
     """Runs `code`, interrupts it once it runs (its first line printed); returns (cell,
     seconds from the interrupt to the error)."""
     km, kc = kernel
-    sent_at = time.monotonic()
-    msg_id = kc.execute('println!("running");\n' + code)
-    outputs, asked_at = [], None
-    while True:
-        msg = kc.get_iopub_msg(timeout=120)
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        outputs.append((time.monotonic() - sent_at, msg))
-        if (asked_at is None and msg["msg_type"] == "stream"
+    asked = {}
+
+    def interrupt_once_running(msg):
+        if ("at" not in asked and msg["msg_type"] == "stream"
                 and "running" in msg["content"]["text"]):
-            asked_at = time.monotonic()
+            asked["at"] = time.monotonic()
             km.interrupt_kernel()
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    reply = kc.get_shell_msg(timeout=60)
-    assert reply["parent_header"]["msg_id"] == msg_id
-    cell = Cell(reply, outputs, sent_at)
-    assert asked_at is not None, "the cell never ran"
+
+    cell = run_cell(kc, 'println!("running");\n' + code, timeout=120,
+                    on_output=interrupt_once_running)
+    assert "at" in asked, "the cell never ran"
     (error_at,) = [t for t, m in cell.outputs if m["msg_type"] == "error"]
-    return cell, sent_at + error_at - asked_at
+    return cell, cell.sent_at + error_at - asked["at"]
 
 
 @pytest.mark.parametrize("code", [
