@@ -1,7 +1,8 @@
 //! Asynchronous tasks on tokio: a task that waits with `tokio::time::sleep` gives its
 //! thread back to the runtime, so tasks waiting together take as long as the longest.
 
-use crate::spans::{Kind, TaskRun};
+use crate::spans::Kind;
+use crate::task_run::TaskRun;
 use std::future::Future;
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ use std::time::Duration;
 pub async fn async_task(name: impl Into<String>, seconds: f64) -> String {
     let name = name.into();
     let run = TaskRun::start(&name, Kind::Async, true);
-    crate::session::sleep_async(Duration::from_secs_f64(seconds.max(0.0))).await;
+    crate::interrupt::sleep_async(Duration::from_secs_f64(seconds.max(0.0))).await;
     run.finish();
     format!("{name} waited {seconds:.2} s")
 }

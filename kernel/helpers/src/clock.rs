@@ -10,7 +10,7 @@ static RESTARTED: Mutex<Option<(u64, Instant)>> = Mutex::new(None);
 /// Starts the clock again at zero and forgets the spans recorded so far in this cell.
 pub fn restart() {
     if let Ok(mut origin) = RESTARTED.lock() {
-        *origin = Some((crate::session::cell_number(), Instant::now()));
+        *origin = Some((crate::kernel_link::cell_number(), Instant::now()));
     }
     crate::spans::clear();
 }
@@ -21,13 +21,13 @@ pub fn now() -> Duration {
     let mut restarted = RESTARTED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let cell = crate::session::current_cell();
+    let cell = crate::kernel_link::current_cell();
     match (*restarted, cell) {
         (Some((set_in, origin)), _) if set_in == cell.map_or(0, |(number, _)| number) => {
             origin.elapsed()
         }
         (_, Some((_, started_ns))) => {
-            Duration::from_nanos(crate::session::monotonic_ns().saturating_sub(started_ns))
+            Duration::from_nanos(crate::kernel_link::monotonic_ns().saturating_sub(started_ns))
         }
         _ => {
             let origin = Instant::now();

@@ -1,7 +1,8 @@
 //! CPU-bound work: real computation (counting primes), sized by a parameter. Waiting
 //! overlaps under async; computing does not, only more threads on more cores help.
 
-use crate::spans::{Kind, TaskRun};
+use crate::spans::Kind;
+use crate::task_run::TaskRun;
 
 /// Counts the primes below `limit` by trial division (deliberately plain, so the time
 /// grows with `limit`), and records a `cpu` span named `name`.
@@ -15,7 +16,7 @@ pub fn count_primes(name: &str, limit: u64) -> u64 {
     let count = (2..limit)
         .filter(|&n| {
             if n % 1024 == 0 {
-                crate::session::stop_if_interrupted();
+                crate::interrupt::stop_if_interrupted();
             }
             is_prime(n)
         })

@@ -3,7 +3,8 @@
 //! a database server that takes its time, every connection has a `sleep(seconds)` SQL
 //! function: `SELECT sleep(0.5), name FROM users WHERE id = 1`.
 
-use crate::spans::{Kind, TaskRun};
+use crate::spans::Kind;
+use crate::task_run::TaskRun;
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
@@ -74,7 +75,7 @@ impl Database {
     pub fn query(&self, sql: &str) -> Result<Rows, DatabaseError> {
         let run = TaskRun::start(&label(sql), Kind::Blocking, false);
         let rows = run_query(&self.connect()?, sql);
-        crate::session::stop_if_interrupted();
+        crate::interrupt::stop_if_interrupted();
         let rows = rows?;
         run.finish();
         Ok(rows)
@@ -97,11 +98,11 @@ impl Database {
         let run = TaskRun::start(&label(&sql), Kind::Async, false);
         let database = self.clone();
         let work = tokio::task::spawn_blocking(move || run_query(&database.connect()?, &sql));
-        let rows = match crate::session::interruptible(work).await {
+        let rows = match crate::interrupt::interruptible(work).await {
             Ok(rows) => rows,
             Err(failed) => std::panic::resume_unwind(failed.into_panic()),
         };
-        crate::session::stop_if_interrupted();
+        crate::interrupt::stop_if_interrupted();
         let rows = rows?;
         run.finish();
         Ok(rows)
@@ -143,7 +144,7 @@ fn run_query(connection: &Connection, sql: &str) -> Result<Rows, DatabaseError> 
 fn sleep_in_database(seconds: f64) -> Result<(), DatabaseError> {
     let deadline = std::time::Instant::now() + Duration::from_secs_f64(seconds.clamp(0.0, 600.0));
     loop {
-        if crate::session::interrupt_requested() {
+        if crate::kernel_link::interrupt_requested() {
             return Err(DatabaseError::UserFunctionError("interrupted".into()));
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -2,7 +2,8 @@
 //! (which runs the same blocking calls on tokio's pool of blocking threads, so the runtime
 //! keeps running other tasks meanwhile). Each call records a span.
 
-use crate::spans::{Kind, TaskRun};
+use crate::spans::Kind;
+use crate::task_run::TaskRun;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -117,7 +118,7 @@ pub fn read_file(path: impl AsRef<Path>) -> io::Result<String> {
 pub async fn write_file_async(path: impl AsRef<Path>, contents: &str) -> io::Result<()> {
     let path = resolve(path.as_ref());
     let run = TaskRun::start(&label("write", &path), Kind::Async, false);
-    crate::session::interruptible(tokio::fs::write(&path, contents)).await?;
+    crate::interrupt::interruptible(tokio::fs::write(&path, contents)).await?;
     run.finish();
     Ok(())
 }
@@ -126,7 +127,7 @@ pub async fn write_file_async(path: impl AsRef<Path>, contents: &str) -> io::Res
 pub async fn read_file_async(path: impl AsRef<Path>) -> io::Result<String> {
     let path = resolve(path.as_ref());
     let run = TaskRun::start(&label("read", &path), Kind::Async, false);
-    let text = crate::session::interruptible(tokio::fs::read_to_string(&path)).await?;
+    let text = crate::interrupt::interruptible(tokio::fs::read_to_string(&path)).await?;
     run.finish();
     Ok(text)
 }

@@ -6,7 +6,8 @@
 //! thread held open together. It stops when the `LocalServer` value is dropped (or the
 //! kernel shuts down). The clients speak plain HTTP/1.1 to `http://127.0.0.1:PORT/...`.
 
-use crate::spans::{Kind, TaskRun};
+use crate::spans::Kind;
+use crate::task_run::TaskRun;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::os::fd::AsRawFd;
@@ -326,7 +327,7 @@ pub fn http_get(url: &str) -> io::Result<String> {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                crate::session::stop_if_interrupted();
+                crate::interrupt::stop_if_interrupted();
             }
             Err(e) => return Err(e),
         }
@@ -362,7 +363,7 @@ pub async fn http_get_async(url: impl Into<String>) -> io::Result<String> {
         stream.read_to_end(&mut response).await?;
         body_of(&response)
     };
-    let body = crate::session::interruptible(exchange).await;
+    let body = crate::interrupt::interruptible(exchange).await;
     run.finish();
     body
 }

@@ -25,10 +25,13 @@ pub mod display;
 pub mod exercise;
 pub mod files;
 pub mod http;
+pub mod interrupt;
+/// Plumbing between the helpers and the kernel: nothing a lesson needs to read.
+pub mod kernel_link;
 pub mod resources;
-pub mod session;
 pub mod spans;
 pub mod sync;
+mod task_run;
 pub mod timeline;
 
 pub use asynchronous::{async_task, gather, run_on_one_thread, run_on_threads};
@@ -50,7 +53,7 @@ pub mod prelude {
     pub use crate::files::{read_file, read_file_async, write_file, write_file_async};
     pub use crate::http::{http_get, http_get_async, LocalServer};
     pub use crate::resources;
-    pub use crate::session::stop_if_interrupted;
+    pub use crate::interrupt::stop_if_interrupted;
     pub use crate::spans::{self, Kind};
     pub use crate::sync::blocking_task;
     pub use crate::timeline::{timeline, Timeline};

@@ -1,5 +1,5 @@
 //! Spans: what each helper task did and when, kept for the timeline picture. Inside tandem
-//! each finished span is also reported to the kernel, which draws the cell's timeline.
+//! each finished span is also sent to the kernel, which draws the cell's timeline.
 
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
@@ -63,7 +63,7 @@ fn with_spans<T>(use_them: impl FnOnce(&mut Vec<Span>, &[Span]) -> T) -> T {
     let mut spans = SPANS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let cell = crate::session::cell_number();
+    let cell = crate::kernel_link::cell_number();
     if spans.cell != cell {
         // The cell just before this one, if it ran: a gap in the numbers means cells ran
         // that recorded nothing.
@@ -83,7 +83,10 @@ fn with_spans<T>(use_them: impl FnOnce(&mut Vec<Span>, &[Span]) -> T) -> T {
 
 /// Records a finished span.
 pub fn record(span: Span) {
-    crate::session::report(&span);
+    match serde_json::to_string(&span) {
+        Ok(json) => crate::kernel_link::tell_kernel(crate::kernel_link::SPAN_MARKER, &json),
+        Err(error) => eprintln!("tandem helpers: cannot report a span: {error}"),
+    }
     with_spans(|spans, _| spans.push(span));
 }
 
@@ -105,56 +108,30 @@ pub(crate) fn clear() {
     with_spans(|spans, _| spans.clear());
 }
 
-/// A task being timed: it announces its start and, when finished, its end, and records
-/// its span. Shared by every kind of helper task.
-pub(crate) struct TaskRun {
-    name: String,
-    kind: Kind,
-    start: Duration,
-    announce: bool,
-    cell: u64,
-}
-
-impl TaskRun {
-    pub(crate) fn start(name: &str, kind: Kind, announce: bool) -> TaskRun {
-        let start = crate::clock::now();
-        if announce {
-            println!("[{}] {name} started", crate::clock::stamp(start));
-        }
-        TaskRun {
-            name: name.to_owned(),
-            kind,
-            start,
-            announce,
-            cell: crate::session::cell_number(),
-        }
-    }
-
-    pub(crate) fn finish(self) {
-        if crate::session::cell_number() != self.cell {
-            // Started in an earlier cell (a task left running): not part of this cell's
-            // timeline, whose clock started after it.
-            return;
-        }
-        let end = crate::clock::now();
-        if self.announce {
-            println!("[{}] {} completed", crate::clock::stamp(end), self.name);
-        }
-        record(Span {
-            name: self.name,
-            kind: self.kind,
-            thread: thread_label(),
-            start: self.start,
-            end,
-        });
-    }
-}
-
 /// The current thread's name, or its id when it has none.
 pub fn thread_label() -> String {
     let thread = std::thread::current();
     match thread.name() {
         Some(name) => name.to_owned(),
         None => format!("{:?}", thread.id()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_round_trip_through_json() {
+        let span = Span {
+            name: "fetch \"a\"".into(),
+            kind: Kind::Async,
+            thread: "main".into(),
+            start: Duration::from_millis(10),
+            end: Duration::from_millis(1010),
+        };
+        let json = serde_json::to_string(&span).unwrap();
+        assert_eq!(serde_json::from_str::<Span>(&json).unwrap(), span);
+        assert_eq!(span.duration(), Duration::from_secs(1));
     }
 }

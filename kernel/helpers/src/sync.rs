@@ -1,7 +1,8 @@
 //! Synchronous (blocking) tasks: each holds its thread while it waits, so tasks run one
 //! after another and the total is the sum of their waits.
 
-use crate::spans::{Kind, TaskRun};
+use crate::spans::Kind;
+use crate::task_run::TaskRun;
 use std::time::Duration;
 
 /// A named task that waits `seconds` with `std::thread::sleep`, printing when it starts and
@@ -19,7 +20,7 @@ use std::time::Duration;
 /// ```
 pub fn blocking_task(name: &str, seconds: f64) -> String {
     let run = TaskRun::start(name, Kind::Blocking, true);
-    crate::session::sleep(Duration::from_secs_f64(seconds.max(0.0)));
+    crate::interrupt::sleep(Duration::from_secs_f64(seconds.max(0.0)));
     run.finish();
     format!("{name} waited {seconds:.2} s")
 }

@@ -3,7 +3,7 @@
 //! the session's variables. Code that does not stop within [`GRACE`] is stopped by ending
 //! the engine's child process; evcxr then starts a fresh one and the variables are lost.
 
-use super::child_cell::INTERRUPT_SIGNAL;
+use super::child::INTERRUPT_SIGNAL;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! The line protocol between the evcxr child process and the kernel. The child's stdout
 //! filter and the helpers write these lines; the kernel's output forwarder reads them.
-//! One place for all (the helpers' part is defined in their `session` module).
+//! One place for all (the helpers' part is defined in their `kernel_link` module).
 
 use std::sync::OnceLock;
 
@@ -39,12 +39,12 @@ pub fn take_key_from_environment() -> u128 {
 pub fn prefix() -> &'static str {
     static PREFIX: OnceLock<String> = OnceLock::new();
     PREFIX.get_or_init(|| {
-        tandem_helpers::session::marker_prefix_for(KEY.get().copied().unwrap_or_default())
+        tandem_helpers::kernel_link::marker_prefix_for(KEY.get().copied().unwrap_or_default())
     })
 }
 
 /// A helper task finished: `PREFIX span <json of tandem_helpers::spans::Span>`.
-pub use tandem_helpers::session::SPAN_MARKER as SPAN;
+pub use tandem_helpers::kernel_link::SPAN_MARKER as SPAN;
 
 /// A mime bundle printed during the cell: `PREFIX display <json object of mime -> data>`.
 pub const DISPLAY: &str = "display";

@@ -4,10 +4,7 @@
 
 mod artifacts;
 mod build_progress;
-mod child_cell;
-pub mod child_filter;
-mod child_loader;
-mod child_pipes;
+mod child;
 mod diagnostics;
 mod interrupt;
 mod markers;
@@ -38,15 +35,7 @@ use tandem_helpers::spans::Span;
 /// Must run first thing in `main`: in the evcxr child process it never returns.
 pub fn runtime_hook() {
     if std::env::var_os("EVCXR_IS_RUNTIME").is_some() {
-        // Panic reports stay short: the message is what the learner needs, not a backtrace
-        // of generated code. Set TANDEM_BACKTRACE=1 to see backtraces anyway.
-        let backtrace = std::env::var("TANDEM_BACKTRACE").unwrap_or_else(|_| "0".into());
-        // SAFETY: still single-threaded here; nothing else reads the environment yet.
-        unsafe { std::env::set_var("RUST_BACKTRACE", backtrace) };
-        child_cell::TANDEM_CELL_STATE.set_marker_key(markers::take_key_from_environment());
-        child_loader::load_standard_library();
-        child_filter::install();
-        child_cell::install();
+        child::set_up();
     }
     evcxr::runtime_hook();
 }

@@ -236,7 +236,7 @@ impl ForwardState {
                 }
                 _ => log::warn!("unreadable display marker from the engine"),
             },
-            Some((markers::SPAN, payload)) => match tandem_helpers::session::parse_span(payload) {
+            Some((markers::SPAN, payload)) => match serde_json::from_str::<Span>(payload).ok() {
                 Some(span) => self.report.spans.push(span),
                 None => log::warn!("unreadable span marker from the engine"),
             },

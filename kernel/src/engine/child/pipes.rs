@@ -1,5 +1,5 @@
 //! Runs inside the evcxr child process: puts a pipe in place of stdin or stdout, so tandem
-//! sits between evcxr's runtime and the kernel (see `child_filter` and `child_cell`).
+//! sits between evcxr's runtime and the kernel (see `filter` and `cell`).
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, RawFd};

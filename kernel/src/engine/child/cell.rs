@@ -5,9 +5,9 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use tandem_helpers::session::CellState;
+use tandem_helpers::kernel_link::CellState;
 
-/// Found by the helpers with `dlsym` under `tandem_helpers::session::CELL_STATE_SYMBOL`.
+/// Found by the helpers with `dlsym` under `tandem_helpers::kernel_link::CELL_STATE_SYMBOL`.
 #[unsafe(no_mangle)]
 pub static TANDEM_CELL_STATE: CellState = CellState::new();
 
@@ -41,7 +41,7 @@ pub fn install() {
         // handler, unlike an ignored signal, is reset for programs the cell starts.)
         libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
     }
-    if let Some(stdin) = super::child_pipes::interpose(0) {
+    if let Some(stdin) = super::pipes::interpose(0) {
         let _ = std::thread::Builder::new()
             .name("tandem-stdin".into())
             .spawn(move || relay(stdin.original, stdin.ours));

@@ -2,7 +2,7 @@
 //! and the kernel: evcxr mime blocks printed mid-cell become live `display` markers,
 //! panics are flagged, and everything else passes through line by line without delay.
 
-use super::markers;
+use crate::engine::markers;
 use serde_json::{Map, Value};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
@@ -28,7 +28,7 @@ static FILTER_DONE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new())
 /// Redirects this process's stdout through the filter. Call before `evcxr::runtime_hook`,
 /// only in the child process. On failure stdout is left as it was.
 pub fn install() {
-    let Some(stdout) = super::child_pipes::interpose(1) else {
+    let Some(stdout) = super::pipes::interpose(1) else {
         return;
     };
     let spawned = std::thread::Builder::new()
