@@ -1,6 +1,6 @@
-//! Turns rustc's compile errors (as evcxr reports them) into a traceback that points at
-//! the cell's own lines, in rustc's familiar layout, with ANSI colours; and says why
-//! evcxr could not work out a variable's type when that is the toolchain's doing.
+//! rustc's compile errors, as evcxr reports them, turned into plain data about the cell's
+//! own lines (`presentation` draws them in rustc's layout); and why evcxr could not work
+//! out a variable's type when that is the toolchain's doing.
 
 use evcxr::CompilationError;
 use std::sync::OnceLock;
@@ -39,22 +39,80 @@ fn rust_src_installed() -> bool {
     })
 }
 
-const RED: &str = "\x1b[1;31m";
-const BLUE: &str = "\x1b[1;34m";
-const BOLD: &str = "\x1b[1m";
-const RESET: &str = "\x1b[0m";
+/// One compile error or warning, as it concerns the cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    /// `error`, `warning`, ...
+    pub level: String,
+    /// rustc's code (`E0308`), when it has one.
+    pub code: Option<String>,
+    pub message: String,
+    pub found: Found,
+}
 
-/// The traceback lines for a set of compile errors against `cell` (the cell's source).
-pub fn traceback(errors: &[CompilationError], cell: &str) -> Vec<String> {
-    let lines: Vec<&str> = cell.lines().collect();
-    let mut out = Vec::new();
-    for (index, error) in errors.iter().enumerate() {
-        if index > 0 {
-            out.push(String::new());
+/// Where a diagnostic points.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// In the cell's own lines: labelled places, then rustc's help.
+    InCell { labels: Vec<Label>, help: Vec<String> },
+    /// In code evcxr generated around the cell: rustc's own rendering, which is the most
+    /// faithful thing to show.
+    Generated { rendered: String },
+}
+
+/// A label rustc attached to a diagnostic, at a place in the cell or at none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    pub text: String,
+    pub span: Option<CellSpan>,
+    /// The place the error is about (rustc's `^^^`), rather than one that explains it.
+    pub primary: bool,
+}
+
+/// Lines and columns in the cell, counted from 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CellSpan {
+    pub start_line: usize,
+    pub start_column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+}
+
+/// The compile errors as data.
+pub fn diagnostics(errors: &[CompilationError]) -> Vec<Diagnostic> {
+    errors.iter().map(diagnostic).collect()
+}
+
+fn diagnostic(error: &CompilationError) -> Diagnostic {
+    let found = if error.is_from_user_code() {
+        Found::InCell {
+            labels: error
+                .spanned_messages()
+                .iter()
+                .map(|spanned| Label {
+                    text: spanned.label.clone(),
+                    span: spanned.span.as_ref().map(|span| CellSpan {
+                        start_line: span.start_line,
+                        start_column: span.start_column,
+                        end_line: span.end_line,
+                        end_column: span.end_column,
+                    }),
+                    primary: spanned.is_primary,
+                })
+                .collect(),
+            help: error.help(),
         }
-        render_one(error, &lines, &mut out);
+    } else {
+        Found::Generated {
+            rendered: error.rendered(),
+        }
+    };
+    Diagnostic {
+        level: error.level().to_owned(),
+        code: error.code().map(str::to_owned),
+        message: error.message(),
+        found,
     }
-    out
 }
 
 /// One-line summary (`ename`, `evalue`) of the first error.
@@ -68,73 +126,5 @@ pub fn summary(errors: &[CompilationError]) -> (String, String) {
             (ename, error.message())
         }
         None => ("error".to_owned(), "compilation failed".to_owned()),
-    }
-}
-
-fn render_one(error: &CompilationError, lines: &[&str], out: &mut Vec<String>) {
-    let level = error.level();
-    let code = error.code().map(|c| format!("[{c}]")).unwrap_or_default();
-    out.push(format!(
-        "{RED}{level}{code}{RESET}{BOLD}: {}{RESET}",
-        error.message()
-    ));
-    if !error.is_from_user_code() {
-        // Errors in code evcxr generated around the cell: rustc's own rendering is the
-        // most faithful thing we can show.
-        for line in error.rendered().lines() {
-            out.push(line.to_owned());
-        }
-        return;
-    }
-    let gutter = lines.len().to_string().len();
-    let mut located = false;
-    let mut last_line_shown = None;
-    for spanned in error.spanned_messages() {
-        let Some(span) = &spanned.span else {
-            if !spanned.label.is_empty() {
-                out.push(format!("{BLUE}{:gutter$} = {RESET}{}", "", spanned.label));
-            }
-            continue;
-        };
-        if !located {
-            out.push(format!(
-                "{BLUE}{:gutter$}--> {RESET}cell:{}:{}",
-                "", span.start_line, span.start_column
-            ));
-            out.push(format!("{BLUE}{:gutter$} |{RESET}", ""));
-            located = true;
-        }
-        let Some(source) = lines.get(span.start_line.saturating_sub(1)) else {
-            continue;
-        };
-        if last_line_shown != Some(span.start_line) {
-            out.push(format!(
-                "{BLUE}{:>gutter$} |{RESET} {source}",
-                span.start_line
-            ));
-            last_line_shown = Some(span.start_line);
-        }
-        let start = span.start_column.max(1);
-        let end = if span.end_line == span.start_line {
-            span.end_column
-        } else {
-            source.chars().count() + 1
-        }
-        .max(start + 1);
-        let colour = if spanned.is_primary { RED } else { BLUE };
-        let mark = if spanned.is_primary { "^" } else { "-" };
-        out.push(format!(
-            "{BLUE}{:gutter$} |{RESET} {}{colour}{} {}{RESET}",
-            "",
-            " ".repeat(start - 1),
-            mark.repeat(end - start),
-            spanned.label
-        ));
-    }
-    for help in error.help() {
-        out.push(format!(
-            "{BLUE}{:gutter$} = {RESET}{BOLD}help{RESET}: {help}",
-            ""
-        ));
     }
 }

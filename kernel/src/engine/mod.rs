@@ -17,6 +17,7 @@ pub use artifacts::{
     build_dir_in, build_key, drop_stray_preload_from_library_path, prebuild_in_subprocess,
     standby_dir, TemplateBuild,
 };
+pub use diagnostics::{CellSpan, Diagnostic, Found, Label};
 pub use interrupt::Interrupter;
 pub use markers::{choose_key as choose_marker_key, KEY_VARIABLE as MARKER_KEY_VARIABLE};
 pub use output::{OutputSink, StreamName};
@@ -47,7 +48,9 @@ pub enum CellError {
     Compile {
         ename: String,
         evalue: String,
-        traceback: Vec<String>,
+        diagnostics: Vec<Diagnostic>,
+        /// The cell's source, which the diagnostics' places refer to.
+        code: String,
     },
     /// The code panicked; evcxr caught it and the session goes on.
     Panic { message: String },
@@ -375,7 +378,8 @@ impl Engine {
                 CellError::Compile {
                     ename,
                     evalue,
-                    traceback: diagnostics::traceback(&errors, code),
+                    diagnostics: diagnostics::diagnostics(&errors),
+                    code: code.to_owned(),
                 }
             }
             evcxr::Error::SubprocessTerminated(detail) => CellError::ProcessEnded {

@@ -1,6 +1,8 @@
 //! How a cell's result is shown, the same in Jupyter and in `tandem run`: its value, what
 //! tandem draws under it (timeline, footer), and its error in Jupyter's error fields.
 
+mod compile_errors;
+
 use crate::engine::{CellError, CellRun};
 use crate::timing;
 use crate::wire::content::ErrorContent;
@@ -53,8 +55,13 @@ pub fn error_content(error: &CellError) -> ErrorContent {
         CellError::Compile {
             ename,
             evalue,
-            traceback,
-        } => (ename.clone(), evalue.clone(), traceback.clone()),
+            diagnostics,
+            code,
+        } => (
+            ename.clone(),
+            evalue.clone(),
+            compile_errors::traceback(diagnostics, code),
+        ),
         CellError::Panic { message } => {
             let mut traceback =
                 vec!["\x1b[1;31mpanicked\x1b[0m: the cell's code panicked".to_owned()];

@@ -1,0 +1,156 @@
+//! Compile errors drawn as rustc draws them, against the cell's own lines (`--> cell:2:5`,
+//! the line, `^^^` under the place), with the ANSI colours frontends show.
+
+use crate::engine::{CellSpan, Diagnostic, Found, Label};
+
+const RED: &str = "\x1b[1;31m";
+const BLUE: &str = "\x1b[1;34m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+/// The traceback lines for a cell's compile errors; `cell` is the cell's source.
+pub fn traceback(diagnostics: &[Diagnostic], cell: &str) -> Vec<String> {
+    let lines: Vec<&str> = cell.lines().collect();
+    let mut out = Vec::new();
+    for (index, diagnostic) in diagnostics.iter().enumerate() {
+        if index > 0 {
+            out.push(String::new());
+        }
+        draw(diagnostic, &lines, &mut out);
+    }
+    out
+}
+
+fn draw(diagnostic: &Diagnostic, lines: &[&str], out: &mut Vec<String>) {
+    let code = diagnostic
+        .code
+        .as_ref()
+        .map(|code| format!("[{code}]"))
+        .unwrap_or_default();
+    out.push(format!(
+        "{RED}{}{code}{RESET}{BOLD}: {}{RESET}",
+        diagnostic.level, diagnostic.message
+    ));
+    let (labels, help) = match &diagnostic.found {
+        Found::Generated { rendered } => {
+            out.extend(rendered.lines().map(str::to_owned));
+            return;
+        }
+        Found::InCell { labels, help } => (labels, help),
+    };
+    let gutter = lines.len().to_string().len();
+    let mut located = false;
+    let mut last_line_shown = None;
+    for label in labels {
+        let Some(span) = &label.span else {
+            if !label.text.is_empty() {
+                out.push(format!("{BLUE}{:gutter$} = {RESET}{}", "", label.text));
+            }
+            continue;
+        };
+        if !located {
+            out.push(format!(
+                "{BLUE}{:gutter$}--> {RESET}cell:{}:{}",
+                "", span.start_line, span.start_column
+            ));
+            out.push(format!("{BLUE}{:gutter$} |{RESET}", ""));
+            located = true;
+        }
+        let Some(source) = lines.get(span.start_line.saturating_sub(1)) else {
+            continue;
+        };
+        if last_line_shown != Some(span.start_line) {
+            out.push(format!(
+                "{BLUE}{:>gutter$} |{RESET} {source}",
+                span.start_line
+            ));
+            last_line_shown = Some(span.start_line);
+        }
+        out.push(underline(label, span, source, gutter));
+    }
+    for help in help {
+        out.push(format!(
+            "{BLUE}{:gutter$} = {RESET}{BOLD}help{RESET}: {help}",
+            ""
+        ));
+    }
+}
+
+/// The line under `source` that marks the label's place and says its text.
+fn underline(label: &Label, span: &CellSpan, source: &str, gutter: usize) -> String {
+    let start = span.start_column.max(1);
+    let end = if span.end_line == span.start_line {
+        span.end_column
+    } else {
+        source.chars().count() + 1
+    }
+    .max(start + 1);
+    let (colour, mark) = if label.primary {
+        (RED, "^")
+    } else {
+        (BLUE, "-")
+    };
+    format!(
+        "{BLUE}{:gutter$} |{RESET} {}{colour}{} {}{RESET}",
+        "",
+        " ".repeat(start - 1),
+        mark.repeat(end - start),
+        label.text
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strip_colours(line: &str) -> String {
+        let mut plain = String::new();
+        let mut in_escape = false;
+        for c in line.chars() {
+            match (in_escape, c) {
+                (false, '\x1b') => in_escape = true,
+                (true, 'm') => in_escape = false,
+                (false, c) => plain.push(c),
+                (true, _) => {}
+            }
+        }
+        plain
+    }
+
+    #[test]
+    fn an_error_points_at_the_cells_own_line() {
+        let diagnostic = Diagnostic {
+            level: "error".into(),
+            code: Some("E0308".into()),
+            message: "mismatched types".into(),
+            found: Found::InCell {
+                labels: vec![Label {
+                    text: "expected `i32`".into(),
+                    span: Some(CellSpan {
+                        start_line: 2,
+                        start_column: 14,
+                        end_line: 2,
+                        end_column: 18,
+                    }),
+                    primary: true,
+                }],
+                help: vec!["try `5`".into()],
+            },
+        };
+        let drawn: Vec<String> = traceback(&[diagnostic], "let a = 1;\nlet b: i32 = \"5\";")
+            .iter()
+            .map(|line| strip_colours(line))
+            .collect();
+        assert_eq!(
+            drawn,
+            [
+                "error[E0308]: mismatched types",
+                " --> cell:2:14",
+                "  |",
+                "2 | let b: i32 = \"5\";",
+                "  |              ^^^^ expected `i32`",
+                "  = help: try `5`",
+            ]
+        );
+    }
+}
