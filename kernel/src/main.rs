@@ -213,28 +213,16 @@ fn kernel(connection_file: &std::path::Path, standby: Option<standby::Identity>)
 
 /// Serves `info` as a kernel whose engine starts in this process.
 fn serve_here(info: &wire::ConnectionInfo, standby: Option<standby::Identity>) -> Result<()> {
-    let sockets = server::Sockets::bind(info)?;
-    log::info!(
-        "tandem {} serving on {} ({})",
-        env!("CARGO_PKG_VERSION"),
-        info.ip,
-        info.transport
-    );
-    server::serve(
-        sockets,
-        wire::Signer::new(&info.key),
-        server::Parent::Spawner,
-        |iopub, shutdown| {
-            let interrupter = Arc::new(engine::Interrupter::default());
-            // Once this engine is up, the next kernel's is started, at low priority.
-            let starting = engine::Starting::spawn_then(interrupter.clone(), move || {
-                if standby.is_some() {
-                    start_next_standby();
-                }
-            });
-            handlers::for_engine(iopub, shutdown, starting, interrupter)
-        },
-    )
+    let interrupter = Arc::new(engine::Interrupter::default());
+    let attached = interrupter.clone();
+    handlers::serve(info, server::Parent::Spawner, "", interrupter, |_| {
+        // Once this engine is up, the next kernel's is started, at low priority.
+        engine::Starting::spawn_then(attached, move || {
+            if standby.is_some() {
+                start_next_standby();
+            }
+        })
+    })
 }
 
 /// A standby for the next kernel, started in the background (low priority) if none is

@@ -52,8 +52,8 @@ pub mod prelude {
     pub use crate::exercise;
     pub use crate::files::{read_file, read_file_async, write_file, write_file_async};
     pub use crate::http::{http_get, http_get_async, LocalServer};
-    pub use crate::resources;
     pub use crate::interrupt::stop_if_interrupted;
+    pub use crate::resources;
     pub use crate::spans::{self, Kind};
     pub use crate::sync::blocking_task;
     pub use crate::timeline::{timeline, Timeline};

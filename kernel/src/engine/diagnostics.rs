@@ -54,7 +54,10 @@ pub struct Diagnostic {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Found {
     /// In the cell's own lines: labelled places, then rustc's help.
-    InCell { labels: Vec<Label>, help: Vec<String> },
+    InCell {
+        labels: Vec<Label>,
+        help: Vec<String>,
+    },
     /// In code evcxr generated around the cell: rustc's own rendering, which is the most
     /// faithful thing to show.
     Generated { rendered: String },

@@ -20,7 +20,7 @@ pub use artifacts::{
 pub use diagnostics::{CellSpan, Diagnostic, Found, Label};
 pub use interrupt::Interrupter;
 pub use markers::{choose_key as choose_marker_key, KEY_VARIABLE as MARKER_KEY_VARIABLE};
-pub use output::{OutputSink, StreamName};
+pub use output::{Discard, OutputSink, StreamName};
 pub use starting::Starting;
 
 use crate::timing::CellTimings;

@@ -1,14 +1,18 @@
-//! The handlers: one dispatch table per channel from `msg_type` to a function. Busy/idle
-//! around every request and the reply envelope are done here, once, for all of them.
+//! The kernel core, between the server and the engine: one dispatch table per channel from
+//! `msg_type` to a function, with busy/idle and the reply envelope done here, once, for all.
 
 mod comm;
+mod commands;
 mod control;
 mod execute;
 mod history;
 mod introspect;
+mod kernel;
 mod kernel_info;
+mod stop_on_error;
 
 pub use control::ControlHandlers;
+pub use kernel::serve;
 
 use crate::engine::{self, Engine, Interrupter, OutputSink};
 use crate::server::{self, Iopub, Outbox, ShutdownSignal};
@@ -206,24 +210,6 @@ fn unknown(message: &Message, outbox: &mut Outbox) {
     }
 }
 
-/// The shell and control handlers of one kernel, around an engine that is starting (or
-/// was started ahead of time) and the interrupter attached to it; shutdown ends the
-/// engine's process.
-pub fn for_engine(
-    iopub: Iopub,
-    shutdown: ShutdownSignal,
-    engine: anyhow::Result<engine::Starting>,
-    interrupter: Arc<Interrupter>,
-) -> server::Handlers<ShellHandlers, ControlHandlers> {
-    let shell = ShellHandlers::new(iopub.clone(), shutdown.clone(), engine, interrupter.clone());
-    let control = ControlHandlers::new(iopub, interrupter.clone(), shutdown);
-    server::Handlers {
-        shell,
-        control,
-        stop: Box::new(move || interrupter.kill_engine()),
-    }
-}
-
 /// The engine, which starts in the background so `kernel_info` is answered at once.
 enum EngineSlot {
     Starting(engine::Starting),
@@ -247,9 +233,8 @@ pub struct ShellHandlers {
     interrupter: Arc<Interrupter>,
     execution_count: u64,
     history: History,
-    /// The requests that were waiting when a cell failed with `stop_on_error`: their
-    /// executes are aborted once the failed cell has been answered.
-    to_abort: Vec<Message>,
+    /// What waited behind a cell that failed with `stop_on_error`.
+    waiting: stop_on_error::Waiting,
     shutdown: Shutdown,
     /// Whether cells end with the timing footer (`:timing on|off`).
     show_timing: bool,
@@ -298,7 +283,7 @@ impl ShellHandlers {
             interrupter,
             execution_count: 0,
             history: History::default(),
-            to_abort: Vec::new(),
+            waiting: Default::default(),
             shutdown: Shutdown::new(shutdown),
             show_timing: true,
         }
@@ -376,16 +361,7 @@ impl server::Handler for ShellHandlers {
     fn handle(&mut self, message: Message, outbox: &mut Outbox) {
         let iopub = self.iopub.clone();
         self.serve(&message, outbox, &iopub);
-        // What was waiting when a cell failed (stop_on_error) is answered now, in order:
-        // executes are aborted, as ipykernel does; anything else is served. A request sent
-        // after the failed cell's reply runs as usual.
-        for waiting in std::mem::take(&mut self.to_abort) {
-            if waiting.header.msg_type == "execute_request" {
-                serve_request(self, execute::aborted, &waiting, outbox, &iopub);
-            } else {
-                self.serve(&waiting, outbox, &iopub);
-            }
-        }
+        stop_on_error::answer_waiting(self, outbox, &iopub, ShellHandlers::serve);
         self.while_idle(outbox);
     }
 }

@@ -25,8 +25,7 @@ impl Outbox<'_> {
         }
     }
 
-    /// The next request already waiting on this socket, without blocking. Used to abort
-    /// queued executes after an error.
+    /// The next request already waiting on this socket, without blocking.
     pub fn next_queued(&mut self) -> Option<Message> {
         loop {
             match self.socket.poll(zmq::POLLIN, 0) {

@@ -283,22 +283,17 @@ fn adopt(adopter: Adopter, engine: Starting, interrupter: Arc<Interrupter>) -> R
             }
         },
     };
-    let sockets = server::Sockets::bind(&connection)?;
-    log::info!(
-        "tandem {} serving on {} ({}), a standby kernel taken over from process {launcher}",
-        env!("CARGO_PKG_VERSION"),
-        connection.ip,
-        connection.transport,
-    );
     stream.set_read_timeout(None)?;
     let launcher_gone = stream.try_clone()?;
     let mut tell_launcher = stream.try_clone()?;
     let done_starting = format!("{DONE_STARTING}\n");
-    let served = server::serve(
-        sockets,
-        wire::Signer::new(&connection.key),
+    let origin = format!(", a standby kernel taken over from process {launcher}");
+    let served = handlers::serve(
+        &connection,
         server::Parent::Launcher(launcher),
-        |iopub, shutdown| {
+        &origin,
+        interrupter,
+        |shutdown| {
             // The launcher never writes again: the read ends when it is gone.
             let stop = shutdown.clone();
             let _ = std::thread::Builder::new()
@@ -314,13 +309,16 @@ fn adopt(adopter: Adopter, engine: Starting, interrupter: Arc<Interrupter>) -> R
                     }
                 });
             // The launcher starts the next standby once this engine no longer needs the CPU.
-            let engine = engine.handed_over(moved, move || {
+            engine.handed_over(moved, move || {
                 // One write, so that no other line can come between its parts.
                 let _ = tell_launcher.write_all(done_starting.as_bytes());
-            });
-            handlers::for_engine(iopub, shutdown, engine, interrupter)
+            })
         },
     );
-    let _ = (&stream).write_all(format!("{STOPPED}\n").as_bytes());
+    // A kernel that could not serve (a port taken) says nothing: the launcher then exits
+    // with an error, as a kernel that failed to start.
+    if served.is_ok() {
+        let _ = (&stream).write_all(format!("{STOPPED}\n").as_bytes());
+    }
     served
 }

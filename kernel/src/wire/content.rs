@@ -240,7 +240,7 @@ pub enum ExecuteOutcome {
 }
 
 /// A payload that shows text in the frontend's pager (`:help`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PagePayload {
     pub source: &'static str,
     pub data: Map<String, Value>,
