@@ -2,21 +2,26 @@
 //! kernel, no Jupyter needed. Output shows in the terminal as it happens; the executed
 //! notebook (nbformat 4, with outputs) can be written out; the first failing cell stops it.
 
-use crate::engine::{CellError, Engine, Interrupter, OutputSink, Starting, StreamName};
+mod ctrl_c;
+mod terminal;
+
+pub use ctrl_c::CtrlC;
+
+use crate::engine::{CellError, Engine, Interrupter, Starting};
 use crate::presentation::{self, Shown};
 use crate::timing;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use terminal::{print_bundle, print_header, print_markdown, Progress, TerminalSink};
 
 /// One output of a code cell, as nbformat 4 stores it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "output_type", rename_all = "snake_case")]
-enum Output {
+pub(super) enum Output {
     Stream {
         name: &'static str,
         text: String,
@@ -44,62 +49,6 @@ pub struct Outcome {
     pub failed_cell: Option<usize>,
     /// Whether Ctrl-C stopped the run.
     pub interrupted: bool,
-}
-
-/// Ctrl-C during a run: the first stops the running cell as the kernel's interrupt does
-/// (a helper's wait at once, other code after 0.2 s) and ends the run after it, so the
-/// executed notebook is still written; a second one quits at once.
-pub struct CtrlC {
-    interrupter: Arc<Interrupter>,
-    pressed: Arc<AtomicBool>,
-}
-
-impl CtrlC {
-    /// Takes SIGINT over. Call before any other thread starts: the threads started later
-    /// inherit the blocked signal, and only the `ctrl-c` thread receives it. A second
-    /// Ctrl-C ends the engine (and what its cells started) and removes `scratch` before
-    /// it quits.
-    pub fn install(scratch: Option<PathBuf>) -> Result<CtrlC> {
-        // SAFETY: plain signal-set calls on a set owned here.
-        let set = unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            set
-        };
-        let interrupter = Arc::new(Interrupter::default());
-        let pressed = Arc::new(AtomicBool::new(false));
-        let (to_interrupt, seen) = (interrupter.clone(), pressed.clone());
-        std::thread::Builder::new()
-            .name("ctrl-c".into())
-            .spawn(move || loop {
-                let mut signal = 0;
-                // SAFETY: waits for a signal of the set blocked above.
-                if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
-                    return;
-                }
-                if seen.swap(true, Ordering::SeqCst) {
-                    eprintln!("\ntandem: stopped");
-                    to_interrupt.kill_engine();
-                    if let Some(scratch) = &scratch {
-                        let _ = std::fs::remove_dir_all(scratch);
-                    }
-                    std::process::exit(130);
-                }
-                eprintln!("\ntandem: interrupting the cell (Ctrl-C again to quit at once)");
-                to_interrupt.interrupt();
-            })
-            .context("starting the Ctrl-C thread")?;
-        Ok(CtrlC {
-            interrupter,
-            pressed,
-        })
-    }
-
-    fn pressed(&self) -> bool {
-        self.pressed.load(Ordering::SeqCst)
-    }
 }
 
 /// Runs every code cell of the notebook at `path` in order and returns the notebook with
@@ -218,26 +167,6 @@ fn start_engine(interrupter: Arc<Interrupter>) -> Result<Engine> {
     engine
 }
 
-fn print_markdown(source: &str) {
-    if !source.trim().is_empty() {
-        println!("\n{}", source.trim_end());
-    }
-}
-
-/// `In [n]:` and the cell's code, bold and dimmed on a terminal.
-fn print_header(number: u64, source: &str) {
-    let (bold, dim, plain) = if std::io::stdout().is_terminal() {
-        ("\x1b[1m", "\x1b[2m", "\x1b[0m")
-    } else {
-        ("", "", "")
-    };
-    println!("\n{bold}In [{number}]:{plain}");
-    for line in source.trim_end().lines() {
-        println!("  {dim}│{plain} {line}");
-    }
-    println!();
-}
-
 /// Runs one cell: prints its output live, returns its nbformat outputs and whether it
 /// failed.
 fn run_cell(
@@ -294,127 +223,6 @@ fn add_display(outputs: &mut Vec<Output>, (data, metadata): timing::Bundle) {
     outputs.push(Output::DisplayData { data, metadata });
 }
 
-/// Prints what a terminal can show of a mime bundle: its plain text, else the source of
-/// its Markdown or HTML.
-fn print_bundle(data: &Map<String, Value>) {
-    let text = ["text/plain", "text/markdown", "text/html"]
-        .iter()
-        .find_map(|mime| data.get(*mime).and_then(Value::as_str));
-    match text {
-        Some(text) => println!("{}", text.trim_end()),
-        None => {
-            let kinds: Vec<&str> = data.keys().map(String::as_str).collect();
-            println!("[{}]", kinds.join(", "));
-        }
-    }
-}
-
-/// A one-line status that rewrites itself on a terminal (and stays silent elsewhere).
-#[derive(Default)]
-struct Progress {
-    shown: Mutex<bool>,
-}
-
-impl Progress {
-    fn show(&self, text: &str) {
-        let mut stderr = std::io::stderr();
-        if !stderr.is_terminal() {
-            return;
-        }
-        let _ = write!(stderr, "\r\x1b[K{text}");
-        let _ = stderr.flush();
-        if let Ok(mut shown) = self.shown.lock() {
-            *shown = true;
-        }
-    }
-
-    fn end(&self) {
-        if let Ok(mut shown) = self.shown.lock() {
-            if std::mem::take(&mut *shown) {
-                eprint!("\r\x1b[K");
-            }
-        }
-    }
-}
-
-/// Prints a running cell's output as it arrives and keeps it as nbformat outputs.
-#[derive(Default)]
-struct TerminalSink {
-    outputs: Mutex<Vec<Output>>,
-    progress: Progress,
-    /// A `clear_output(wait)` takes effect at the next output.
-    clear_pending: Mutex<bool>,
-}
-
-impl TerminalSink {
-    fn keep(&self, output: Output) {
-        let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
-        if std::mem::take(&mut *self.clear_pending.lock().unwrap_or_else(|p| p.into_inner())) {
-            outputs.clear();
-        }
-        // Consecutive text on the same stream is one output, as Jupyter stores it.
-        if let (
-            Some(Output::Stream { name, text }),
-            Output::Stream {
-                name: new,
-                text: more,
-            },
-        ) = (outputs.last_mut(), &output)
-        {
-            if name == new {
-                text.push_str(more);
-                return;
-            }
-        }
-        outputs.push(output);
-    }
-}
-
-impl OutputSink for TerminalSink {
-    fn stream(&self, name: StreamName, text: &str) {
-        self.progress.end();
-        match name {
-            StreamName::Stdout => {
-                let mut stdout = std::io::stdout();
-                let _ = stdout.write_all(text.as_bytes());
-                let _ = stdout.flush();
-            }
-            StreamName::Stderr => {
-                let _ = std::io::stderr().write_all(text.as_bytes());
-            }
-        }
-        self.keep(Output::Stream {
-            name: name.as_str(),
-            text: text.to_owned(),
-        });
-    }
-
-    fn display(&self, data: Map<String, Value>) {
-        self.progress.end();
-        print_bundle(&data);
-        self.keep(Output::DisplayData {
-            data,
-            metadata: Map::new(),
-        });
-    }
-
-    fn clear_output(&self, wait: bool) {
-        self.progress.end();
-        if wait {
-            *self.clear_pending.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        } else {
-            self.outputs
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clear();
-        }
-    }
-
-    fn progress(&self, text: &str) {
-        self.progress.show(text);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,34 +269,5 @@ mod tests {
         assert_eq!(source_text(&serde_json::json!("a\nb")), "a\nb");
         assert_eq!(source_text(&serde_json::json!(["a\n", "b"])), "a\nb");
         assert_eq!(source_text(&Value::Null), "");
-    }
-
-    #[test]
-    fn stream_text_on_one_stream_is_merged_and_cleared_on_request() {
-        let sink = TerminalSink::default();
-        sink.keep(Output::Stream {
-            name: "stdout",
-            text: "a\n".into(),
-        });
-        sink.keep(Output::Stream {
-            name: "stdout",
-            text: "b\n".into(),
-        });
-        sink.keep(Output::Stream {
-            name: "stderr",
-            text: "c\n".into(),
-        });
-        let outputs = sink.outputs.lock().unwrap().clone();
-        assert_eq!(outputs.len(), 2);
-        assert_eq!(
-            serde_json::to_value(&outputs[0]).unwrap(),
-            serde_json::json!({"output_type": "stream", "name": "stdout", "text": "a\nb\n"})
-        );
-        sink.clear_output(true);
-        sink.keep(Output::Stream {
-            name: "stdout",
-            text: "d\n".into(),
-        });
-        assert_eq!(sink.outputs.lock().unwrap().len(), 1);
     }
 }
