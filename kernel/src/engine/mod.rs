@@ -4,6 +4,7 @@
 
 mod artifacts;
 mod build_progress;
+mod cell_run;
 mod child;
 mod diagnostics;
 mod interrupt;
@@ -17,11 +18,12 @@ pub use artifacts::{
     build_dir_in, build_key, drop_stray_preload_from_library_path, prebuild_in_subprocess,
     standby_dir, TemplateBuild,
 };
+pub use cell_run::{CellError, CellRun};
 pub use diagnostics::{CellSpan, Diagnostic, Found, Label};
 pub use interrupt::Interrupter;
 pub use markers::{choose_key as choose_marker_key, KEY_VARIABLE as MARKER_KEY_VARIABLE};
 pub use output::{Discard, OutputSink, StreamName};
-pub use starting::Starting;
+pub use starting::{StartStatus, Starting};
 
 use crate::timing::CellTimings;
 use anyhow::{anyhow, Result};
@@ -31,7 +33,6 @@ use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tandem_helpers::spans::Span;
 
 /// Must run first thing in `main`: in the evcxr child process it never returns.
 pub fn runtime_hook() {
@@ -39,81 +40,6 @@ pub fn runtime_hook() {
         child::set_up();
     }
     evcxr::runtime_hook();
-}
-
-/// Why a cell did not complete normally.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CellError {
-    /// rustc refused the code.
-    Compile {
-        ename: String,
-        evalue: String,
-        diagnostics: Vec<Diagnostic>,
-        /// The cell's source, which the diagnostics' places refer to.
-        code: String,
-    },
-    /// The code panicked; evcxr caught it and the session goes on.
-    Panic { message: String },
-    /// An interrupt stopped the cell.
-    Interrupted { variables_lost: bool },
-    /// The engine's child process ended (crash, `process::exit`, ...).
-    ProcessEnded { detail: String },
-    /// Anything else evcxr reported (bad `:command`, type inference trouble, ...).
-    Other { message: String },
-}
-
-impl std::fmt::Display for CellError {
-    /// A plain one-line account, for logs and errors of the engine's own (what a learner
-    /// sees is `presentation::error_content`).
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CellError::Compile { evalue, .. } => write!(f, "did not compile: {evalue}"),
-            CellError::Panic { message } => write!(f, "panicked: {message}"),
-            CellError::Interrupted { .. } => write!(f, "interrupted"),
-            CellError::ProcessEnded { detail } => write!(f, "the process ended: {detail}"),
-            CellError::Other { message } => write!(f, "{message}"),
-        }
-    }
-}
-
-/// The outcome of one cell.
-#[derive(Debug)]
-pub struct CellRun {
-    /// The cell's value as a mime bundle (empty when the cell has no value), or its error.
-    pub result: Result<Map<String, Value>, CellError>,
-    pub timings: CellTimings,
-    /// The helper tasks that ran, in the order they finished (times from the cell's start).
-    pub spans: Vec<Span>,
-}
-
-/// What the engine is doing while it starts, for the cells that wait for it, and whether
-/// one does.
-#[derive(Clone, Default)]
-pub struct StartStatus {
-    doing: Arc<std::sync::Mutex<String>>,
-    awaited: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl StartStatus {
-    pub fn set(&self, what: &str) {
-        if let Ok(mut doing) = self.doing.lock() {
-            what.clone_into(&mut doing);
-        }
-    }
-
-    /// What the engine is doing; a caller asking is taken to be waiting for it.
-    pub fn get(&self) -> String {
-        self.awaited
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        self.doing
-            .lock()
-            .map(|doing| doing.clone())
-            .unwrap_or_default()
-    }
-
-    fn awaited(&self) -> bool {
-        self.awaited.load(std::sync::atomic::Ordering::SeqCst)
-    }
 }
 
 /// Where an engine's build directory comes from.

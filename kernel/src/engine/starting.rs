@@ -1,7 +1,7 @@
 //! An engine starting on a thread of its own (evcxr takes seconds), so the kernel can
 //! answer `kernel_info` at once; whoever needs the engine waits here, with progress lines.
 
-use super::{Engine, Interrupter, StartStatus, Startup};
+use super::{Engine, Interrupter, Startup};
 use anyhow::{anyhow, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use std::path::PathBuf;
@@ -119,4 +119,34 @@ impl Starting {
 
 fn thread_ended() -> anyhow::Error {
     anyhow!("the engine thread ended")
+}
+
+/// What the engine is doing while it starts, for the cells that wait for it, and whether
+/// one does.
+#[derive(Clone, Default)]
+pub struct StartStatus {
+    doing: Arc<std::sync::Mutex<String>>,
+    awaited: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StartStatus {
+    pub fn set(&self, what: &str) {
+        if let Ok(mut doing) = self.doing.lock() {
+            what.clone_into(&mut doing);
+        }
+    }
+
+    /// What the engine is doing; a caller asking is taken to be waiting for it.
+    pub fn get(&self) -> String {
+        self.awaited
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.doing
+            .lock()
+            .map(|doing| doing.clone())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn awaited(&self) -> bool {
+        self.awaited.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

@@ -2,8 +2,13 @@
 //! evcxr's channels become stream output (coalesced only while more is already waiting),
 //! display markers become rich output, and panic reports are held for the cell's error.
 
+mod batch;
+mod panics;
+
 use super::markers;
+use batch::{Batch, Event};
 use crossbeam_channel::{select, Receiver, Sender};
+use panics::PanicScraper;
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,7 +63,7 @@ pub struct CellReport {
 
 /// Upper bound of text merged into one stream message (iopub merges waiting messages up
 /// to the same size, and sizes its queues by it).
-const MAX_BATCH_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BATCH_BYTES: usize = 64 * 1024;
 /// A cell that did not run (it failed to compile, or its process ended) leaves no stderr
 /// sync marker; stderr lines may still be in flight from evcxr's reader thread.
 const STDERR_GRACE: Duration = Duration::from_millis(3);
@@ -82,10 +87,8 @@ impl Forwarder {
             sink: sink.clone(),
             stdout,
             stderr,
-            batch: Vec::new(),
-            batch_bytes: 0,
-            panic_in_progress: None,
-            held_blank_lines: 0,
+            batch: Batch::default(),
+            panics: PanicScraper::default(),
             syncs_seen: 0,
             syncs_used: 0,
             report: CellReport::default(),
@@ -115,20 +118,14 @@ impl Forwarder {
     }
 }
 
-enum Event {
-    Stream(StreamName, String),
-    Display(Map<String, Value>),
-    Clear(bool),
-}
-
 struct ForwardState {
     sink: SharedSink,
     stdout: Receiver<String>,
     stderr: Receiver<String>,
-    batch: Vec<Event>,
-    batch_bytes: usize,
-    panic_in_progress: Option<String>,
-    held_blank_lines: usize,
+    /// What was read and not yet handed to the sink.
+    batch: Batch,
+    /// Panic reports taken out of stderr.
+    panics: PanicScraper,
     /// Stderr sync markers received, and how many cell ends have accounted for.
     syncs_seen: u64,
     syncs_used: u64,
@@ -163,7 +160,7 @@ impl ForwardState {
 
     /// Takes whatever is already queued, without waiting, up to the batch limit.
     fn drain_ready(&mut self) {
-        while self.batch_bytes < MAX_BATCH_BYTES {
+        while self.batch.bytes() < MAX_BATCH_BYTES {
             select! {
                 recv(self.stdout) -> line => match line {
                     Ok(line) => self.on_stdout(line),
@@ -216,10 +213,8 @@ impl ForwardState {
         // From here on only markers of later cells count: extra ones are absorbed, and a
         // missing one cannot make every later cell wait for it.
         self.syncs_used = self.syncs_seen;
-        if let Some(text) = self.panic_in_progress.take() {
-            self.report.panic_messages.push(text);
-        }
-        self.release_blank_lines();
+        self.panics.end_of_cell(&mut self.batch);
+        self.report.panic_messages = self.panics.take_messages();
         self.emit();
     }
 
@@ -241,7 +236,7 @@ impl ForwardState {
                 None => log::warn!("unreadable span marker from the engine"),
             },
             Some(_) => log::warn!("unknown marker from the engine: {line}"),
-            None => self.push_text(StreamName::Stdout, line),
+            None => self.batch.push_text(StreamName::Stdout, line),
         }
     }
 
@@ -250,112 +245,18 @@ impl ForwardState {
             self.syncs_seen += 1;
             return;
         }
-        // std writes a blank line before a panic report; hold blank lines until we know.
-        if line.is_empty() && self.panic_in_progress.is_none() {
-            self.held_blank_lines += 1;
-            return;
-        }
-        let is_panic_header = line.starts_with("thread '") && line.contains(" panicked at ");
-        if is_panic_header {
-            self.held_blank_lines = 0;
-            if let Some(previous) = self.panic_in_progress.take() {
-                self.report.panic_messages.push(previous);
-            }
-            self.panic_in_progress = Some(String::new());
-            return;
-        }
-        self.release_blank_lines();
-        if let Some(text) = self.panic_in_progress.as_mut() {
-            if line.starts_with("note: run with `RUST_BACKTRACE") {
-                let done = std::mem::take(text);
-                self.panic_in_progress = None;
-                self.report.panic_messages.push(done);
-            } else {
-                if !text.is_empty() {
-                    text.push('\n');
-                }
-                text.push_str(&line);
-            }
-            return;
-        }
-        self.push_text(StreamName::Stderr, line);
-    }
-
-    fn release_blank_lines(&mut self) {
-        for _ in 0..std::mem::take(&mut self.held_blank_lines) {
-            self.push_text(StreamName::Stderr, String::new());
-        }
-    }
-
-    fn push_text(&mut self, name: StreamName, mut line: String) {
-        line.push('\n');
-        self.batch_bytes += line.len();
-        if let Some(Event::Stream(last, text)) = self.batch.last_mut() {
-            if *last == name {
-                text.push_str(&line);
-                return;
-            }
-        }
-        self.batch.push(Event::Stream(name, line));
+        self.panics.take(line, &mut self.batch);
     }
 
     fn emit(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
         let sink = self.sink.lock().ok().and_then(|s| s.clone());
-        self.batch_bytes = 0;
-        let Some(sink) = sink else {
-            self.batch.clear();
-            return;
-        };
-        for event in self.batch.drain(..) {
-            match event {
-                Event::Stream(name, text) => {
-                    for piece in pieces(&text, MAX_BATCH_BYTES) {
-                        sink.stream(name, piece);
-                    }
-                }
-                Event::Display(data) => sink.display(data),
-                Event::Clear(wait) => sink.clear_output(wait),
-            }
-        }
+        self.batch.send_to(sink.as_deref());
     }
-}
-
-/// `text` in pieces of at most `most` bytes (one longer character excepted), cut at
-/// character boundaries: a single long line becomes several messages.
-fn pieces(text: &str, most: usize) -> impl Iterator<Item = &str> {
-    let mut rest = text;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let mut end = most.min(rest.len());
-        while !rest.is_char_boundary(end) {
-            end -= 1;
-        }
-        if end == 0 {
-            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
-        }
-        let (piece, after) = rest.split_at(end);
-        rest = after;
-        Some(piece)
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_text_goes_in_pieces_cut_between_characters() {
-        let text = "é".repeat(5) + "x";
-        let cut: Vec<&str> = pieces(&text, 4).collect();
-        assert_eq!(cut, ["éé", "éé", "éx"]);
-        assert_eq!(pieces("", 4).count(), 0);
-        assert_eq!(pieces("🦀", 1).collect::<Vec<_>>(), ["🦀"]);
-    }
 
     #[derive(Default)]
     struct Recording(Mutex<Vec<(StreamName, String)>>);
