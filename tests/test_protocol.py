@@ -144,6 +144,31 @@ def test_rich_output_mid_cell_is_display_data_when_printed(kc):
     assert cell.value() == "7"
 
 
+def test_a_display_handle_changes_its_output_in_place(kc):
+    # The first show is a display with an id; later ones update that display, and a
+    # second handle is a display of its own. Each arrives while the cell runs.
+    code = (
+        "let progress = display::Handle::new();\n"
+        'progress.markdown("**0** of 2");\n'
+        "std::thread::sleep(std::time::Duration::from_millis(600));\n"
+        'progress.markdown("**2** of 2");\n'
+        'display::Handle::new().text("other");'
+    )
+    cell = run_cell(kc, code)
+    assert cell.status == "ok", cell.reply["content"]
+    shown = [(t, m) for t, m in cell.outputs
+             if m["msg_type"] in ("display_data", "update_display_data")
+             and not is_footer(m["content"])]
+    kinds = [m["msg_type"] for _, m in shown]
+    assert kinds == ["display_data", "update_display_data", "display_data"], kinds
+    ids = [m["content"]["transient"]["display_id"] for _, m in shown]
+    assert ids[0] == ids[1] != ids[2]
+    assert shown[0][1]["content"]["data"] == {"text/markdown": "**0** of 2"}
+    assert shown[1][1]["content"]["data"] == {"text/markdown": "**2** of 2"}
+    assert shown[2][1]["content"]["data"] == {"text/plain": "other"}
+    assert shown[1][0] - shown[0][0] > 0.4, "the first show arrived while the cell ran"
+
+
 def test_final_value_with_rich_types_is_execute_result(kc):
     code = (
         "struct Bold(&'static str);\n"

@@ -1,6 +1,9 @@
 //! Rich output from a cell: Markdown or HTML shown by the notebook (a table of measured
 //! figures, say). Each call shows one output where it was printed; terminals (`tandem
-//! run`) print the Markdown or HTML source.
+//! run`) print the Markdown or HTML source. A [`Handle`] shows one output and then
+//! changes it in place: a table that fills in as tasks finish.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Shows `markdown` rendered (a table, a list) under the cell.
 ///
@@ -14,4 +17,62 @@ pub fn markdown(markdown: &str) {
 /// Shows `html` rendered under the cell.
 pub fn html(html: &str) {
     println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT");
+}
+
+/// One output that can be changed after it is shown: its first `markdown`, `html` or
+/// `text` shows it, and each later one replaces what it shows, in place.
+///
+/// ```
+/// let progress = tandem_helpers::display::Handle::new();
+/// progress.markdown("**0** of 3 tasks done");
+/// progress.markdown("**3** of 3 tasks done");
+/// ```
+///
+/// Outside tandem each call prints a new output instead.
+pub struct Handle {
+    id: String,
+    shown: AtomicBool,
+}
+
+impl Handle {
+    pub fn new() -> Handle {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let number = NEXT.fetch_add(1, Ordering::Relaxed);
+        Handle {
+            id: format!(
+                "tandem-{}-{}-{number}",
+                std::process::id(),
+                crate::kernel_link::monotonic_ns()
+            ),
+            shown: AtomicBool::new(false),
+        }
+    }
+
+    /// Shows `text` rendered as Markdown.
+    pub fn markdown(&self, text: &str) {
+        self.show("text/markdown", text, markdown);
+    }
+
+    /// Shows `text` rendered as HTML.
+    pub fn html(&self, text: &str) {
+        self.show("text/html", text, html);
+    }
+
+    /// Shows plain `text`.
+    pub fn text(&self, text: &str) {
+        self.show("text/plain", text, |text| println!("{text}"));
+    }
+
+    fn show(&self, mime: &str, content: &str, elsewhere: fn(&str)) {
+        let update = self.shown.swap(true, Ordering::SeqCst);
+        if !crate::kernel_link::show_in_place(&self.id, update, mime, content) {
+            elsewhere(content);
+        }
+    }
+}
+
+impl Default for Handle {
+    fn default() -> Self {
+        Handle::new()
+    }
 }

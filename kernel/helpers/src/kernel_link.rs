@@ -132,10 +132,42 @@ fn marker_prefix() -> Option<&'static str> {
 /// `<marker prefix>span <json>`: a helper task finished (a `spans::Span`).
 pub const SPAN_MARKER: &str = "span";
 
-/// Tells the kernel something (`kind`, then `payload` on one line), inside tandem.
-pub(crate) fn tell_kernel(kind: &str, payload: &str) {
-    if let Some(prefix) = marker_prefix() {
-        println!("{prefix}{kind} {payload}");
+/// `<marker prefix>display-in-place <json>`: a display with an id, shown or updated; the
+/// JSON is a [`DisplayInPlace`].
+pub const DISPLAY_IN_PLACE_MARKER: &str = "display-in-place";
+
+/// What a `display::Handle` asks the kernel to show.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DisplayInPlace {
+    pub id: String,
+    /// Whether it replaces what the id showed before (else it is shown anew).
+    pub update: bool,
+    /// Mime type to content.
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Tells the kernel something (`kind`, then `payload` on one line); false outside tandem.
+pub(crate) fn tell_kernel(kind: &str, payload: &str) -> bool {
+    let Some(prefix) = marker_prefix() else {
+        return false;
+    };
+    println!("{prefix}{kind} {payload}");
+    true
+}
+
+/// Shows `content` (of type `mime`) as the display `id`, or replaces what it showed;
+/// false outside tandem.
+pub(crate) fn show_in_place(id: &str, update: bool, mime: &str, content: &str) -> bool {
+    let mut data = serde_json::Map::new();
+    data.insert(mime.to_owned(), content.into());
+    let display = DisplayInPlace {
+        id: id.to_owned(),
+        update,
+        data,
+    };
+    match serde_json::to_string(&display) {
+        Ok(json) => tell_kernel(DISPLAY_IN_PLACE_MARKER, &json),
+        Err(_) => false,
     }
 }
 

@@ -84,7 +84,9 @@ fn with_spans<T>(use_them: impl FnOnce(&mut Vec<Span>, &[Span]) -> T) -> T {
 /// Records a finished span.
 pub fn record(span: Span) {
     match serde_json::to_string(&span) {
-        Ok(json) => crate::kernel_link::tell_kernel(crate::kernel_link::SPAN_MARKER, &json),
+        Ok(json) => {
+            crate::kernel_link::tell_kernel(crate::kernel_link::SPAN_MARKER, &json);
+        }
         Err(error) => eprintln!("tandem helpers: cannot report a span: {error}"),
     }
     with_spans(|spans, _| spans.push(span));

@@ -46,6 +46,10 @@ pub fn prefix() -> &'static str {
 /// A helper task finished: `PREFIX span <json of tandem_helpers::spans::Span>`.
 pub use tandem_helpers::kernel_link::SPAN_MARKER as SPAN;
 
+/// A display with an id, shown or changed in place: `PREFIX display-in-place <json of
+/// tandem_helpers::kernel_link::DisplayInPlace>`.
+pub use tandem_helpers::kernel_link::DISPLAY_IN_PLACE_MARKER as DISPLAY_IN_PLACE;
+
 /// A mime bundle printed during the cell: `PREFIX display <json object of mime -> data>`.
 pub const DISPLAY: &str = "display";
 /// The cell's code panicked (evcxr caught it): `PREFIX panic`.

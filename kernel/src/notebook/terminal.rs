@@ -5,6 +5,7 @@
 use super::Output;
 use crate::engine::{OutputSink, StreamName};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 
@@ -78,6 +79,8 @@ pub(super) struct TerminalSink {
     pub(super) progress: Progress,
     /// A `clear_output(wait)` takes effect at the next output.
     clear_pending: Mutex<bool>,
+    /// Where each display with an id is kept among the outputs.
+    display_ids: Mutex<HashMap<String, usize>>,
 }
 
 impl TerminalSink {
@@ -85,6 +88,7 @@ impl TerminalSink {
         let mut outputs = self.outputs.lock().unwrap_or_else(|p| p.into_inner());
         if std::mem::take(&mut *self.clear_pending.lock().unwrap_or_else(|p| p.into_inner())) {
             outputs.clear();
+            lock(&self.display_ids).clear();
         }
         // Consecutive text on the same stream is one output, as Jupyter stores it.
         if let (
@@ -132,12 +136,33 @@ impl OutputSink for TerminalSink {
         });
     }
 
+    /// Printed again; the notebook keeps only the latest of what an id showed.
+    fn display_in_place(&self, id: &str, data: Map<String, Value>, update: bool) {
+        self.progress.end();
+        print_bundle(&data);
+        let shown = Output::DisplayData {
+            data,
+            metadata: Map::new(),
+        };
+        let kept_at = lock(&self.display_ids).get(id).copied();
+        if let (true, Some(at)) = (update, kept_at) {
+            if let Some(before) = lock(&self.outputs).get_mut(at) {
+                *before = shown;
+                return;
+            }
+        }
+        self.keep(shown);
+        let at = lock(&self.outputs).len().saturating_sub(1);
+        lock(&self.display_ids).insert(id.to_owned(), at);
+    }
+
     fn clear_output(&self, wait: bool) {
         self.progress.end();
         if wait {
             *self.clear_pending.lock().unwrap_or_else(|p| p.into_inner()) = true;
         } else {
             lock(&self.outputs).clear();
+            lock(&self.display_ids).clear();
         }
     }
 

@@ -3,12 +3,15 @@
 
 use super::{OutputSink, StreamName, MAX_BATCH_BYTES};
 use serde_json::{Map, Value};
+use tandem_helpers::kernel_link::DisplayInPlace;
 
 /// One piece of a cell's output.
 pub(super) enum Event {
     Stream(StreamName, String),
     Display(Map<String, Value>),
     Clear(bool),
+    /// A display with an id, shown or replaced in place.
+    InPlace(DisplayInPlace),
 }
 
 /// Output waiting to go to the sink, in the order it was printed.
@@ -57,6 +60,7 @@ impl Batch {
                 }
                 Event::Display(data) => sink.display(data),
                 Event::Clear(wait) => sink.clear_output(wait),
+                Event::InPlace(shown) => sink.display_in_place(&shown.id, shown.data, shown.update),
             }
         }
     }

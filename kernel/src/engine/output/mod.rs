@@ -12,6 +12,7 @@ use panics::PanicScraper;
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tandem_helpers::kernel_link::DisplayInPlace;
 use tandem_helpers::spans::Span;
 
 /// Which stream a piece of text was printed on.
@@ -36,6 +37,12 @@ impl StreamName {
 pub trait OutputSink: Send + Sync {
     fn stream(&self, name: StreamName, text: &str);
     fn display(&self, data: Map<String, Value>);
+    /// A display with an `id`: shown anew, or (`update`) replacing what the id showed, in
+    /// place. Sinks that cannot replace show it anew.
+    fn display_in_place(&self, id: &str, data: Map<String, Value>, update: bool) {
+        let _ = (id, update);
+        self.display(data);
+    }
     fn clear_output(&self, wait: bool);
     /// A one-line progress report that replaces the previous one of the same cell.
     fn progress(&self, _text: &str) {}
@@ -231,6 +238,12 @@ impl ForwardState {
                 }
                 _ => log::warn!("unreadable display marker from the engine"),
             },
+            Some((markers::DISPLAY_IN_PLACE, payload)) => {
+                match serde_json::from_str::<DisplayInPlace>(payload) {
+                    Ok(shown) => self.batch.push(Event::InPlace(shown)),
+                    Err(_) => log::warn!("unreadable display-in-place marker from the engine"),
+                }
+            }
             Some((markers::SPAN, payload)) => match serde_json::from_str::<Span>(payload).ok() {
                 Some(span) => self.report.spans.push(span),
                 None => log::warn!("unreadable span marker from the engine"),
@@ -259,7 +272,7 @@ mod tests {
     use super::*;
 
     #[derive(Default)]
-    struct Recording(Mutex<Vec<(StreamName, String)>>);
+    struct Recording(Mutex<Vec<(StreamName, String)>>, Mutex<Vec<(String, bool)>>);
 
     impl OutputSink for Recording {
         fn stream(&self, name: StreamName, text: &str) {
@@ -267,6 +280,28 @@ mod tests {
         }
         fn display(&self, _: Map<String, Value>) {}
         fn clear_output(&self, _: bool) {}
+        fn display_in_place(&self, id: &str, _: Map<String, Value>, update: bool) {
+            self.1.lock().unwrap().push((id.to_owned(), update));
+        }
+    }
+
+    #[test]
+    fn displays_in_place_keep_their_id_and_forged_ones_stay_text() {
+        let (out_tx, err_tx, forwarder) = forwarder();
+        let sink = Arc::new(Recording::default());
+        forwarder.begin_cell(sink.clone());
+        let shown = r#"{"id":"d1","update":false,"data":{"text/plain":"0"}}"#;
+        let changed = r#"{"id":"d1","update":true,"data":{"text/plain":"1"}}"#;
+        out_tx.send(markers::line(markers::DISPLAY_IN_PLACE, shown)).unwrap();
+        out_tx.send(markers::line(markers::DISPLAY_IN_PLACE, changed)).unwrap();
+        let forged = format!("\u{1f}TANDEM-0 display-in-place {changed}");
+        out_tx.send(forged.clone()).unwrap();
+        err_tx.send(sync()).unwrap();
+        forwarder.finish_cell(1);
+        let in_place = sink.1.lock().unwrap().clone();
+        assert_eq!(in_place, [("d1".to_owned(), false), ("d1".to_owned(), true)]);
+        let seen = sink.0.lock().unwrap().clone();
+        assert_eq!(seen, [(StreamName::Stdout, forged + "\n")]);
     }
 
     /// A forwarder fed by test channels: (stdout sender, stderr sender, forwarder).

@@ -68,6 +68,15 @@ impl OutputSink for IopubSink {
         }
     }
 
+    fn display_in_place(&self, id: &str, data: Map<String, Value>, update: bool) {
+        let display = DisplayData {
+            data,
+            metadata: Map::new(),
+            transient: with_display_id(id),
+        };
+        self.publish_output(displayed_as(update), content::to_value(&display));
+    }
+
     /// The first report is a display with an id; later ones update it in place.
     fn progress(&self, text: &str) {
         let Ok(mut display) = self.progress_display.lock() else {
