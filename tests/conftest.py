@@ -128,3 +128,8 @@ def kernel():
 @pytest.fixture(scope="module")
 def kc(kernel):
     return kernel[1]
+
+
+# Runs a program as the user `nobody`: another local user of the machine.
+AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+SYSTEM_PYTHON = "/usr/bin/python3"  # readable by every user, unlike a virtualenv in /root

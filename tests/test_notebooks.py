@@ -168,10 +168,10 @@ def test_ctrl_c_stops_tandem_run_and_keeps_what_ran(tmp_path, wait):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            start_new_session=True)
     try:
+        # The cell has started: whether Ctrl-C finds it before or inside its wait, it stops.
         for line in run.stdout:
             if line.strip() == "waiting":
                 break
-        time.sleep(0.3)
         pressed = time.monotonic()
         os.killpg(run.pid, signal.SIGINT)
         stdout, stderr = run.communicate(timeout=30)

@@ -3,14 +3,18 @@ configuration in a parent folder of the build, a scratch folder made in advance)
 nothing, and what a cell prints cannot pass for tandem's own marker lines.
 
 One kernel serves the module, started the way an attacked user's would be: with TMPDIR
-pointing at a folder that holds a planted `.cargo/config.toml` (as `/tmp` can), and with
-tandem's private folder made in advance, open to everyone, holding another planted one.
+pointing at a folder that holds a planted `.cargo/config.toml` (as `/tmp` can), with
+tandem's private folder made in advance, open to everyone, holding another planted one,
+and with another user listening on the socket where the kernel looks for a standby.
 """
+import fcntl
 import os
 import pathlib
 import shutil
 import signal
 import stat
+import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -20,11 +24,11 @@ import pytest
 import zmq
 from jupyter_client.session import Session
 
-from conftest import ended, own_kernel, run_cell
+from conftest import AS_NOBODY, SYSTEM_PYTHON, ended, own_kernel, run_cell
 
 # A short wait for clients that stop reading iopub, so the tests of it are quick; long
 # enough for the backlog test's client, which reads nothing until the cell is held back.
-STALL_SECONDS = 8
+STALL_SECONDS = 4
 
 PLANTED_CONFIG = """\
 [build]
@@ -38,10 +42,37 @@ TANDEM_PLANTED = "yes"
 """
 
 
+LISTEN_AS_ANOTHER_USER = """
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+os.chmod(sys.argv[1], 0o777)
+s.listen(4)
+print("listening", flush=True)
+s.settimeout(120)
+peer, _ = s.accept()
+peer.settimeout(10)
+heard = b""
+try:
+    peer.sendall(b'{"adopted": true, "reason": "", "pid": 1}\\n')
+except OSError:
+    pass
+while True:
+    try:
+        chunk = peer.recv(4096)
+    except socket.timeout:
+        break
+    if not chunk:
+        break
+    heard += chunk
+print("heard %d bytes" % len(heard), flush=True)
+"""
+
+
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory):
     """(kernel client, the kernel's log, the file the planted program would create, the
-    private folder tandem was given)."""
+    private folder tandem was given, the kernel manager, the other user's listener)."""
     base = tmp_path_factory.mktemp("attacked")
     ran = base / "the-planted-program-ran"
     evil = base / "evil.sh"
@@ -67,20 +98,37 @@ def attacked(tmp_path_factory):
     (planted_root / ".cargo" / "config.toml").write_text(PLANTED_CONFIG.format(evil=evil))
     for made in (planted_root, planted_root / "kernels", planted_root / ".cargo"):
         made.chmod(0o777)
+    # Another user listens where the kernel looks for a standby, in a folder it reached
+    # while it was open (in the shared temporary folder, where the other user can go).
+    foreign = pathlib.Path(tempfile.mkdtemp(prefix="tandem-foreign-standby-"))
+    foreign.chmod(0o777)
+    listener = subprocess.Popen(AS_NOBODY + [SYSTEM_PYTHON, "-c", LISTEN_AS_ANOTHER_USER,
+                                             str(foreign / "standby.sock")],
+                                stdout=subprocess.PIPE, text=True)
+    assert listener.stdout.readline().strip() == "listening"
+    foreign.chmod(0o700)
+    # Held here, the standby lock says a standby is alive: the kernel starts none.
+    lock = open(foreign / "standby.lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     log_path = base / "kernel.log"
     # A short wait for clients that stop reading iopub, so the tests of it are quick.
     env = dict(os.environ, TMPDIR=str(tmpdir), XDG_CACHE_HOME=str(cache),
-               TANDEM_IOPUB_STALL_SECONDS=str(STALL_SECONDS))
+               TANDEM_IOPUB_STALL_SECONDS=str(STALL_SECONDS),
+               TANDEM_STANDBY="on", TANDEM_STANDBY_DIR=str(foreign))
     try:
         with open(log_path, "w") as log, \
                 own_kernel(env=env, stderr=log, cwd=str(tmpdir)) as (km, kc):
-            yield kc, log_path, ran, cache, km
+            yield kc, log_path, ran, cache, km, listener
     finally:
+        listener.kill()
+        listener.wait()
+        lock.close()
         shutil.rmtree(cache, ignore_errors=True)
+        shutil.rmtree(foreign, ignore_errors=True)
 
 
 def test_planted_cargo_configurations_change_nothing(attacked):
-    kc, log_path, ran, cache, _ = attacked
+    kc, log_path, ran, cache = attacked[:4]
     cell = run_cell(kc, 'println!("{}", option_env!("TANDEM_PLANTED").is_some()); 40 + 2')
     assert cell.status == "ok", cell.reply["content"]
     assert cell.value() == "42"
@@ -102,6 +150,16 @@ def test_planted_cargo_configurations_change_nothing(attacked):
     assert (aside[0] / ".cargo" / "config.toml").exists()
     log = log_path.read_text()
     assert "was not this user's private folder" in log and "nothing in it is used" in log, log
+
+
+def test_a_kernel_gives_nothing_to_a_standby_socket_of_another_user(attacked):
+    kc, log_path, km, listener = attacked[0], attacked[1], attacked[4], attacked[5]
+    # It asked the socket, found another user there, and started its own engine.
+    pid = run_cell(kc, 'println!("{}", std::os::unix::process::parent_id());')
+    assert int(pid.text().strip()) == km.provisioner.pid, "it runs its own engine"
+    heard, _ = listener.communicate(timeout=60)
+    assert heard.strip() == "heard 0 bytes", "the kernel sent nothing to the other user"
+    assert "is not this user's" in log_path.read_text()
 
 
 def test_printed_marker_lines_stay_text(attacked):
@@ -136,7 +194,7 @@ def test_an_unterminated_mime_block_is_shown_as_text_and_the_cell_ends(attacked)
 # More messages than a subscriber's queues hold (1,000 in the kernel, 1,000 in the client,
 # and the sockets' buffers): one display per iteration, each released by the line printed
 # after it.
-MANY_MESSAGES = 15_000
+MANY_MESSAGES = 5_000
 MANY_DISPLAYS = (f"for i in 0..{MANY_MESSAGES} {{\n"
                  '    println!("EVCXR_BEGIN_CONTENT text/plain\\nshown {i}\\nEVCXR_END_CONTENT");\n'
                  '    println!("after {i}");\n'
