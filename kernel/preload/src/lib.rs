@@ -4,6 +4,7 @@
 
 pub use ::tokio::*;
 
+mod poll_recorder;
 pub mod runtime;
 
 #[doc(hidden)]

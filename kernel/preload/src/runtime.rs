@@ -18,6 +18,8 @@ use std::ops::{Deref, DerefMut};
 use std::pin::{pin, Pin};
 use std::time::Duration;
 
+use crate::poll_recorder;
+
 pub use ::tokio::runtime::*;
 pub use ::tokio::runtime::{Builder as TokioBuilder, Runtime as TokioRuntime};
 
@@ -32,7 +34,7 @@ pub struct Runtime(::tokio::runtime::Runtime);
 impl Runtime {
     /// A multi-threaded runtime with all of tokio's drivers, as `tokio::runtime::Runtime::new`.
     pub fn new() -> io::Result<Runtime> {
-        ::tokio::runtime::Runtime::new().map(Runtime)
+        Builder::new_multi_thread().enable_all().build()
     }
 
     /// Runs `future` to completion on the current thread, as tokio's `block_on` does.
@@ -57,7 +59,19 @@ impl Runtime {
     #[track_caller]
     #[inline(never)]
     fn block_on_erased(&self, task: Pin<&mut dyn Future<Output = ()>>) {
-        self.0.block_on(task)
+        if !runs_cells() {
+            return self.0.block_on(task);
+        }
+        // The cell's own future: its polls are recorded (as task 0), and the events go to
+        // the kernel once it is done, whether it finished or panicked.
+        struct CellEnds;
+        impl Drop for CellEnds {
+            fn drop(&mut self) {
+                poll_recorder::cell_ended();
+            }
+        }
+        let _ends = CellEnds;
+        self.0.block_on(poll_recorder::Recording::cell(task))
     }
 
     /// Shuts the runtime down, waiting at most `duration` for its blocking tasks.
@@ -148,8 +162,9 @@ impl Builder {
         Builder(::tokio::runtime::Builder::new_multi_thread())
     }
 
-    /// Makes the runtime, as tokio's `Builder::build`.
+    /// Makes the runtime, as tokio's `Builder::build`, with the poll recorder's hooks.
     pub fn build(&mut self) -> io::Result<Runtime> {
+        poll_recorder::attach(&mut self.0);
         self.0.build().map(Runtime)
     }
 
@@ -240,4 +255,10 @@ impl fmt::Debug for Builder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
+}
+
+/// Whether this thread is the one evcxr runs cells on (the process's main thread).
+fn runs_cells() -> bool {
+    // SAFETY: getpid and gettid cannot fail.
+    unsafe { libc::gettid() == libc::getpid() }
 }

@@ -2,6 +2,7 @@
 //! the helper tasks it ran. `presentation` shows it; nothing here knows of Jupyter.
 
 use super::diagnostics::Diagnostic;
+use super::trace::RuntimeTrace;
 use crate::timing::CellTimings;
 use serde_json::{Map, Value};
 use tandem_helpers::spans::Span;
@@ -49,4 +50,19 @@ pub struct CellRun {
     pub timings: CellTimings,
     /// The helper tasks that ran, in the order they finished (times from the cell's start).
     pub spans: Vec<Span>,
+    /// What tokio's runtime did while the cell ran, when the poll recorder reported it.
+    pub trace: Option<RuntimeTrace>,
+}
+
+impl CellRun {
+    /// The outcome of a cell that did not run code (tandem's own commands, an engine that
+    /// could not start, a cell refused before it ran).
+    pub fn without_running(result: Result<Map<String, Value>, CellError>) -> CellRun {
+        CellRun {
+            result,
+            timings: CellTimings::default(),
+            spans: Vec::new(),
+            trace: None,
+        }
+    }
 }

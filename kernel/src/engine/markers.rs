@@ -35,6 +35,11 @@ pub fn take_key_from_environment() -> u128 {
     key
 }
 
+/// This kernel's secret (also the name of its events channel).
+pub fn key() -> u128 {
+    KEY.get().copied().unwrap_or_default()
+}
+
 /// Every marker line starts with this: a unit separator and this kernel's secret key.
 pub fn prefix() -> &'static str {
     static PREFIX: OnceLock<String> = OnceLock::new();

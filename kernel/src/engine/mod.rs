@@ -7,12 +7,14 @@ mod build_progress;
 mod cell_run;
 mod child;
 mod diagnostics;
+mod event_channel;
 mod interrupt;
 mod markers;
 mod output;
 mod prelude;
 mod starting;
 pub mod syntax;
+mod trace;
 
 pub use artifacts::{
     build_dir_in, build_key, drop_stray_preload_from_library_path, prebuild_in_subprocess,
@@ -24,10 +26,12 @@ pub use interrupt::Interrupter;
 pub use markers::{choose_key as choose_marker_key, KEY_VARIABLE as MARKER_KEY_VARIABLE};
 pub use output::{Discard, OutputSink, StreamName};
 pub use starting::{StartStatus, Starting};
+pub use trace::{Poll, RuntimeTrace, TaskTrace};
 
 use crate::timing::CellTimings;
 use anyhow::{anyhow, Result};
 use evcxr::{CommandContext, EvalCallbacks};
+use event_channel::EventChannel;
 use output::Forwarder;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -60,7 +64,12 @@ pub struct Engine {
     build_dir: PathBuf,
     /// Whether rust-analyzer has answered its first, slow query.
     analysis_warm: bool,
+    /// Where the poll recorder's events arrive (none if it could not listen).
+    events: Option<EventChannel>,
 }
+
+/// How long a cell that ran waits for the poll recorder's events, sent as its future ends.
+const TRACE_WAIT: Duration = Duration::from_secs(1);
 
 impl Engine {
     /// Starts evcxr (this compiles a first snippet: seconds, so callers do it in the
@@ -80,6 +89,8 @@ impl Engine {
                 log::warn!("starting without prebuilt dependencies: {error:#}");
             }
         }
+        // Listening before the engine's process starts, which connects when it first sends.
+        let events = EventChannel::listen();
         status.set("starting evcxr");
         let (mut context, outputs) =
             CommandContext::new().map_err(|e| anyhow!("starting the evcxr engine: {e}"))?;
@@ -105,6 +116,7 @@ impl Engine {
         let mut engine = Engine {
             context,
             forwarder,
+            events,
             interrupter,
             build_dir,
             analysis_warm: startup == Startup::InPlace,
@@ -170,13 +182,9 @@ impl Engine {
         read_input: &dyn Fn(&str, bool) -> String,
     ) -> CellRun {
         if let Err(too_deep) = syntax::check_nesting(code) {
-            return CellRun {
-                result: Err(CellError::Other {
-                    message: too_deep.to_string(),
-                }),
-                timings: CellTimings::default(),
-                spans: Vec::new(),
-            };
+            return CellRun::without_running(Err(CellError::Other {
+                message: too_deep.to_string(),
+            }));
         }
         let (code, skipped) = prelude::skip_preloaded_deps(code);
         for name in skipped {
@@ -194,6 +202,9 @@ impl Engine {
             self.interrupter.kill_engine();
         }
         self.forwarder.begin_cell(sink.clone());
+        if let Some(events) = &self.events {
+            events.forget_queued();
+        }
         self.interrupter.cell_started();
         let started = Instant::now();
         let mut callbacks = EvalCallbacks {
@@ -223,6 +234,7 @@ impl Engine {
         timings.compile -= timings.dependencies;
         let mut report = self.forwarder.finish_cell(u64::from(timings.ran));
         let spans = std::mem::take(&mut report.spans);
+        let trace = self.runtime_trace(timings.ran);
         let result = match outcome {
             Ok(_) if report.panicked && interrupted => {
                 // The helpers stopped the cell when asked: evcxr caught the panic, and the
@@ -267,7 +279,17 @@ impl Engine {
             result,
             timings,
             spans,
+            trace,
         }
+    }
+
+    /// What the runtime did while the cell ran, from the poll recorder (sent as the cell's
+    /// future ended, so it is there by now, or about to be).
+    fn runtime_trace(&self, ran: bool) -> Option<RuntimeTrace> {
+        let channel = self.events.as_ref()?;
+        let wait = if ran { TRACE_WAIT } else { Duration::ZERO };
+        let cell = channel.cell_events(wait)?;
+        Some(RuntimeTrace::assemble(&cell.events, &cell.thread_names))
     }
 
     /// Panics in threads other than the cell's are printed as the stderr they were.

@@ -33,6 +33,19 @@ impl<T: std::fmt::Debug + ?Sized> TandemShowDebug for T {
 /// cell a failed compile, and makes every cell behave the same way.
 const ASYNC_MODE: &str = "std::future::ready(()).await;";
 
+/// Cells, the preloaded crates and `:dep` crates are compiled with `--cfg tokio_unstable`,
+/// so that the preloaded tokio has its task hooks, which the poll recorder uses (stable
+/// Rust: it is a `cfg`, not a nightly feature). evcxr gives cargo RUSTFLAGS of its own and
+/// `:build_env` replaces them, so they are repeated: `-Cprefer-dynamic`, and lld's flag
+/// where evcxr chose lld (it prefers mold, which needs no flag, then lld).
+fn build_flags() -> String {
+    let mut flags = vec!["-Cprefer-dynamic", "--cfg", "tokio_unstable"];
+    if which::which("mold").is_err() && which::which("lld").is_ok() {
+        flags.push("-Clink-arg=-fuse-ld=lld");
+    }
+    format!(":build_env RUSTFLAGS={}", flags.join(" "))
+}
+
 /// The startup steps, each with what it is for (used in error messages).
 pub fn steps() -> Vec<(&'static str, String)> {
     // Named `tokio` so that evcxr's async mode finds tokio among the dependencies and uses
@@ -41,6 +54,7 @@ pub fn steps() -> Vec<(&'static str, String)> {
         format!(":dep tokio = {{ package = \"tandem-preload\", path = \"{PRELOAD_CRATE}\" }}");
     vec![
         ("choosing the optimisation level", OPT_LEVEL.to_owned()),
+        ("turning on tokio's task hooks", build_flags()),
         ("linking tokio, futures and the helpers", preload),
         ("importing the helpers", USES_AND_DISPLAY.to_owned()),
         ("enabling top-level .await", ASYNC_MODE.to_owned()),

@@ -102,11 +102,7 @@ mod tests {
     use crate::engine::CellRun;
 
     fn run(result: Result<Map<String, Value>, CellError>) -> CellRun {
-        CellRun {
-            result,
-            timings: Default::default(),
-            spans: Vec::new(),
-        }
+        CellRun::without_running(result)
     }
 
     #[test]

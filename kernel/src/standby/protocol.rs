@@ -6,7 +6,6 @@ use crate::wire;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{ErrorKind, Read};
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -131,23 +130,7 @@ pub(super) fn read_line(mut stream: &UnixStream, deadline: Instant) -> std::io::
 /// The process at the other end of a Unix socket and its user, as the kernel reports them
 /// (for a listener: the process that made it listen).
 pub(super) fn peer(stream: &UnixStream) -> Option<libc::ucred> {
-    let mut credentials = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut size = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `size` bytes into `credentials`.
-    let read = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut credentials as *mut libc::ucred).cast(),
-            &mut size,
-        )
-    };
-    (read == 0 && credentials.pid > 0).then_some(credentials)
+    tandem_helpers::kernel_link::peer_credentials(stream)
 }
 
 /// What a standby does with a launcher's request.

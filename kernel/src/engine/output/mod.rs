@@ -292,14 +292,21 @@ mod tests {
         forwarder.begin_cell(sink.clone());
         let shown = r#"{"id":"d1","update":false,"data":{"text/plain":"0"}}"#;
         let changed = r#"{"id":"d1","update":true,"data":{"text/plain":"1"}}"#;
-        out_tx.send(markers::line(markers::DISPLAY_IN_PLACE, shown)).unwrap();
-        out_tx.send(markers::line(markers::DISPLAY_IN_PLACE, changed)).unwrap();
+        out_tx
+            .send(markers::line(markers::DISPLAY_IN_PLACE, shown))
+            .unwrap();
+        out_tx
+            .send(markers::line(markers::DISPLAY_IN_PLACE, changed))
+            .unwrap();
         let forged = format!("\u{1f}TANDEM-0 display-in-place {changed}");
         out_tx.send(forged.clone()).unwrap();
         err_tx.send(sync()).unwrap();
         forwarder.finish_cell(1);
         let in_place = sink.1.lock().unwrap().clone();
-        assert_eq!(in_place, [("d1".to_owned(), false), ("d1".to_owned(), true)]);
+        assert_eq!(
+            in_place,
+            [("d1".to_owned(), false), ("d1".to_owned(), true)]
+        );
         let seen = sink.0.lock().unwrap().clone();
         assert_eq!(seen, [(StreamName::Stdout, forged + "\n")]);
     }

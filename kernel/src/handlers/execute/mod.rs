@@ -97,11 +97,7 @@ fn answered(
         }
         Answer::Refused(message) => Err(CellError::Other { message }),
     };
-    CellRun {
-        result,
-        timings: Default::default(),
-        spans: Vec::new(),
-    }
+    CellRun::without_running(result)
 }
 
 /// Runs `code` in the engine (waiting for it to start, if need be); after a cell that
@@ -119,13 +115,9 @@ fn run_in_engine(
     let engine = match shell.engine(sink.as_ref()) {
         Ok(engine) => engine,
         Err(unavailable) => {
-            return CellRun {
-                result: Err(CellError::Other {
-                    message: unavailable.evalue,
-                }),
-                timings: Default::default(),
-                spans: Vec::new(),
-            }
+            return CellRun::without_running(Err(CellError::Other {
+                message: unavailable.evalue,
+            }))
         }
     };
     let engine_wait = waiting_since.elapsed();

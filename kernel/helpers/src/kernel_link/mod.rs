@@ -8,6 +8,8 @@
 //! that printed data cannot forge one. Outside tandem (doctests, a plain program) there is
 //! no link: every function here then says so, and nothing is printed.
 
+pub mod events;
+
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -127,6 +129,47 @@ fn marker_prefix() -> Option<&'static str> {
     static PREFIX: OnceLock<String> = OnceLock::new();
     let state = linked()?;
     Some(PREFIX.get_or_init(|| marker_prefix_for(state.marker_key())))
+}
+
+/// The name of the kernel's channel for the poll recorder's events: an abstract Unix socket
+/// (no file; only a process that knows the kernel's secret can name it, and the two sides
+/// check that the other is the same user), inside tandem.
+pub fn events_channel_name() -> Option<String> {
+    Some(events_channel_name_for(linked()?.marker_key()))
+}
+
+/// The events channel's name for the kernel whose secret is `key`.
+pub fn events_channel_name_for(key: u128) -> String {
+    format!("tandem-events-{key:032x}")
+}
+
+/// The process at the other end of a Unix socket and its user, as the kernel reports them
+/// (`SO_PEERCRED`; for a listener: the process that made it listen).
+pub fn peer_credentials(stream: &std::os::unix::net::UnixStream) -> Option<libc::ucred> {
+    use std::os::fd::AsRawFd;
+    let mut credentials = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut size = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `size` bytes into `credentials`.
+    let read = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut credentials as *mut libc::ucred).cast(),
+            &mut size,
+        )
+    };
+    (read == 0 && credentials.pid > 0).then_some(credentials)
+}
+
+/// Whether the process at the other end of `stream` runs as this process's user.
+pub fn peer_is_this_user(stream: &std::os::unix::net::UnixStream) -> bool {
+    // SAFETY: getuid cannot fail.
+    peer_credentials(stream).is_some_and(|peer| peer.uid == unsafe { libc::getuid() })
 }
 
 /// `<marker prefix>span <json>`: a helper task finished (a `spans::Span`).

@@ -1,0 +1,234 @@
+//! Plumbing: the records the poll recorder (in the preloaded crate, inside the engine's
+//! process) sends the kernel over its events channel, in a compact binary form, since a
+//! cell can cause hundreds of thousands of them. Both sides use this file.
+
+/// One thing the runtime did. Times are CLOCK_MONOTONIC nanoseconds; `task` is tokio's
+/// task id (0 is the cell's own top-level future, which is no tokio task); `thread` is a
+/// number the recorder gave the thread, named once by `ThreadNamed`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Spawned {
+        task: u64,
+        at_ns: u64,
+        /// Where the task was spawned: `file:line:column`.
+        place: String,
+    },
+    PollStarted {
+        task: u64,
+        at_ns: u64,
+        thread: u32,
+    },
+    PollEnded {
+        task: u64,
+        at_ns: u64,
+        thread: u32,
+    },
+    Ended {
+        task: u64,
+        at_ns: u64,
+        thread: u32,
+    },
+    ThreadNamed {
+        thread: u32,
+        name: String,
+    },
+    /// The cell's top-level future is done: what follows belongs to the next cell.
+    /// `dropped` events were not kept (the recorder keeps a bounded number per cell).
+    CellEnded {
+        at_ns: u64,
+        dropped: u64,
+    },
+}
+
+const SPAWNED: u8 = 1;
+const POLL_STARTED: u8 = 2;
+const POLL_ENDED: u8 = 3;
+const ENDED: u8 = 4;
+const THREAD_NAMED: u8 = 5;
+const CELL_ENDED: u8 = 6;
+
+/// The kinds of events that name a task and a thread (see [`encode_task_event`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskEvent {
+    PollStarted,
+    PollEnded,
+    Ended,
+}
+
+/// Appends a poll's start or end, or a task's end.
+pub fn encode_task_event(out: &mut Vec<u8>, what: TaskEvent, task: u64, at_ns: u64, thread: u32) {
+    out.push(match what {
+        TaskEvent::PollStarted => POLL_STARTED,
+        TaskEvent::PollEnded => POLL_ENDED,
+        TaskEvent::Ended => ENDED,
+    });
+    out.extend_from_slice(&task.to_le_bytes());
+    out.extend_from_slice(&at_ns.to_le_bytes());
+    out.extend_from_slice(&thread.to_le_bytes());
+}
+
+/// Appends a task's spawn, with the place it was spawned from.
+pub fn encode_spawned(out: &mut Vec<u8>, task: u64, at_ns: u64, place: &str) {
+    out.push(SPAWNED);
+    out.extend_from_slice(&task.to_le_bytes());
+    out.extend_from_slice(&at_ns.to_le_bytes());
+    push_text(out, place);
+}
+
+/// Appends a thread's name.
+pub fn encode_thread_named(out: &mut Vec<u8>, thread: u32, name: &str) {
+    out.push(THREAD_NAMED);
+    out.extend_from_slice(&thread.to_le_bytes());
+    push_text(out, name);
+}
+
+/// Appends the end of the cell's top-level future.
+pub fn encode_cell_ended(out: &mut Vec<u8>, at_ns: u64, dropped: u64) {
+    out.push(CELL_ENDED);
+    out.extend_from_slice(&at_ns.to_le_bytes());
+    out.extend_from_slice(&dropped.to_le_bytes());
+}
+
+/// Text of at most 64 KiB (longer is cut at a character boundary).
+fn push_text(out: &mut Vec<u8>, text: &str) {
+    let mut end = text.len().min(u16::MAX as usize);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&(end as u16).to_le_bytes());
+    out.extend_from_slice(&text.as_bytes()[..end]);
+}
+
+/// Reads the next event from `bytes`: the event and how many bytes it took; `None` when
+/// `bytes` holds no whole event yet. An unknown kind is an error: the stream is broken.
+pub fn decode(bytes: &[u8]) -> Result<Option<(Event, usize)>, String> {
+    let mut reader = Reader { bytes, at: 0 };
+    let Some(kind) = reader.u8() else {
+        return Ok(None);
+    };
+    let event = match kind {
+        SPAWNED => (|| {
+            Some(Event::Spawned {
+                task: reader.u64()?,
+                at_ns: reader.u64()?,
+                place: reader.text()?,
+            })
+        })(),
+        POLL_STARTED | POLL_ENDED | ENDED => (|| {
+            let (task, at_ns, thread) = (reader.u64()?, reader.u64()?, reader.u32()?);
+            Some(match kind {
+                POLL_STARTED => Event::PollStarted {
+                    task,
+                    at_ns,
+                    thread,
+                },
+                POLL_ENDED => Event::PollEnded {
+                    task,
+                    at_ns,
+                    thread,
+                },
+                _ => Event::Ended {
+                    task,
+                    at_ns,
+                    thread,
+                },
+            })
+        })(),
+        THREAD_NAMED => (|| {
+            Some(Event::ThreadNamed {
+                thread: reader.u32()?,
+                name: reader.text()?,
+            })
+        })(),
+        CELL_ENDED => (|| {
+            Some(Event::CellEnded {
+                at_ns: reader.u64()?,
+                dropped: reader.u64()?,
+            })
+        })(),
+        other => return Err(format!("unknown event kind {other}")),
+    };
+    Ok(event.map(|event| (event, reader.at)))
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let bytes = self.bytes.get(self.at..self.at + N)?;
+        self.at += N;
+        bytes.try_into().ok()
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|[byte]| byte)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+
+    fn text(&mut self) -> Option<String> {
+        let len = usize::from(u16::from_le_bytes(self.take()?));
+        let bytes = self.bytes.get(self.at..self.at + len)?;
+        self.at += len;
+        Some(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_and_a_part_is_not_an_event() {
+        let mut bytes = Vec::new();
+        encode_spawned(&mut bytes, 7, 100, "cell:3:5");
+        encode_task_event(&mut bytes, TaskEvent::PollStarted, 7, 110, 2);
+        encode_thread_named(&mut bytes, 2, "tokio-runtime-worker");
+        encode_cell_ended(&mut bytes, 200, 3);
+        let mut events = Vec::new();
+        let mut at = 0;
+        while let Some((event, used)) = decode(&bytes[at..]).unwrap() {
+            events.push(event);
+            at += used;
+        }
+        assert_eq!(at, bytes.len());
+        assert_eq!(
+            events,
+            [
+                Event::Spawned {
+                    task: 7,
+                    at_ns: 100,
+                    place: "cell:3:5".into()
+                },
+                Event::PollStarted {
+                    task: 7,
+                    at_ns: 110,
+                    thread: 2
+                },
+                Event::ThreadNamed {
+                    thread: 2,
+                    name: "tokio-runtime-worker".into()
+                },
+                Event::CellEnded {
+                    at_ns: 200,
+                    dropped: 3
+                },
+            ]
+        );
+        assert_eq!(
+            decode(&bytes[..5]).unwrap(),
+            None,
+            "half an event waits for the rest"
+        );
+        assert!(decode(&[99]).is_err());
+    }
+}

@@ -1,0 +1,256 @@
+//! What the runtime did during one cell, assembled from the poll recorder's events: each
+//! task with the place that spawned it and its polls (when, on which thread), the cell's
+//! own future as task 0, times from the cell's first poll.
+
+use std::collections::HashMap;
+use std::time::Duration;
+use tandem_helpers::kernel_link::events::Event;
+
+/// The tasks of one cell and the threads their polls ran on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuntimeTrace {
+    /// In the order they were first seen; the cell's own future (id 0) first.
+    pub tasks: Vec<TaskTrace>,
+    /// Thread names, indexed by `Poll::thread`.
+    pub threads: Vec<String>,
+    /// Events the recorder did not keep (it keeps a bounded number per cell).
+    pub dropped: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskTrace {
+    /// tokio's task id; 0 is the cell's own future.
+    pub id: u64,
+    /// Where it was spawned (`file:line:column`), when it was spawned during the cell.
+    pub spawned_at: Option<String>,
+    pub polls: Vec<Poll>,
+    /// Whether it finished (or was dropped) before the cell ended.
+    pub ended: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Poll {
+    pub start: Duration,
+    pub end: Duration,
+    /// Index into `RuntimeTrace::threads`.
+    pub thread: usize,
+}
+
+impl RuntimeTrace {
+    /// Builds the trace of one cell from its events; `names` names the recorder's thread
+    /// numbers (a thread is named once per process, in whichever cell first used it).
+    pub fn assemble(events: &[Event], names: &HashMap<u32, String>) -> RuntimeTrace {
+        let origin = events
+            .iter()
+            .find_map(|event| match event {
+                Event::PollStarted { task: 0, at_ns, .. } => Some(*at_ns),
+                _ => None,
+            })
+            .or_else(|| events.iter().find_map(at_ns))
+            .unwrap_or(0);
+        let since = |at: u64| Duration::from_nanos(at.saturating_sub(origin));
+        let mut trace = RuntimeTrace::default();
+        let mut task_index: HashMap<u64, usize> = HashMap::new();
+        let mut thread_index: HashMap<u32, usize> = HashMap::new();
+        let mut open_polls: HashMap<u64, (u64, u32)> = HashMap::new();
+        for event in events {
+            match event {
+                Event::Spawned { task, place, .. } => {
+                    let index = trace.task(&mut task_index, *task);
+                    trace.tasks[index].spawned_at = Some(place.clone());
+                }
+                Event::PollStarted {
+                    task,
+                    at_ns,
+                    thread,
+                } => {
+                    trace.task(&mut task_index, *task);
+                    open_polls.insert(*task, (*at_ns, *thread));
+                }
+                Event::PollEnded { task, at_ns, .. } => {
+                    let Some((started, thread)) = open_polls.remove(task) else {
+                        continue; // its start came before the cell: not part of it
+                    };
+                    let thread = trace.thread_index(&mut thread_index, names, thread);
+                    let index = trace.task(&mut task_index, *task);
+                    trace.tasks[index].polls.push(Poll {
+                        start: since(started),
+                        end: since(*at_ns),
+                        thread,
+                    });
+                }
+                Event::Ended { task, .. } => {
+                    if let Some(&index) = task_index.get(task) {
+                        trace.tasks[index].ended = true;
+                    }
+                }
+                Event::CellEnded { at_ns, dropped } => {
+                    trace.dropped = *dropped;
+                    // A task's last poll wakes the cell before tokio's hook reports its end:
+                    // polls still open end with the cell (the reports come in the next
+                    // cell's events, where they are ignored).
+                    for (task, (started, thread)) in open_polls.drain() {
+                        let thread = trace.thread_index(&mut thread_index, names, thread);
+                        let index = trace.task(&mut task_index, task);
+                        trace.tasks[index].ended = true;
+                        trace.tasks[index].polls.push(Poll {
+                            start: since(started),
+                            end: since(*at_ns),
+                            thread,
+                        });
+                    }
+                }
+                Event::ThreadNamed { .. } => {}
+            }
+        }
+        trace
+    }
+
+    fn thread_index(
+        &mut self,
+        index: &mut HashMap<u32, usize>,
+        names: &HashMap<u32, String>,
+        number: u32,
+    ) -> usize {
+        *index.entry(number).or_insert_with(|| {
+            self.threads.push(thread_label(names.get(&number), number));
+            self.threads.len() - 1
+        })
+    }
+
+    fn task(&mut self, index: &mut HashMap<u64, usize>, id: u64) -> usize {
+        *index.entry(id).or_insert_with(|| {
+            self.tasks.push(TaskTrace {
+                id,
+                spawned_at: None,
+                polls: Vec::new(),
+                ended: false,
+            });
+            self.tasks.len() - 1
+        })
+    }
+
+    /// Whether tokio's tasks (not only the cell's own future) ran during the cell.
+    pub fn has_tasks(&self) -> bool {
+        self.tasks
+            .iter()
+            .any(|task| task.id != 0 && !task.polls.is_empty())
+    }
+
+    /// The threads that polled tasks other than the cell's own future.
+    pub fn task_threads(&self) -> usize {
+        let mut used: Vec<usize> = self
+            .tasks
+            .iter()
+            .filter(|task| task.id != 0)
+            .flat_map(|task| task.polls.iter().map(|poll| poll.thread))
+            .collect();
+        used.sort_unstable();
+        used.dedup();
+        used.len()
+    }
+}
+
+/// A thread's label: its name with the recorder's number (tokio's workers share one
+/// name), or the thread that runs cells.
+fn thread_label(name: Option<&String>, number: u32) -> String {
+    match name.map(String::as_str) {
+        Some("main") | None if number == 1 => "cell thread".to_owned(),
+        Some(name) if !name.starts_with("ThreadId(") => format!("{name} #{number}"),
+        _ => format!("thread #{number}"),
+    }
+}
+
+fn at_ns(event: &Event) -> Option<u64> {
+    match event {
+        Event::Spawned { at_ns, .. }
+        | Event::PollStarted { at_ns, .. }
+        | Event::PollEnded { at_ns, .. }
+        | Event::Ended { at_ns, .. }
+        | Event::CellEnded { at_ns, .. } => Some(*at_ns),
+        Event::ThreadNamed { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polls_pair_up_per_task_and_thread_from_the_cells_first_poll() {
+        let names = HashMap::from([(1, "main".to_owned()), (2, "worker".to_owned())]);
+        // (number 1 is the first thread the recorder saw: the one that runs cells)
+        let events = [
+            Event::PollStarted {
+                task: 0,
+                at_ns: 1_000,
+                thread: 1,
+            },
+            Event::Spawned {
+                task: 5,
+                at_ns: 1_100,
+                place: "src/lib.rs:9:5".into(),
+            },
+            Event::PollEnded {
+                task: 0,
+                at_ns: 1_200,
+                thread: 1,
+            },
+            Event::PollEnded {
+                task: 9,
+                at_ns: 1_250,
+                thread: 2,
+            }, // started before the cell
+            Event::PollStarted {
+                task: 5,
+                at_ns: 1_300,
+                thread: 2,
+            },
+            Event::PollEnded {
+                task: 5,
+                at_ns: 2_300,
+                thread: 2,
+            },
+            Event::Ended {
+                task: 5,
+                at_ns: 2_400,
+                thread: 2,
+            },
+            // Of a task of the cell before: ignored.
+            Event::Ended {
+                task: 8,
+                at_ns: 2_450,
+                thread: 2,
+            },
+            // Its end comes in the next cell's events.
+            Event::PollStarted {
+                task: 6,
+                at_ns: 2_500,
+                thread: 2,
+            },
+            Event::CellEnded {
+                at_ns: 3_000,
+                dropped: 4,
+            },
+        ];
+        let trace = RuntimeTrace::assemble(&events, &names);
+        assert_eq!(trace.threads, ["cell thread", "worker #2"]);
+        assert_eq!(trace.dropped, 4);
+        let task = trace.tasks.iter().find(|task| task.id == 5).unwrap();
+        assert_eq!(task.spawned_at.as_deref(), Some("src/lib.rs:9:5"));
+        assert!(task.ended);
+        assert_eq!(
+            task.polls,
+            [Poll {
+                start: Duration::from_nanos(300),
+                end: Duration::from_nanos(1_300),
+                thread: 1
+            }]
+        );
+        assert!(trace.tasks.iter().all(|task| task.id != 8));
+        let last = trace.tasks.iter().find(|task| task.id == 6).unwrap();
+        assert_eq!(last.polls[0].end, Duration::from_nanos(2_000));
+        assert!(trace.has_tasks());
+        assert_eq!(trace.task_threads(), 1);
+    }
+}
