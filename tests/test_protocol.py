@@ -158,7 +158,7 @@ def test_a_display_handle_changes_its_output_in_place(kc):
     assert cell.status == "ok", cell.reply["content"]
     shown = [(t, m) for t, m in cell.outputs
              if m["msg_type"] in ("display_data", "update_display_data")
-             and not is_footer(m["content"])]
+             and not m["content"]["metadata"].get("tandem")]  # the kernel's own: progress, footer
     kinds = [m["msg_type"] for _, m in shown]
     assert kinds == ["display_data", "update_display_data", "display_data"], kinds
     ids = [m["content"]["transient"]["display_id"] for _, m in shown]
@@ -310,3 +310,40 @@ def test_idle_work_waits_for_a_quiet_shell(tmp_path):
         # The warm-up's throwaway query left nothing behind in the session.
         assert run_cell(kc, "tandem_warm_up").status == "error"
         assert run_cell(kc, "40 + 2").value() == "42"
+
+
+# Two jobs of CPU work, ~0.3 s each, in plain Rust: no helper records anything.
+CPU_JOB = "async { let mut n = 0u64; for i in 0..40_000_000u64 { n = n.wrapping_add(i ^ (n >> 3)); } n }"
+
+
+def event_loop(cell):
+    """The figures of the cell's event-loop picture (None when it has none)."""
+    pictures = [m["content"]["metadata"]["tandem"] for m in cell.of_type("display_data")
+                if m["content"]["metadata"].get("tandem", {}).get("role") == "event-loop"]
+    assert len(pictures) <= 1, pictures
+    return pictures[0] if pictures else None
+
+
+def test_the_event_loop_shows_spawned_tasks_of_plain_rust_on_their_threads(kc):
+    # Spawned, the two jobs are tasks the multi-thread runtime runs on two workers at once;
+    # in one task, one after the other, they run on one thread. No helper is involved.
+    apart = run_cell(kc, f"let a = tokio::spawn({CPU_JOB});\n"
+                         f"let b = tokio::spawn({CPU_JOB});\n"
+                         "(a.await.unwrap() ^ b.await.unwrap()) % 2")
+    assert apart.status == "ok", apart.reply["content"]
+    figures = event_loop(apart)
+    assert figures is not None, "the cell's tasks were drawn"
+    spawned = [task for task in figures["tasks"] if task["id"] != 0]
+    assert len(spawned) == 2 and all(task["polls"] >= 1 for task in spawned), spawned
+    assert figures["task_threads"] == 2, figures
+    first, second = spawned
+    assert first["first_poll"] < second["last_poll_end"] and \
+        second["first_poll"] < first["last_poll_end"], "they ran at the same time"
+
+    together = run_cell(kc, f"tokio::spawn(async {{ {CPU_JOB}.await ^ {CPU_JOB}.await }})"
+                            ".await.unwrap() % 2")
+    assert together.status == "ok", together.reply["content"]
+    figures = event_loop(together)
+    assert figures["task_threads"] == 1, figures
+    # A cell that spawns nothing draws no event-loop picture.
+    assert event_loop(run_cell(kc, "1 + 1")) is None

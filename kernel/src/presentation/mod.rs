@@ -2,6 +2,9 @@
 //! tandem draws under it (timeline, footer), and its error in Jupyter's error fields.
 
 mod compile_errors;
+mod event_loop;
+
+pub use event_loop::EVENT_LOOP_ROLE;
 
 use crate::engine::{CellError, CellRun};
 use crate::timing;
@@ -34,8 +37,15 @@ pub enum Shown {
 /// cell that failed, the timeline and the footer, then its error.
 pub fn cell_result(run: &CellRun, footer_on: bool) -> Vec<Shown> {
     let completed = run.result.is_ok();
-    let under = timing::under_cell(&run.spans, &run.timings, completed, footer_on)
+    let event_loop = run.trace.as_ref().and_then(event_loop::picture);
+    let under = event_loop
         .into_iter()
+        .chain(timing::under_cell(
+            &run.spans,
+            &run.timings,
+            completed,
+            footer_on,
+        ))
         .map(Shown::UnderCell);
     match &run.result {
         Ok(value) => {
