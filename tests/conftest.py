@@ -2,6 +2,8 @@
 kernelspec, and a helper that runs a cell and collects what it published, with arrival times."""
 import contextlib
 import os
+import pathlib
+import subprocess
 import time
 
 import jupyter_client
@@ -133,3 +135,12 @@ def kc(kernel):
 # Runs a program as the user `nobody`: another local user of the machine.
 AS_NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 SYSTEM_PYTHON = "/usr/bin/python3"  # readable by every user, unlike a virtualenv in /root
+
+
+def template_dir():
+    """Where the prebuilt crates are, for tests that move the user's cache folder: the
+    template may live there (when the checkout sits below a folder others can write),
+    and a kernel that no longer finds it would compile tokio again for minutes."""
+    tandem = pathlib.Path(__file__).resolve().parent.parent / "target" / "release" / "tandem"
+    return subprocess.run([str(tandem), "prebuild", "--show-dir"], capture_output=True,
+                          text=True, check=True).stdout.strip()

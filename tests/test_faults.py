@@ -131,10 +131,13 @@ def test_kernel_stops_when_the_process_that_started_it_dies(tmp_path):
     binary = KernelSpecManager().get_kernel_spec("tandem").argv[0]
     log = tmp_path / "kernel.log"
     # A shell starts the kernel in the background (naming itself the parent, as Jupyter
-    # does), prints the kernel's pid, gives it a second to start, and exits.
+    # does), prints the kernel's pid, waits until the kernel says it is serving (its log
+    # line, within 30 s), and exits.
     started = subprocess.run(
         ["sh", "-c", f'JPY_PARENT_PID=$$ "{binary}" kernel -f "{connection_file}" '
-                     f'>/dev/null 2>"{log}" & echo $!; sleep 1'],
+                     f'>/dev/null 2>"{log}" & echo $!; '
+                     f'for _ in $(seq 300); do grep -q "serving on" "{log}" && break; '
+                     f'sleep 0.1; done'],
         capture_output=True, text=True, check=True)
     pid = int(started.stdout.strip())
 

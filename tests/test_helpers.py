@@ -110,7 +110,7 @@ def test_timeline_value_is_svg_matching_the_spans(kc):
     by_length = sorted(bars, key=lambda b: float(b[2]) - float(b[1]))
     for (kind, start, end), wait in zip(by_length, (0.3, 0.6)):
         assert kind == "async"
-        assert float(start) < 0.05 + 0.1 * wait
+        assert float(start) < 0.25 * wait, "both started at once, long before either ended"
         assert at_least(float(end) - float(start), wait)
     assert "total 0.6" in data["text/plain"] and "sum of tasks 0.9" in data["text/plain"]
 
@@ -277,7 +277,8 @@ def test_database_queries_block_or_overlap_without_stalling_the_runtime(kc):
           f"async with a tick {total:.2f} s")
     assert spans_total(blocking) >= 1.2 and total < 0.7 * spans_total(blocking)
     (tick,) = [(start, end) for name, _, start, end in bars if name == "tick"]
-    assert tick[1] - tick[0] < 0.4 + 0.05, "the runtime kept running the tick"
+    # The tick's own loop lasts about as long as one query: the runtime kept running it.
+    assert tick[1] - tick[0] < 1.25 * 0.4, "the runtime kept running the tick"
 
 
 def test_a_runtime_started_inside_a_cell_gets_a_clear_hint(kc):

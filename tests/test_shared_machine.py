@@ -24,7 +24,7 @@ import pytest
 import zmq
 from jupyter_client.session import Session
 
-from conftest import AS_NOBODY, SYSTEM_PYTHON, ended, own_kernel, run_cell
+from conftest import AS_NOBODY, SYSTEM_PYTHON, ended, own_kernel, run_cell, template_dir
 
 # A short wait for clients that stop reading iopub, so the tests of it are quick; long
 # enough for the backlog test's client, which reads nothing until the cell is held back.
@@ -113,6 +113,7 @@ def attacked(tmp_path_factory):
     log_path = base / "kernel.log"
     # A short wait for clients that stop reading iopub, so the tests of it are quick.
     env = dict(os.environ, TMPDIR=str(tmpdir), XDG_CACHE_HOME=str(cache),
+               TANDEM_TEMPLATE_DIR=template_dir(),
                TANDEM_IOPUB_STALL_SECONDS=str(STALL_SECONDS),
                TANDEM_STANDBY="on", TANDEM_STANDBY_DIR=str(foreign))
     try:

@@ -49,6 +49,9 @@ enum Command {
         /// Do nothing when a complete prebuild exists (kernels use this).
         #[arg(long, hide = true)]
         if_missing: bool,
+        /// Only print the folder the prebuilt crates live in (tests use this).
+        #[arg(long, hide = true)]
+        show_dir: bool,
     },
     /// Run a notebook's cells in the terminal, without Jupyter: outputs show as they
     /// happen, and the first failing cell stops the run (exit status 1).
@@ -89,11 +92,12 @@ struct InstallArgs {
 }
 
 fn main() {
+    // SAFETY (the three calls): first thing in main, while the process has one thread.
     // In evcxr's child process this runs the user's code and never returns.
-    engine::runtime_hook();
-    // Before any thread: the engine's child processes inherit both.
-    engine::choose_marker_key();
-    let not_pinned = private_dirs::pin_rustup_toolchain();
+    unsafe { engine::runtime_hook() };
+    // The engine's child processes inherit both.
+    unsafe { engine::choose_marker_key() };
+    let not_pinned = unsafe { private_dirs::pin_rustup_toolchain() };
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("TANDEM_LOG", "info"))
         .format_target(false)
         .init();
@@ -135,7 +139,11 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Prebuild { if_missing } => prebuild(if_missing),
+        Command::Prebuild { show_dir: true, .. } => {
+            println!("{}", engine::template_location()?.display());
+            Ok(())
+        }
+        Command::Prebuild { if_missing, .. } => prebuild(if_missing),
         Command::Lab {
             port,
             no_browser,
@@ -155,22 +163,10 @@ fn run(cli: Cli) -> Result<()> {
                 notebook::write(&executed, &output)?;
                 eprintln!("tandem: executed notebook written to {}", output.display());
             }
-            if outcome.interrupted {
-                eprintln!(
-                    "tandem: interrupted after {} code cells of {}; the cells after did not run",
-                    outcome.cells_run,
-                    path.display()
-                );
-                std::process::exit(130);
+            let status = outcome.conclude(&path);
+            if status != 0 {
+                std::process::exit(status);
             }
-            if let Some(cell) = outcome.failed_cell {
-                eprintln!(
-                    "tandem: code cell {cell} of {} failed; the cells after it did not run",
-                    path.display()
-                );
-                std::process::exit(1);
-            }
-            eprintln!("tandem: {} code cells ran without error", outcome.cells_run);
             Ok(())
         }
         Command::Kernel {
@@ -244,8 +240,9 @@ fn prebuild(if_missing: bool) -> Result<()> {
          minute or two)",
         build.dir().display()
     );
-    engine::drop_stray_preload_from_library_path();
-    // SAFETY: no other thread exists yet; evcxr reads this to know where to build.
+    // SAFETY (both): no other thread exists yet (`prebuild` runs straight from `main`);
+    // evcxr reads the variable to know where to build.
+    unsafe { engine::drop_stray_preload_from_library_path() };
     unsafe { std::env::set_var("EVCXR_TMPDIR", engine::build_dir_in(build.dir())) };
     let started = std::time::Instant::now();
     let interrupter = std::sync::Arc::new(engine::Interrupter::default());
@@ -289,7 +286,8 @@ fn engine_work_dir() -> Result<Option<private_dirs::KernelDir>> {
             (dir.path().to_owned(), Some(dir))
         }
     };
-    engine::drop_stray_preload_from_library_path();
+    // SAFETY: see this function's own rule, above: before any other thread.
+    unsafe { engine::drop_stray_preload_from_library_path() };
     let build_dir = engine::build_dir_in(&root);
     std::fs::create_dir_all(&build_dir)
         .with_context(|| format!("creating {}", build_dir.display()))?;

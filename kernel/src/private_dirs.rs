@@ -289,11 +289,13 @@ pub fn remove_dead_kernels_dirs(process_ended: impl Fn(libc::pid_t) -> bool) {
 /// in and every folder above it, and evcxr asks `rustup which rustc` in the kernel's own
 /// folder, the notebook's: a file planted there or above it (say in `/tmp`) would pick a
 /// "toolchain" at any path, whose `rustc` would then run as this user. The variable wins
-/// over every such file, for evcxr, cargo, rustc and the engine's process alike. Call
-/// first thing, while the process has one thread.
+/// over every such file, for evcxr, cargo, rustc and the engine's process alike.
 ///
 /// Returns why it did not pin, when it did not, for the log (written once the log is up).
-pub fn pin_rustup_toolchain() -> Option<String> {
+///
+/// # Safety
+/// It sets an environment variable: call it first thing, while the process has one thread.
+pub unsafe fn pin_rustup_toolchain() -> Option<String> {
     let built_with = env!("TANDEM_RUSTUP_TOOLCHAIN");
     if std::env::var_os("RUSTUP_TOOLCHAIN").is_some() {
         return None;

@@ -11,12 +11,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// tandem_helpers::display::markdown("| a | b |\n|---|---|\n| 1 | 2 |");
 /// ```
 pub fn markdown(markdown: &str) {
-    println!("EVCXR_BEGIN_CONTENT text/markdown\n{markdown}\nEVCXR_END_CONTENT");
+    mime_block("text/markdown", markdown);
 }
 
 /// Shows `html` rendered under the cell.
 pub fn html(html: &str) {
-    println!("EVCXR_BEGIN_CONTENT text/html\n{html}\nEVCXR_END_CONTENT");
+    mime_block("text/html", html);
+}
+
+/// Prints `content` as evcxr's rich-output block of type `mime` (what `markdown` and
+/// `html` do): the notebook shows it rendered, as soon as it is printed.
+pub fn mime_block(mime: &str, content: &str) {
+    println!("EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT");
 }
 
 /// One output that can be changed after it is shown: its first `markdown`, `html` or

@@ -266,14 +266,8 @@ impl Timeline {
     /// evcxr's display hook: a cell whose value is a `Timeline` shows the picture, with the
     /// characters as the plain-text fallback.
     pub fn evcxr_display(&self) {
-        println!(
-            "EVCXR_BEGIN_CONTENT text/plain\n{}\nEVCXR_END_CONTENT",
-            self.text()
-        );
-        println!(
-            "EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT",
-            self.svg()
-        );
+        crate::display::mime_block("text/plain", &self.text());
+        crate::display::mime_block("image/svg+xml", &self.svg());
     }
 }
 

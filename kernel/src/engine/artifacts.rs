@@ -45,6 +45,11 @@ fn template_dir() -> Result<PathBuf> {
     .map_err(|error| anyhow::anyhow!("the prebuilt template's folder: {error}"))
 }
 
+/// The folder the prebuilt template lives in (see [`template_dir`]).
+pub fn template_location() -> Result<PathBuf> {
+    template_dir()
+}
+
 /// Where a standby kernel for this template waits (see `crate::standby`), made private to
 /// this user: `standby-<the template's folder, hashed>` in the private folder, or
 /// `TANDEM_STANDBY_DIR` (tests keep theirs apart).
@@ -104,8 +109,11 @@ pub fn write_profile_overrides(build_dir: &Path) -> Result<()> {
 /// `cargo run` and `cargo test` put `target/*/deps` on LD_LIBRARY_PATH, which the dynamic
 /// loader searches before a cell's own rpath. A stray `libtandem_preload.so` there (from a
 /// `cargo build --workspace`) would be loaded instead of the engine's and break every cell,
-/// so such directories are dropped. Must run before any thread starts (it sets a variable).
-pub fn drop_stray_preload_from_library_path() {
+/// so such directories are dropped.
+///
+/// # Safety
+/// It sets an environment variable: call it while the process has one thread.
+pub unsafe fn drop_stray_preload_from_library_path() {
     let Some(paths) = std::env::var_os("LD_LIBRARY_PATH") else {
         return;
     };
@@ -113,7 +121,7 @@ pub fn drop_stray_preload_from_library_path() {
         .filter(|dir| !dir.join("libtandem_preload.so").exists())
         .collect();
     if let Ok(joined) = std::env::join_paths(kept) {
-        // SAFETY: the caller guarantees no other thread exists yet.
+        // SAFETY: the caller guarantees that no other thread exists yet.
         unsafe { std::env::set_var("LD_LIBRARY_PATH", joined) };
     }
 }

@@ -11,10 +11,13 @@ pub const KEY_VARIABLE: &str = "TANDEM_MARKER_KEY";
 static KEY: OnceLock<u128> = OnceLock::new();
 
 /// Chooses this kernel's secret marker key (128 random bits) and exports it for the
-/// engine's child processes. Call first thing, while the process has one thread.
-pub fn choose_key() {
+/// engine's child processes.
+///
+/// # Safety
+/// It sets an environment variable: call it first thing, while the process has one thread.
+pub unsafe fn choose_key() {
     let key = uuid::Uuid::new_v4().as_u128();
-    // SAFETY: called from main before any other thread exists.
+    // SAFETY: the caller guarantees that no other thread exists yet.
     unsafe { std::env::set_var(KEY_VARIABLE, format!("{key:032x}")) };
     let _ = KEY.set(key);
 }
@@ -23,8 +26,11 @@ pub fn choose_key() {
 /// so the programs a cell starts, no longer have it; `/proc/self/environ` still shows the
 /// process's first environment, to code that looks for it on purpose) and hands it to
 /// the helpers. Without a key from the kernel, a random one: markers then match nothing
-/// the kernel reads, rather than a known prefix. Call while the process has one thread.
-pub fn take_key_from_environment() -> u128 {
+/// the kernel reads, rather than a known prefix.
+///
+/// # Safety
+/// It removes an environment variable: call it while the process has one thread.
+pub unsafe fn take_key_from_environment() -> u128 {
     let key = std::env::var(KEY_VARIABLE)
         .ok()
         .and_then(|hex| u128::from_str_radix(hex.trim(), 16).ok())
@@ -70,6 +76,16 @@ pub const CLEAR_OUTPUT_MIME: &str = "application/vnd.tandem.clear-output";
 pub fn clear_output_request(bundle: &serde_json::Map<String, serde_json::Value>) -> Option<bool> {
     let body = bundle.get(CLEAR_OUTPUT_MIME)?;
     Some(body.as_str().map(str::trim) == Some("wait"))
+}
+
+/// The value of one mime type's content as evcxr prints it: JSON types (`application/json`,
+/// `...+json`) are parsed (kept as text when they do not parse), others are text.
+pub fn mime_value(mime: &str, text: String) -> serde_json::Value {
+    if mime.contains("json") {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    } else {
+        serde_json::Value::String(text)
+    }
 }
 
 /// evcxr's own markers, which the child filter recognises.

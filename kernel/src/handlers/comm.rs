@@ -2,13 +2,15 @@
 //! `comm_close`, and messages to unknown comms are logged.
 
 use super::{Handled, Reply, Request, ShellHandlers};
-use crate::wire::content::{self, CommClose, CommInfoReply, CommInfoRequest, CommOpen};
+use crate::wire::content::{
+    self, CommClose, CommInfoReply, CommInfoRequest, CommOpen, ReplyStatus,
+};
 use serde_json::Map;
 
 pub fn info(_: &mut ShellHandlers, request: &mut Request) -> Handled {
     let _wanted: CommInfoRequest = request.content()?;
     Ok(Some(Reply::new(&CommInfoReply {
-        status: "ok",
+        status: ReplyStatus::Ok,
         comms: Map::new(),
     })))
 }

@@ -4,7 +4,7 @@
 use super::{dispatch, kernel_info, Reply, Route, Shutdown};
 use crate::engine::Interrupter;
 use crate::server::{self, Iopub, Outbox, ShutdownSignal};
-use crate::wire::content::InterruptReply;
+use crate::wire::content::{InterruptReply, ReplyStatus};
 use crate::wire::Message;
 use std::sync::Arc;
 
@@ -24,7 +24,9 @@ const CONTROL_TABLE: &[(&str, Route<ControlHandlers>)] = &[
         let stopped = control.interrupter.interrupt();
         control.iopub.release_output();
         log::info!("interrupt requested (a cell was running: {stopped})");
-        Ok(Some(Reply::new(&InterruptReply { status: "ok" })))
+        Ok(Some(Reply::new(&InterruptReply {
+            status: ReplyStatus::Ok,
+        })))
     }),
     ("shutdown_request", |control, request| {
         control.shutdown.handle(request)

@@ -2,11 +2,10 @@
 //! `tail`, `range` and `search` access types.
 
 use super::{Handled, Reply, Request};
-use crate::wire::content::{HistoryReply, HistoryRequest};
-use serde_json::{json, Value};
+use crate::wire::content::{HistoryEntry, HistoryInput, HistoryReply, HistoryRequest, ReplyStatus};
 
 /// History lives for the kernel process; its session number is always 1.
-const SESSION: i64 = 1;
+const SESSION: u32 = 1;
 
 #[derive(Default)]
 pub struct History {
@@ -39,15 +38,15 @@ impl History {
             .into_iter()
             .map(|entry| {
                 let input = if wanted.output {
-                    json!([entry.input, entry.output])
+                    HistoryInput::WithOutput(entry.input.clone(), entry.output.clone())
                 } else {
-                    Value::from(entry.input.clone())
+                    HistoryInput::Input(entry.input.clone())
                 };
-                json!([SESSION, entry.line, input])
+                HistoryEntry(SESSION, entry.line, input)
             })
             .collect();
         Ok(Some(Reply::new(&HistoryReply {
-            status: "ok",
+            status: ReplyStatus::Ok,
             history,
         })))
     }
@@ -58,7 +57,10 @@ impl History {
     }
 
     fn range(&self, wanted: &HistoryRequest) -> Vec<&Entry> {
-        if wanted.session.is_some_and(|s| s != SESSION && s != 0) {
+        if wanted
+            .session
+            .is_some_and(|s| s != i64::from(SESSION) && s != 0)
+        {
             return Vec::new();
         }
         let start = wanted.start.unwrap_or(0);

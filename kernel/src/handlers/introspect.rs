@@ -6,9 +6,9 @@ use super::{Handled, Reply, Request, ShellHandlers};
 use crate::engine::syntax::{self, Completeness};
 use crate::wire::content::{
     CompleteReply, CompleteRequest, InspectReply, InspectRequest, IsCompleteReply,
-    IsCompleteRequest,
+    IsCompleteRequest, IsCompleteStatus, ReplyStatus,
 };
-use serde_json::{json, Map};
+use serde_json::{Map, Value};
 
 const KEYWORDS: &[&str] = &[
     "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
@@ -87,7 +87,7 @@ pub fn complete(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
     let mut seen = std::collections::HashSet::new();
     matches.retain(|m| seen.insert(m.clone()));
     Ok(Some(Reply::new(&CompleteReply {
-        status: "ok",
+        status: ReplyStatus::Ok,
         matches,
         cursor_start: char_offset(&code, span.0),
         cursor_end: char_offset(&code, span.1),
@@ -107,17 +107,20 @@ pub fn inspect(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
         if let Some(engine) = shell.ready_engine() {
             if let Ok((plain, html)) = engine.hover(&code, end) {
                 if !plain.is_empty() && plain != "No documentation found" {
-                    data.insert("text/plain".into(), json!(plain));
-                    data.insert("text/html".into(), json!(html));
+                    data.insert("text/plain".into(), Value::String(plain));
+                    data.insert("text/html".into(), Value::String(html));
                 }
             }
             if data.is_empty() {
                 if let Some((name, ty)) = engine.variables().into_iter().find(|(n, _)| n == word) {
-                    data.insert("text/plain".into(), json!(format!("let {name}: {ty}")));
+                    data.insert(
+                        "text/plain".into(),
+                        Value::String(format!("let {name}: {ty}")),
+                    );
                 } else if engine.items().iter().any(|item| item == word) {
                     data.insert(
                         "text/plain".into(),
-                        json!(format!("{word}: defined in this session")),
+                        Value::String(format!("{word}: defined in this session")),
                     );
                 }
             }
@@ -125,12 +128,12 @@ pub fn inspect(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
         if data.is_empty() && KEYWORDS.contains(&word) {
             data.insert(
                 "text/plain".into(),
-                json!(format!("{word}: a Rust keyword")),
+                Value::String(format!("{word}: a Rust keyword")),
             );
         }
     }
     Ok(Some(Reply::new(&InspectReply {
-        status: "ok",
+        status: ReplyStatus::Ok,
         found: !data.is_empty(),
         data,
         metadata: Map::new(),
@@ -141,15 +144,15 @@ pub fn is_complete(_: &mut ShellHandlers, request: &mut Request) -> Handled {
     let wanted: IsCompleteRequest = request.content()?;
     let reply = match syntax::judge(&wanted.code) {
         Completeness::Complete => IsCompleteReply {
-            status: "complete",
+            status: IsCompleteStatus::Complete,
             indent: None,
         },
         Completeness::Incomplete { indent } => IsCompleteReply {
-            status: "incomplete",
+            status: IsCompleteStatus::Incomplete,
             indent: Some(indent),
         },
         Completeness::Invalid => IsCompleteReply {
-            status: "invalid",
+            status: IsCompleteStatus::Invalid,
             indent: None,
         },
     };
@@ -217,7 +220,7 @@ fn identifiers(code: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::Value;
+    use serde_json::json;
 
     #[test]
     fn offsets_count_code_points() {

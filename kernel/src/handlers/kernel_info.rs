@@ -1,7 +1,7 @@
 //! `kernel_info_reply`: who we are, the language, and where to find help.
 
 use super::{Handled, Reply};
-use crate::wire::content::{HelpLink, KernelInfoReply, LanguageInfo};
+use crate::wire::content::{HelpLink, KernelInfoReply, LanguageInfo, ReplyStatus};
 use crate::wire::PROTOCOL_VERSION;
 
 pub fn reply() -> Handled {
@@ -11,7 +11,7 @@ pub fn reply() -> Handled {
 pub fn info() -> KernelInfoReply {
     let rustc = env!("TANDEM_RUSTC_VERSION");
     KernelInfoReply {
-        status: "ok",
+        status: ReplyStatus::Ok,
         protocol_version: PROTOCOL_VERSION,
         implementation: "tandem",
         implementation_version: env!("CARGO_PKG_VERSION"),

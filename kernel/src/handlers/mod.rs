@@ -17,7 +17,7 @@ pub use kernel::serve;
 use crate::engine::{self, Engine, Interrupter, OutputSink};
 use crate::server::{self, Iopub, Outbox, ShutdownSignal};
 use crate::wire::content::{
-    self, ErrorContent, ErrorReply, ShutdownReply, ShutdownRequest, Status,
+    self, ErrorContent, ErrorReply, ReplyStatus, ShutdownReply, ShutdownRequest, Status,
 };
 use crate::wire::Message;
 use history::History;
@@ -174,7 +174,7 @@ impl Shutdown {
         let wanted: ShutdownRequest = request.content()?;
         self.pending = Some(wanted.restart);
         Ok(Some(Reply::new(&ShutdownReply {
-            status: "ok",
+            status: ReplyStatus::Ok,
             restart: wanted.restart,
         })))
     }

@@ -51,6 +51,30 @@ pub struct Outcome {
     pub interrupted: bool,
 }
 
+impl Outcome {
+    /// Says on stderr how the run of `path` ended, and returns the exit status: 130 after
+    /// Ctrl-C, 1 after a failed cell, else 0.
+    pub fn conclude(&self, path: &Path) -> i32 {
+        if self.interrupted {
+            eprintln!(
+                "tandem: interrupted after {} code cells of {}; the cells after did not run",
+                self.cells_run,
+                path.display()
+            );
+            return 130;
+        }
+        if let Some(cell) = self.failed_cell {
+            eprintln!(
+                "tandem: code cell {cell} of {} failed; the cells after it did not run",
+                path.display()
+            );
+            return 1;
+        }
+        eprintln!("tandem: {} code cells ran without error", self.cells_run);
+        0
+    }
+}
+
 /// Runs every code cell of the notebook at `path` in order and returns the notebook with
 /// its outputs filled in (cells after a failure keep none).
 pub fn run(path: &Path, show_timing: bool, ctrl_c: &CtrlC) -> Result<(Value, Outcome)> {

@@ -83,9 +83,27 @@ pub struct InputReply {
 
 // ----- replies and broadcasts ----------------------------------------------
 
+/// The `status` of a reply that tells no other outcome (an execute reply's is its
+/// `ExecuteOutcome`; an is_complete reply's, its `IsCompleteStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplyStatus {
+    Ok,
+    Error,
+}
+
+/// What an `is_complete_reply` says of the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IsCompleteStatus {
+    Complete,
+    Incomplete,
+    Invalid,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct KernelInfoReply {
-    pub status: &'static str,
+    pub status: ReplyStatus,
     pub protocol_version: &'static str,
     pub implementation: &'static str,
     pub implementation_version: &'static str,
@@ -164,7 +182,7 @@ pub struct InputRequest {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CompleteReply {
-    pub status: &'static str,
+    pub status: ReplyStatus,
     pub matches: Vec<String>,
     pub cursor_start: usize,
     pub cursor_end: usize,
@@ -173,7 +191,7 @@ pub struct CompleteReply {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InspectReply {
-    pub status: &'static str,
+    pub status: ReplyStatus,
     pub found: bool,
     pub data: Map<String, Value>,
     pub metadata: Map<String, Value>,
@@ -181,20 +199,32 @@ pub struct InspectReply {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IsCompleteReply {
-    pub status: &'static str,
+    pub status: IsCompleteStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub indent: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryReply {
-    pub status: &'static str,
-    pub history: Vec<Value>,
+    pub status: ReplyStatus,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One line of history: `(session, line, input)`, or with `output`, `(session, line,
+/// (input, output))`, as JSON arrays.
+#[derive(Debug, Clone, Serialize)]
+pub struct HistoryEntry(pub u32, pub u64, pub HistoryInput);
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum HistoryInput {
+    Input(String),
+    WithOutput(String, Option<String>),
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CommInfoReply {
-    pub status: &'static str,
+    pub status: ReplyStatus,
     pub comms: Map<String, Value>,
 }
 
@@ -206,13 +236,13 @@ pub struct CommClose {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ShutdownReply {
-    pub status: &'static str,
+    pub status: ReplyStatus,
     pub restart: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InterruptReply {
-    pub status: &'static str,
+    pub status: ReplyStatus,
 }
 
 /// `execute_reply`: how the cell ended, its count, and (after a cell that worked) the
@@ -273,7 +303,7 @@ pub enum ExpressionValue {
 /// A reply whose status is `error`, for any request type.
 #[derive(Debug, Clone, Serialize)]
 pub struct ErrorReply {
-    pub status: &'static str,
+    pub status: ReplyStatus,
     #[serde(flatten)]
     pub error: ErrorContent,
 }
@@ -281,7 +311,7 @@ pub struct ErrorReply {
 impl ErrorReply {
     pub fn new(error: ErrorContent) -> Self {
         ErrorReply {
-            status: "error",
+            status: ReplyStatus::Error,
             error,
         }
     }

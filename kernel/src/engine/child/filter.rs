@@ -72,12 +72,7 @@ impl Block {
     }
 
     fn value(&self) -> Value {
-        let text = self.body.join("\n");
-        if self.mime.contains("json") {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        } else {
-            Value::String(text)
-        }
+        markers::mime_value(&self.mime, self.body.join("\n"))
     }
 }
 

@@ -9,15 +9,20 @@ mod pipes;
 
 pub use cell::INTERRUPT_SIGNAL;
 
-/// Sets the child up before evcxr's runtime takes over. Runs only in the child, first
-/// thing in `main`, while the process has one thread.
-pub fn set_up() {
+/// Sets the child up before evcxr's runtime takes over. Runs only in the child.
+///
+/// # Safety
+/// It changes the environment: call it first thing in `main`, while the process has one
+/// thread.
+pub unsafe fn set_up() {
     // Panic reports stay short: the message is what the learner needs, not a backtrace of
     // generated code. Set TANDEM_BACKTRACE=1 to see backtraces anyway.
     let backtrace = std::env::var("TANDEM_BACKTRACE").unwrap_or_else(|_| "0".into());
     // SAFETY: the caller guarantees a single thread; nothing else reads the environment.
     unsafe { std::env::set_var("RUST_BACKTRACE", backtrace) };
-    cell::TANDEM_CELL_STATE.set_marker_key(super::markers::take_key_from_environment());
+    // SAFETY: as above.
+    let key = unsafe { super::markers::take_key_from_environment() };
+    cell::TANDEM_CELL_STATE.set_marker_key(key);
     loader::load_standard_library();
     filter::install();
     cell::install();
