@@ -347,3 +347,55 @@ def test_the_event_loop_shows_spawned_tasks_of_plain_rust_on_their_threads(kc):
     assert figures["task_threads"] == 1, figures
     # A cell that spawns nothing draws no event-loop picture.
     assert event_loop(run_cell(kc, "1 + 1")) is None
+
+
+def test_join_branches_of_plain_rust_interleave_on_one_thread(kc):
+    # The tutorial's example typed in plain Rust: its own async fn, two calls under
+    # tokio::join!. They are futures inside one task (the cell's), not tasks: each is a
+    # row named by its source text, and they overlap, on the same thread.
+    defined = run_cell(kc, "async fn fetch(name: &str, millis: u64) -> String {\n"
+                           "    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;\n"
+                           "    name.to_uppercase()\n"
+                           "}")
+    assert defined.status == "ok", defined.reply["content"]
+    cell = run_cell(kc, 'let (a, b) = tokio::join!(fetch("a", 600), fetch("b", 300));\n'
+                        'println!("{a}{b}");')
+    assert cell.status == "ok", cell.reply["content"]
+    assert cell.text() == "AB\n"
+    figures = event_loop(cell)
+    assert figures is not None, "the join!'s branches were drawn"
+    cell_future, = [task for task in figures["tasks"] if task["id"] == 0]
+    branches = {branch["name"]: branch for branch in cell_future["branches"]}
+    assert set(branches) == {'fetch("a", 600)', 'fetch("b", 300)'}, branches
+    a, b = branches['fetch("a", 600)'], branches['fetch("b", 300)']
+    assert a["first_poll"] < b["last_poll_end"] and b["first_poll"] < a["last_poll_end"]
+    assert a["threads"] == b["threads"] and len(a["threads"]) == 1, (a, b)
+    assert a["polls"] >= 2 and b["polls"] >= 2, "each gave the thread back at its .await"
+
+
+def test_a_blocking_sleep_inside_async_code_is_caught_and_an_async_one_is_not(kc):
+    # Hand-typed, no helpers: a std::thread::sleep inside an async fn holds the thread
+    # that the other branch of the join! was ready to run on.
+    cell = run_cell(kc, "async fn pause(name: &str, millis: u64) -> &str {\n"
+                        "    std::thread::sleep(std::time::Duration::from_millis(millis));\n"
+                        "    name\n"
+                        "}\n"
+                        "async fn nap(name: &str, millis: u64) -> &str {\n"
+                        "    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;\n"
+                        "    name\n"
+                        "}\n"
+                        'tokio::join!(pause("blocking", 400), nap("polite", 100));')
+    assert cell.status == "ok", cell.reply["content"]
+    figures = event_loop(cell)
+    held, = figures["held_the_loop"]
+    assert held["name"] == 'pause("blocking", 400)', held
+    assert held["waiting"] == ['nap("polite", 100)'], held
+    assert held["seconds"] >= 0.4 * 0.9, held
+    picture, = [m for m in cell.of_type("display_data")
+                if m["content"]["metadata"].get("tandem", {}).get("role") == "event-loop"]
+    said = picture["content"]["data"]["text/plain"]
+    assert 'pause("blocking", 400) held the event loop for' in said and "spawn_blocking" in said
+
+    polite = run_cell(kc, 'tokio::join!(nap("a", 400), nap("b", 100));')
+    assert polite.status == "ok", polite.reply["content"]
+    assert event_loop(polite)["held_the_loop"] == []

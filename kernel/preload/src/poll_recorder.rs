@@ -2,8 +2,9 @@
 //! (tokio built with `--cfg tokio_unstable`): each task's spawn and the place in the code
 //! that spawned it, the start and end of every poll and the thread it ran on, and each
 //! task's end. The cell's top-level future is no tokio task; `Runtime::block_on` records
-//! its polls as task 0. When the cell's future is done, the events go to the kernel over
-//! a channel of their own (never the cell's stdout), which draws them.
+//! its polls as task 0. Futures inside one task (each branch of `join!`) are wrapped in a
+//! [`Branch`] that records its own polls. When the cell's future is done, the events go
+//! to the kernel over a channel of their own (never the cell's stdout), which draws them.
 
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
@@ -84,7 +85,6 @@ fn this_thread() -> u32 {
 }
 
 /// tokio's task id as a number (its `Hash` writes the number it holds).
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 pub(crate) fn task_number(id: impl Hash) -> u64 {
     struct Number(u64);
     impl Hasher for Number {
@@ -177,6 +177,95 @@ impl std::future::Future for Recording<'_> {
         task_event(TaskEvent::PollStarted, 0);
         let polled = self.future.as_mut().poll(context);
         task_event(TaskEvent::PollEnded, 0);
+        polled
+    }
+}
+
+/// A future inside a task (a branch of `join!`, `try_join!`), named by its source text,
+/// whose polls and wake-ups are recorded as that task's branch.
+pub struct Branch<F> {
+    id: u64,
+    /// The waker last given to `future`, which records its wake-ups, and the one it wraps.
+    waker: Option<(std::task::Waker, std::task::Waker)>,
+    future: F,
+}
+
+/// Wraps `future` (the `join!` macros of the preloaded `tokio` call this for each branch).
+pub fn branch<F: std::future::IntoFuture>(name: &'static str, future: F) -> Branch<F::IntoFuture> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, Ordering::Relaxed);
+    if kernel_link::in_tandem() {
+        let (at, name) = (monotonic_ns(), branch_name(name));
+        with_recorded(|bytes| events::encode_branch_made(bytes, id, at, &name));
+    }
+    Branch {
+        id,
+        waker: None,
+        future: future.into_future(),
+    }
+}
+
+/// A branch's name: its source text on one line, cut to about 60 characters.
+fn branch_name(source: &str) -> String {
+    let one_line = source.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
+    }
+}
+
+/// Wakes a branch's task, and records that the branch is ready again.
+struct RecordingWaker {
+    branch: u64,
+    inner: std::task::Waker,
+}
+
+impl std::task::Wake for RecordingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        let (branch, at) = (self.branch, monotonic_ns());
+        with_recorded(|bytes| events::encode_branch_woken(bytes, branch, at));
+        self.inner.wake_by_ref();
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for Branch<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of the `Branch`,
+        // and the other fields are never pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above.
+        let future = unsafe { std::pin::Pin::new_unchecked(&mut this.future) };
+        if !kernel_link::in_tandem() {
+            return future.poll(context);
+        }
+        let given = context.waker();
+        let reuse = matches!(&this.waker, Some((_, inner)) if inner.will_wake(given));
+        if !reuse {
+            let recording = std::sync::Arc::new(RecordingWaker {
+                branch: this.id,
+                inner: given.clone(),
+            });
+            this.waker = Some((std::task::Waker::from(recording), given.clone()));
+        }
+        let Some((recording, _)) = &this.waker else {
+            return future.poll(context);
+        };
+        let mut recorded_context = std::task::Context::from_waker(recording);
+        let start = monotonic_ns();
+        let polled = future.poll(&mut recorded_context);
+        let end = monotonic_ns();
+        let task = ::tokio::task::try_id().map_or(0, task_number);
+        let (id, thread) = (this.id, this_thread());
+        with_recorded(|bytes| events::encode_branch_polled(bytes, id, task, (start, end), thread));
         polled
     }
 }

@@ -27,7 +27,7 @@ pub use interrupt::Interrupter;
 pub use markers::{choose_key as choose_marker_key, KEY_VARIABLE as MARKER_KEY_VARIABLE};
 pub use output::{Discard, OutputSink, StreamName};
 pub use starting::{StartStatus, Starting};
-pub use trace::{Poll, RuntimeTrace, TaskTrace};
+pub use trace::{BranchTrace, Poll, RuntimeTrace, TaskTrace};
 
 use crate::timing::CellTimings;
 use anyhow::{anyhow, Result};

@@ -26,6 +26,19 @@ pub struct TaskTrace {
     pub polls: Vec<Poll>,
     /// Whether it finished (or was dropped) before the cell ended.
     pub ended: bool,
+    /// Futures polled inside it (branches of `join!`), in the order first polled.
+    pub branches: Vec<BranchTrace>,
+}
+
+/// A future inside a task: a branch of `join!` or `try_join!`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BranchTrace {
+    pub id: u64,
+    /// Its source text (`fetch("orders", 2)`).
+    pub name: String,
+    pub polls: Vec<Poll>,
+    /// When it was ready to be polled: when it was made, and each wake-up.
+    pub ready: Vec<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,6 +66,9 @@ impl RuntimeTrace {
         let mut task_index: HashMap<u64, usize> = HashMap::new();
         let mut thread_index: HashMap<u32, usize> = HashMap::new();
         let mut open_polls: HashMap<u64, (u64, u32)> = HashMap::new();
+        let mut branch_names: HashMap<u64, String> = HashMap::new();
+        let mut branch_ready: HashMap<u64, Vec<Duration>> = HashMap::new();
+        let mut branch_index: HashMap<u64, (usize, usize)> = HashMap::new();
         for event in events {
             match event {
                 Event::Spawned { task, place, .. } => {
@@ -100,8 +116,54 @@ impl RuntimeTrace {
                         });
                     }
                 }
+                Event::BranchMade {
+                    branch,
+                    at_ns,
+                    name,
+                } => {
+                    branch_names.insert(*branch, name.clone());
+                    branch_ready.entry(*branch).or_default().push(since(*at_ns));
+                }
+                Event::BranchWoken { branch, at_ns } => {
+                    branch_ready.entry(*branch).or_default().push(since(*at_ns));
+                }
+                Event::BranchPolled {
+                    branch,
+                    task,
+                    start_ns,
+                    end_ns,
+                    thread,
+                } => {
+                    let thread = trace.thread_index(&mut thread_index, names, *thread);
+                    let task_at = trace.task(&mut task_index, *task);
+                    let (task_at, at) = *branch_index.entry(*branch).or_insert_with(|| {
+                        let branches = &mut trace.tasks[task_at].branches;
+                        branches.push(BranchTrace {
+                            id: *branch,
+                            name: branch_names
+                                .get(branch)
+                                .cloned()
+                                .unwrap_or_else(|| format!("branch {branch}")),
+                            polls: Vec::new(),
+                            ready: Vec::new(),
+                        });
+                        (task_at, branches.len() - 1)
+                    });
+                    trace.tasks[task_at].branches[at].polls.push(Poll {
+                        start: since(*start_ns),
+                        end: since(*end_ns),
+                        thread,
+                    });
+                }
                 Event::ThreadNamed { .. } => {}
             }
+        }
+        for branch in trace
+            .tasks
+            .iter_mut()
+            .flat_map(|task| task.branches.iter_mut())
+        {
+            branch.ready = branch_ready.remove(&branch.id).unwrap_or_default();
         }
         trace
     }
@@ -125,16 +187,18 @@ impl RuntimeTrace {
                 spawned_at: None,
                 polls: Vec::new(),
                 ended: false,
+                branches: Vec::new(),
             });
             self.tasks.len() - 1
         })
     }
 
-    /// Whether tokio's tasks (not only the cell's own future) ran during the cell.
+    /// Whether there is something to draw: tokio's tasks (not only the cell's own future)
+    /// ran during the cell, or futures inside a task (branches of `join!`).
     pub fn has_tasks(&self) -> bool {
         self.tasks
             .iter()
-            .any(|task| task.id != 0 && !task.polls.is_empty())
+            .any(|task| (task.id != 0 && !task.polls.is_empty()) || !task.branches.is_empty())
     }
 
     /// The threads that polled tasks other than the cell's own future.
@@ -167,7 +231,10 @@ fn at_ns(event: &Event) -> Option<u64> {
         | Event::PollStarted { at_ns, .. }
         | Event::PollEnded { at_ns, .. }
         | Event::Ended { at_ns, .. }
-        | Event::CellEnded { at_ns, .. } => Some(*at_ns),
+        | Event::CellEnded { at_ns, .. }
+        | Event::BranchMade { at_ns, .. }
+        | Event::BranchWoken { at_ns, .. } => Some(*at_ns),
+        Event::BranchPolled { start_ns, .. } => Some(*start_ns),
         Event::ThreadNamed { .. } => None,
     }
 }
@@ -228,6 +295,18 @@ mod tests {
                 at_ns: 2_500,
                 thread: 2,
             },
+            Event::BranchMade {
+                branch: 11,
+                at_ns: 1_005,
+                name: "fetch(\"A\", 2)".into(),
+            },
+            Event::BranchPolled {
+                branch: 11,
+                task: 0,
+                start_ns: 1_010,
+                end_ns: 1_050,
+                thread: 1,
+            },
             Event::CellEnded {
                 at_ns: 3_000,
                 dropped: 4,
@@ -250,6 +329,11 @@ mod tests {
         assert!(trace.tasks.iter().all(|task| task.id != 8));
         let last = trace.tasks.iter().find(|task| task.id == 6).unwrap();
         assert_eq!(last.polls[0].end, Duration::from_nanos(2_000));
+        let branches = &trace.tasks[0].branches;
+        assert_eq!(branches.len(), 1);
+        assert_eq!(branches[0].name, "fetch(\"A\", 2)");
+        assert_eq!(branches[0].polls[0].start, Duration::from_nanos(10));
+        assert_eq!(branches[0].ready, [Duration::from_nanos(5)]);
         assert!(trace.has_tasks());
         assert_eq!(trace.task_threads(), 1);
     }

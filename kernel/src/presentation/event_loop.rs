@@ -2,7 +2,8 @@
 //! poll recorder's trace. A lane per thread shows which task held it when; a row per task
 //! shows its polls solid and its waits hollow, on the cell's time axis in seconds.
 
-use crate::engine::{RuntimeTrace, TaskTrace};
+use super::blocking;
+use crate::engine::{Poll, RuntimeTrace, TaskTrace};
 use crate::timing::Bundle;
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
@@ -32,25 +33,29 @@ pub fn picture(trace: &RuntimeTrace) -> Option<Bundle> {
         .max()
         .unwrap_or_default()
         .max(Duration::from_millis(1));
+    let holdings = blocking::held_the_loop(trace);
+    let warnings: Vec<String> = holdings.iter().map(blocking::warning).collect();
     let mut data = Map::new();
-    let svg = svg(trace, end);
+    let svg = svg(trace, end, &holdings);
+    let lines: String = warnings
+        .iter()
+        .map(|line| format!("<p class=\"tandem-held-the-loop\">{}</p>", escape(line)))
+        .collect();
     data.insert(
         "text/html".into(),
-        Value::String(format!("<div class=\"tandem-event-loop\">{svg}</div>")),
+        Value::String(format!(
+            "<div class=\"tandem-event-loop\">{lines}{svg}</div>"
+        )),
     );
     data.insert("image/svg+xml".into(), Value::String(svg));
-    data.insert("text/plain".into(), Value::String(text(trace)));
+    let mut plain: String = warnings.iter().map(|line| format!("{line}\n")).collect();
+    plain.push_str(&text(trace));
+    data.insert("text/plain".into(), Value::String(plain));
     let tasks: Vec<Value> = trace
         .tasks
         .iter()
         .map(|task| {
-            let mut threads: Vec<&str> = task
-                .polls
-                .iter()
-                .map(|poll| trace.threads[poll.thread].as_str())
-                .collect();
-            threads.sort_unstable();
-            threads.dedup();
+            let threads = thread_names(trace, &task.polls);
             json!({
                 "id": task.id,
                 "name": name(task),
@@ -60,6 +65,14 @@ pub fn picture(trace: &RuntimeTrace) -> Option<Bundle> {
                 "first_poll": task.polls.first().map(|poll| poll.start.as_secs_f64()),
                 "last_poll_end": task.polls.last().map(|poll| poll.end.as_secs_f64()),
                 "threads": threads,
+                "branches": task.branches.iter().map(|branch| json!({
+                    "name": branch.name,
+                    "polls": branch.polls.len(),
+                    "busy_seconds": branch.polls.iter().map(poll_time).sum::<Duration>().as_secs_f64(),
+                    "first_poll": branch.polls.first().map(|poll| poll.start.as_secs_f64()),
+                    "last_poll_end": branch.polls.last().map(|poll| poll.end.as_secs_f64()),
+                    "threads": thread_names(trace, &branch.polls),
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -72,6 +85,11 @@ pub fn picture(trace: &RuntimeTrace) -> Option<Bundle> {
             "task_threads": trace.task_threads(),
             "tasks": tasks,
             "dropped_events": trace.dropped,
+            "held_the_loop": holdings.iter().map(|holding| json!({
+                "name": holding.name,
+                "seconds": holding.held.as_secs_f64(),
+                "waiting": holding.waiting,
+            })).collect::<Vec<_>>(),
         }),
     );
     Some((data, metadata))
@@ -99,21 +117,64 @@ fn short_place(place: &str) -> String {
 }
 
 fn busy(task: &TaskTrace) -> Duration {
-    task.polls
+    task.polls.iter().map(poll_time).sum()
+}
+
+fn poll_time(poll: &Poll) -> Duration {
+    poll.end.saturating_sub(poll.start)
+}
+
+/// The names of the threads `polls` ran on, each once.
+fn thread_names<'a>(trace: &'a RuntimeTrace, polls: &[Poll]) -> Vec<&'a str> {
+    let mut threads: Vec<&str> = polls
         .iter()
-        .map(|poll| poll.end.saturating_sub(poll.start))
-        .sum()
+        .map(|poll| trace.threads[poll.thread].as_str())
+        .collect();
+    threads.sort_unstable();
+    threads.dedup();
+    threads
+}
+
+/// One row of the picture: a task, or a branch inside the task above it.
+struct Row<'a> {
+    label: String,
+    polls: &'a [Poll],
+    colour: usize,
+    /// The branch's name, for a branch's row.
+    branch: Option<&'a str>,
+}
+
+/// Each task, followed by its branches, indented.
+fn rows(trace: &RuntimeTrace) -> Vec<Row<'_>> {
+    let mut rows = Vec::new();
+    for (index, task) in trace.tasks.iter().enumerate() {
+        rows.push(Row {
+            label: name(task),
+            polls: &task.polls,
+            colour: index,
+            branch: None,
+        });
+        for (at, branch) in task.branches.iter().enumerate() {
+            rows.push(Row {
+                label: format!("  └ {}", branch.name),
+                polls: &branch.polls,
+                colour: index + at + 1,
+                branch: Some(branch.name.as_str()),
+            });
+        }
+    }
+    rows
 }
 
 fn colour(index: usize) -> &'static str {
     COLOURS[index % COLOURS.len()]
 }
 
-fn svg(trace: &RuntimeTrace, end: Duration) -> String {
+fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Holding]) -> String {
     let scale = (WIDTH - LABEL - 10.0) / end.as_secs_f64();
     let x = |at: Duration| LABEL + at.as_secs_f64() * scale;
-    let rows = trace.tasks.len().min(MOST_ROWS);
-    let height = ROW * (trace.threads.len() + rows) as f64 + 3.0 * ROW;
+    let rows = rows(trace);
+    let height = ROW * (trace.threads.len() + rows.len().min(MOST_ROWS)) as f64 + 3.0 * ROW;
     let mut out = String::new();
     let _ = write!(
         out,
@@ -159,14 +220,14 @@ fn svg(trace: &RuntimeTrace, end: Duration) -> String {
         r#"<text x="0" y="{}" font-weight="bold">tasks</text>"#,
         y - 4.0
     );
-    for (index, task) in trace.tasks.iter().take(MOST_ROWS).enumerate() {
+    for row in rows.iter().take(MOST_ROWS) {
         let _ = write!(
             out,
             r#"<text x="8" y="{}">{}</text>"#,
             y + ROW - 5.0,
-            escape(&name(task))
+            escape(&row.label)
         );
-        if let (Some(first), Some(last)) = (task.polls.first(), task.polls.last()) {
+        if let (Some(first), Some(last)) = (row.polls.first(), row.polls.last()) {
             let _ = write!(
                 out,
                 r#"<rect x="{:.1}" y="{}" width="{:.1}" height="{}" fill="none" stroke="{}"/>"#,
@@ -174,18 +235,28 @@ fn svg(trace: &RuntimeTrace, end: Duration) -> String {
                 y + 4.0,
                 (x(last.end) - x(first.start)).max(0.5),
                 ROW - 8.0,
-                colour(index)
+                colour(row.colour)
             );
         }
-        for poll in &task.polls {
+        let flagged = holdings
+            .iter()
+            .find(|holding| row.branch == Some(holding.name.as_str()))
+            .map_or(&[][..], |holding| holding.polls.as_slice());
+        for poll in row.polls {
+            // A poll that held the loop while others waited is outlined in red.
+            let mark = if flagged.contains(&poll.start) {
+                r#" stroke="red" stroke-width="2""#
+            } else {
+                ""
+            };
             let _ = write!(
                 out,
-                r#"<rect x="{:.1}" y="{}" width="{:.1}" height="{}" fill="{}"/>"#,
+                r#"<rect x="{:.1}" y="{}" width="{:.1}" height="{}" fill="{}"{mark}/>"#,
                 x(poll.start),
                 y + 4.0,
                 (x(poll.end) - x(poll.start)).max(0.5),
                 ROW - 8.0,
-                colour(index)
+                colour(row.colour)
             );
         }
         y += ROW;
@@ -209,25 +280,20 @@ fn text(trace: &RuntimeTrace) -> String {
         trace.tasks.len(),
         trace.threads.len()
     );
-    for task in trace.tasks.iter().take(MOST_ROWS) {
-        let mut threads: Vec<&str> = task
-            .polls
-            .iter()
-            .map(|poll| trace.threads[poll.thread].as_str())
-            .collect();
-        threads.sort_unstable();
-        threads.dedup();
+    let rows = rows(trace);
+    for row in rows.iter().take(MOST_ROWS) {
+        let busy: Duration = row.polls.iter().map(poll_time).sum();
         let _ = writeln!(
             out,
             "  {}: {} polls, busy {:.3} s, on {}",
-            name(task),
-            task.polls.len(),
-            busy(task).as_secs_f64(),
-            threads.join(", ")
+            row.label.trim_start(),
+            row.polls.len(),
+            busy.as_secs_f64(),
+            thread_names(trace, row.polls).join(", ")
         );
     }
-    if trace.tasks.len() > MOST_ROWS {
-        let _ = writeln!(out, "  … and {} more tasks", trace.tasks.len() - MOST_ROWS);
+    if rows.len() > MOST_ROWS {
+        let _ = writeln!(out, "  … and {} more rows", rows.len() - MOST_ROWS);
     }
     if trace.dropped > 0 {
         let _ = writeln!(
@@ -248,7 +314,6 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::Poll;
 
     fn task(id: u64, polls: &[(u64, u64, usize)]) -> TaskTrace {
         TaskTrace {
@@ -263,6 +328,7 @@ mod tests {
                 })
                 .collect(),
             ended: true,
+            branches: Vec::new(),
         }
     }
 

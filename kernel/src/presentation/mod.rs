@@ -1,6 +1,7 @@
 //! How a cell's result is shown, the same in Jupyter and in `tandem run`: its value, what
 //! tandem draws under it (timeline, footer), and its error in Jupyter's error fields.
 
+mod blocking;
 mod compile_errors;
 mod event_loop;
 

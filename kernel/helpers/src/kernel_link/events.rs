@@ -32,6 +32,26 @@ pub enum Event {
         thread: u32,
         name: String,
     },
+    /// A future inside a task (a branch of `join!`) was made, ready to be polled; `name`
+    /// is its source text.
+    BranchMade {
+        branch: u64,
+        at_ns: u64,
+        name: String,
+    },
+    /// A branch's waker was called: it is ready to be polled again.
+    BranchWoken {
+        branch: u64,
+        at_ns: u64,
+    },
+    /// One poll of a branch, inside a poll of `task`.
+    BranchPolled {
+        branch: u64,
+        task: u64,
+        start_ns: u64,
+        end_ns: u64,
+        thread: u32,
+    },
     /// The cell's top-level future is done: what follows belongs to the next cell.
     /// `dropped` events were not kept (the recorder keeps a bounded number per cell).
     CellEnded {
@@ -46,6 +66,9 @@ const POLL_ENDED: u8 = 3;
 const ENDED: u8 = 4;
 const THREAD_NAMED: u8 = 5;
 const CELL_ENDED: u8 = 6;
+const BRANCH_MADE: u8 = 7;
+const BRANCH_POLLED: u8 = 8;
+const BRANCH_WOKEN: u8 = 9;
 
 /// The kinds of events that name a task and a thread (see [`encode_task_event`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +103,36 @@ pub fn encode_thread_named(out: &mut Vec<u8>, thread: u32, name: &str) {
     out.push(THREAD_NAMED);
     out.extend_from_slice(&thread.to_le_bytes());
     push_text(out, name);
+}
+
+/// Appends a branch's making, with its name (its source text).
+pub fn encode_branch_made(out: &mut Vec<u8>, branch: u64, at_ns: u64, name: &str) {
+    out.push(BRANCH_MADE);
+    out.extend_from_slice(&branch.to_le_bytes());
+    out.extend_from_slice(&at_ns.to_le_bytes());
+    push_text(out, name);
+}
+
+/// Appends a branch's wake-up.
+pub fn encode_branch_woken(out: &mut Vec<u8>, branch: u64, at_ns: u64) {
+    out.push(BRANCH_WOKEN);
+    out.extend_from_slice(&branch.to_le_bytes());
+    out.extend_from_slice(&at_ns.to_le_bytes());
+}
+
+/// Appends one poll of a branch.
+pub fn encode_branch_polled(
+    out: &mut Vec<u8>,
+    branch: u64,
+    task: u64,
+    (start_ns, end_ns): (u64, u64),
+    thread: u32,
+) {
+    out.push(BRANCH_POLLED);
+    for number in [branch, task, start_ns, end_ns] {
+        out.extend_from_slice(&number.to_le_bytes());
+    }
+    out.extend_from_slice(&thread.to_le_bytes());
 }
 
 /// Appends the end of the cell's top-level future.
@@ -146,6 +199,28 @@ pub fn decode(bytes: &[u8]) -> Result<Option<(Event, usize)>, String> {
                 dropped: reader.u64()?,
             })
         })(),
+        BRANCH_MADE => (|| {
+            Some(Event::BranchMade {
+                branch: reader.u64()?,
+                at_ns: reader.u64()?,
+                name: reader.text()?,
+            })
+        })(),
+        BRANCH_WOKEN => (|| {
+            Some(Event::BranchWoken {
+                branch: reader.u64()?,
+                at_ns: reader.u64()?,
+            })
+        })(),
+        BRANCH_POLLED => (|| {
+            Some(Event::BranchPolled {
+                branch: reader.u64()?,
+                task: reader.u64()?,
+                start_ns: reader.u64()?,
+                end_ns: reader.u64()?,
+                thread: reader.u32()?,
+            })
+        })(),
         other => return Err(format!("unknown event kind {other}")),
     };
     Ok(event.map(|event| (event, reader.at)))
@@ -193,6 +268,9 @@ mod tests {
         encode_spawned(&mut bytes, 7, 100, "cell:3:5");
         encode_task_event(&mut bytes, TaskEvent::PollStarted, 7, 110, 2);
         encode_thread_named(&mut bytes, 2, "tokio-runtime-worker");
+        encode_branch_made(&mut bytes, 9, 115, "fetch(\"A\", 2)");
+        encode_branch_polled(&mut bytes, 9, 0, (120, 130), 1);
+        encode_branch_woken(&mut bytes, 9, 150);
         encode_cell_ended(&mut bytes, 200, 3);
         let mut events = Vec::new();
         let mut at = 0;
@@ -217,6 +295,22 @@ mod tests {
                 Event::ThreadNamed {
                     thread: 2,
                     name: "tokio-runtime-worker".into()
+                },
+                Event::BranchMade {
+                    branch: 9,
+                    at_ns: 115,
+                    name: "fetch(\"A\", 2)".into()
+                },
+                Event::BranchPolled {
+                    branch: 9,
+                    task: 0,
+                    start_ns: 120,
+                    end_ns: 130,
+                    thread: 1
+                },
+                Event::BranchWoken {
+                    branch: 9,
+                    at_ns: 150
                 },
                 Event::CellEnded {
                     at_ns: 200,
