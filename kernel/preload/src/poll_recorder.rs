@@ -15,6 +15,9 @@ use std::sync::Mutex;
 use tandem_helpers::kernel_link::events::{self, TaskEvent};
 use tandem_helpers::kernel_link::{self, monotonic_ns};
 
+/// The name the events give the thread that runs cells (the process's main thread).
+const CELL_THREAD: &str = "cell thread";
+
 /// Events kept per cell; past this they are counted, not kept.
 const MOST_EVENTS: u64 = 200_000;
 
@@ -76,12 +79,34 @@ fn this_thread() -> u32 {
         number.set(Some(new));
         let thread = std::thread::current();
         let name = match thread.name() {
+            _ if crate::runtime::runs_cells() => CELL_THREAD.to_owned(),
             Some(name) => name.to_owned(),
             None => format!("{:?}", thread.id()),
         };
         with_recorded(|bytes| events::encode_thread_named(bytes, new, &name));
+        NAMES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((new, name));
         new
     })
+}
+
+/// Every thread named so far: named again in each cell's events, so that no cell lacks a
+/// name (the events of a cell can be cut short at the limit, or a connection lost).
+static NAMES: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
+
+/// Called as a cell's future starts: what was recorded between cells (a task left running
+/// from an earlier cell) is not this cell's, and is forgotten.
+pub(crate) fn cell_started() {
+    let names = NAMES.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
+    recorded.bytes.clear();
+    recorded.events = 0;
+    recorded.dropped = 0;
+    for (number, name) in &names {
+        events::encode_thread_named(&mut recorded.bytes, *number, name);
+    }
 }
 
 /// tokio's task id as a number (its `Hash` writes the number it holds).
@@ -131,6 +156,8 @@ pub(crate) fn cell_ended() {
 }
 
 static CHANNEL: Mutex<Option<UnixStream>> = Mutex::new(None);
+/// The longest a cell's end waits to hand its events to the kernel.
+const SEND_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 static CONNECTS: AtomicU64 = AtomicU64::new(0);
 
 /// Connects to the kernel's events channel, if the process listening there is this user's.
@@ -139,6 +166,8 @@ fn connect(name: &str) -> Option<UnixStream> {
     CONNECTS.fetch_add(1, Ordering::Relaxed);
     let address = std::os::unix::net::SocketAddr::from_abstract_name(name).ok()?;
     let stream = UnixStream::connect_addr(&address).ok()?;
+    // A kernel that stopped reading must not hold the cell up for long.
+    stream.set_write_timeout(Some(SEND_WITHIN)).ok()?;
     kernel_link::peer_is_this_user(&stream).then_some(stream)
 }
 

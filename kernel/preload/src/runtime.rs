@@ -71,6 +71,7 @@ impl Runtime {
             }
         }
         let _ends = CellEnds;
+        poll_recorder::cell_started();
         self.0.block_on(poll_recorder::Recording::cell(task))
     }
 
@@ -258,7 +259,7 @@ impl fmt::Debug for Builder {
 }
 
 /// Whether this thread is the one evcxr runs cells on (the process's main thread).
-fn runs_cells() -> bool {
+pub(crate) fn runs_cells() -> bool {
     // SAFETY: getpid and gettid cannot fail.
     unsafe { libc::gettid() == libc::getpid() }
 }

@@ -1,6 +1,6 @@
-//! The kernel's end of the poll recorder's channel: an abstract Unix socket named with the
-//! kernel's secret, where the engine's process (each one, across restarts) sends what the
-//! runtime did during each cell. Only a process of this user is read from.
+//! The kernel's end of the poll recorder's channel: an abstract Unix socket with a random
+//! name, where the engine's process (each one, across restarts) sends what the runtime did
+//! during each cell. Only a process of this user is read from.
 
 use super::markers;
 use crossbeam_channel::{Receiver, Sender};
@@ -24,11 +24,14 @@ pub struct EventChannel {
 }
 
 impl EventChannel {
-    /// Listens on the channel; `None` (cells then draw no event-loop picture) if the name
-    /// is taken, which only a process that knows this kernel's secret could do.
+    /// Listens on the channel; `None` (cells then draw no event-loop picture) if its random
+    /// name is taken.
     pub fn listen() -> Option<EventChannel> {
-        let name = tandem_helpers::kernel_link::events_channel_name_for(markers::key());
-        let listener = SocketAddr::from_abstract_name(&name)
+        let Some(name) = markers::events_channel() else {
+            log::warn!("no event-loop pictures: this kernel chose no events channel");
+            return None;
+        };
+        let listener = SocketAddr::from_abstract_name(name)
             .and_then(|address| UnixListener::bind_addr(&address));
         let listener = match listener {
             Ok(listener) => listener,

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 pub const KEY_VARIABLE: &str = "TANDEM_MARKER_KEY";
 
 static KEY: OnceLock<u128> = OnceLock::new();
+static EVENTS_CHANNEL: OnceLock<String> = OnceLock::new();
+use tandem_helpers::kernel_link::EVENTS_CHANNEL_VARIABLE;
 
 /// Chooses this kernel's secret marker key (128 random bits) and exports it for the
 /// engine's child processes.
@@ -17,9 +19,21 @@ static KEY: OnceLock<u128> = OnceLock::new();
 /// It sets an environment variable: call it first thing, while the process has one thread.
 pub unsafe fn choose_key() {
     let key = uuid::Uuid::new_v4().as_u128();
+    // The events channel's name: random too, and unrelated to the key, since abstract
+    // socket names are listed for every user to read (`/proc/net/unix`).
+    let channel = format!("tandem-events-{}", uuid::Uuid::new_v4().simple());
     // SAFETY: the caller guarantees that no other thread exists yet.
-    unsafe { std::env::set_var(KEY_VARIABLE, format!("{key:032x}")) };
+    unsafe {
+        std::env::set_var(KEY_VARIABLE, format!("{key:032x}"));
+        std::env::set_var(EVENTS_CHANNEL_VARIABLE, &channel);
+    }
     let _ = KEY.set(key);
+    let _ = EVENTS_CHANNEL.set(channel);
+}
+
+/// The name of this kernel's events channel (see [`choose_key`]).
+pub fn events_channel() -> Option<&'static str> {
+    EVENTS_CHANNEL.get().map(String::as_str)
 }
 
 /// In the engine's child: takes the kernel's key out of the environment (`std::env`, and
@@ -39,11 +53,6 @@ pub unsafe fn take_key_from_environment() -> u128 {
     unsafe { std::env::remove_var(KEY_VARIABLE) };
     let _ = KEY.set(key);
     key
-}
-
-/// This kernel's secret (also the name of its events channel).
-pub fn key() -> u128 {
-    KEY.get().copied().unwrap_or_default()
 }
 
 /// Every marker line starts with this: a unit separator and this kernel's secret key.

@@ -65,7 +65,9 @@ impl RuntimeTrace {
         let mut trace = RuntimeTrace::default();
         let mut task_index: HashMap<u64, usize> = HashMap::new();
         let mut thread_index: HashMap<u32, usize> = HashMap::new();
-        let mut open_polls: HashMap<u64, (u64, u32)> = HashMap::new();
+        // Open polls, by (task, thread): a task woken during its poll can start its next poll
+        // on another worker before this one reports its end.
+        let mut open_polls: HashMap<(u64, u32), u64> = HashMap::new();
         let mut branch_names: HashMap<u64, String> = HashMap::new();
         let mut branch_ready: HashMap<u64, Vec<Duration>> = HashMap::new();
         let mut branch_index: HashMap<u64, (usize, usize)> = HashMap::new();
@@ -81,13 +83,17 @@ impl RuntimeTrace {
                     thread,
                 } => {
                     trace.task(&mut task_index, *task);
-                    open_polls.insert(*task, (*at_ns, *thread));
+                    open_polls.insert((*task, *thread), *at_ns);
                 }
-                Event::PollEnded { task, at_ns, .. } => {
-                    let Some((started, thread)) = open_polls.remove(task) else {
+                Event::PollEnded {
+                    task,
+                    at_ns,
+                    thread,
+                } => {
+                    let Some(started) = open_polls.remove(&(*task, *thread)) else {
                         continue; // its start came before the cell: not part of it
                     };
-                    let thread = trace.thread_index(&mut thread_index, names, thread);
+                    let thread = trace.thread_index(&mut thread_index, names, *thread);
                     let index = trace.task(&mut task_index, *task);
                     trace.tasks[index].polls.push(Poll {
                         start: since(started),
@@ -103,9 +109,9 @@ impl RuntimeTrace {
                 Event::CellEnded { at_ns, dropped } => {
                     trace.dropped = *dropped;
                     // A task's last poll wakes the cell before tokio's hook reports its end:
-                    // polls still open end with the cell (the reports come in the next
-                    // cell's events, where they are ignored).
-                    for (task, (started, thread)) in open_polls.drain() {
+                    // polls still open end with the cell (their reports come after the
+                    // cell's events were sent, and are forgotten).
+                    for ((task, thread), started) in open_polls.drain() {
                         let thread = trace.thread_index(&mut thread_index, names, thread);
                         let index = trace.task(&mut task_index, task);
                         trace.tasks[index].ended = true;
@@ -215,11 +221,11 @@ impl RuntimeTrace {
     }
 }
 
-/// A thread's label: its name with the recorder's number (tokio's workers share one
-/// name), or the thread that runs cells.
+/// A thread's label: the thread that runs cells, or a name with the recorder's number
+/// (tokio's workers share one name).
 fn thread_label(name: Option<&String>, number: u32) -> String {
     match name.map(String::as_str) {
-        Some("main") | None if number == 1 => "cell thread".to_owned(),
+        Some("cell thread") => "cell thread".to_owned(),
         Some(name) if !name.starts_with("ThreadId(") => format!("{name} #{number}"),
         _ => format!("thread #{number}"),
     }
@@ -245,8 +251,7 @@ mod tests {
 
     #[test]
     fn polls_pair_up_per_task_and_thread_from_the_cells_first_poll() {
-        let names = HashMap::from([(1, "main".to_owned()), (2, "worker".to_owned())]);
-        // (number 1 is the first thread the recorder saw: the one that runs cells)
+        let names = HashMap::from([(1, "cell thread".to_owned()), (2, "worker".to_owned())]);
         let events = [
             Event::PollStarted {
                 task: 0,

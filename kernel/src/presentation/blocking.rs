@@ -12,7 +12,8 @@ const HOLDS_THE_LOOP: Duration = Duration::from_millis(10);
 /// A branch that held its thread while others waited.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Holding {
-    /// The branch's source text.
+    /// The branch, and its source text.
+    pub branch: u64,
     pub name: String,
     /// How long its flagged polls held the thread, in all.
     pub held: Duration,
@@ -28,6 +29,7 @@ pub fn held_the_loop(trace: &RuntimeTrace) -> Vec<Holding> {
     for task in &trace.tasks {
         for branch in &task.branches {
             let mut holding = Holding {
+                branch: branch.id,
                 name: branch.name.clone(),
                 held: Duration::ZERO,
                 waiting: Vec::new(),
@@ -41,7 +43,11 @@ pub fn held_the_loop(trace: &RuntimeTrace) -> Vec<Holding> {
                 let kept_waiting: Vec<&BranchTrace> = task
                     .branches
                     .iter()
-                    .filter(|other| other.id != branch.id && waited_through(other, poll))
+                    .filter(|other| {
+                        other.id != branch.id
+                            && !polled_within(other, poll)
+                            && waited_through(other, poll)
+                    })
                     .collect();
                 if kept_waiting.is_empty() {
                     continue;
@@ -64,6 +70,15 @@ pub fn held_the_loop(trace: &RuntimeTrace) -> Vec<Holding> {
 
 fn length(poll: &Poll) -> Duration {
     poll.end.saturating_sub(poll.start)
+}
+
+/// Whether `branch` was polled during `poll`: then it is nested inside it (a `join!`
+/// within the branch), and ran, rather than waited.
+fn polled_within(branch: &BranchTrace, poll: &Poll) -> bool {
+    branch
+        .polls
+        .iter()
+        .any(|inner| inner.start >= poll.start && inner.end <= poll.end)
 }
 
 /// Whether `branch` was ready, and not polled, for at least [`HOLDS_THE_LOOP`] of `poll`.
@@ -154,6 +169,19 @@ mod tests {
             branch(2, "later()", &[(300, 301)], &[299]),
         ]);
         assert!(held_the_loop(&alone).is_empty());
+        // A join! nested inside a branch: its branches ran inside the outer one's poll, and
+        // only the blocking inner branch is named.
+        let nested = cell_with(vec![
+            branch(1, "outer()", &[(0, 400)], &[0]),
+            branch(2, "pause()", &[(1, 399)], &[1]),
+            branch(3, "nap()", &[(399, 400), (450, 451)], &[1, 450]),
+        ]);
+        let found = held_the_loop(&nested);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            (found[0].name.as_str(), &found[0].waiting[..]),
+            ("pause()", &["nap()".to_owned()][..])
+        );
         // Short polls that hand the thread back are never flagged.
         let polite = cell_with(vec![
             branch(1, "a()", &[(0, 1), (300, 301)], &[0, 300]),

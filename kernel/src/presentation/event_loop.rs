@@ -29,7 +29,10 @@ pub fn picture(trace: &RuntimeTrace) -> Option<Bundle> {
     let end = trace
         .tasks
         .iter()
-        .flat_map(|task| task.polls.iter().map(|poll| poll.end))
+        .flat_map(|task| {
+            let branches = task.branches.iter().flat_map(|branch| &branch.polls);
+            task.polls.iter().chain(branches).map(|poll| poll.end)
+        })
         .max()
         .unwrap_or_default()
         .max(Duration::from_millis(1));
@@ -140,8 +143,8 @@ struct Row<'a> {
     label: String,
     polls: &'a [Poll],
     colour: usize,
-    /// The branch's name, for a branch's row.
-    branch: Option<&'a str>,
+    /// The branch's id, for a branch's row.
+    branch: Option<u64>,
 }
 
 /// Each task, followed by its branches, indented.
@@ -159,7 +162,7 @@ fn rows(trace: &RuntimeTrace) -> Vec<Row<'_>> {
                 label: format!("  └ {}", branch.name),
                 polls: &branch.polls,
                 colour: index + at + 1,
-                branch: Some(branch.name.as_str()),
+                branch: Some(branch.id),
             });
         }
     }
@@ -240,7 +243,7 @@ fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Holding]) -> S
         }
         let flagged = holdings
             .iter()
-            .find(|holding| row.branch == Some(holding.name.as_str()))
+            .find(|holding| row.branch == Some(holding.branch))
             .map_or(&[][..], |holding| holding.polls.as_slice());
         for poll in row.polls {
             // A poll that held the loop while others waited is outlined in red.

@@ -131,16 +131,17 @@ fn marker_prefix() -> Option<&'static str> {
     Some(PREFIX.get_or_init(|| marker_prefix_for(state.marker_key())))
 }
 
-/// The name of the kernel's channel for the poll recorder's events: an abstract Unix socket
-/// (no file; only a process that knows the kernel's secret can name it, and the two sides
-/// check that the other is the same user), inside tandem.
-pub fn events_channel_name() -> Option<String> {
-    Some(events_channel_name_for(linked()?.marker_key()))
-}
+/// The variable that names the kernel's channel for the poll recorder's events, set by the
+/// kernel for the engine's process.
+pub const EVENTS_CHANNEL_VARIABLE: &str = "TANDEM_EVENTS_CHANNEL";
 
-/// The events channel's name for the kernel whose secret is `key`.
-pub fn events_channel_name_for(key: u128) -> String {
-    format!("tandem-events-{key:032x}")
+/// The name of the kernel's channel for the poll recorder's events, inside tandem: an
+/// abstract Unix socket with a random name of its own. Abstract names are public (any
+/// user can list them), so the name is no secret, and nothing else is derived from it:
+/// the two sides check that the other is the same user.
+pub fn events_channel_name() -> Option<String> {
+    linked()?;
+    std::env::var(EVENTS_CHANNEL_VARIABLE).ok()
 }
 
 /// The process at the other end of a Unix socket and its user, as the kernel reports them
