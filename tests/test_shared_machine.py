@@ -163,6 +163,21 @@ def test_a_kernel_gives_nothing_to_a_standby_socket_of_another_user(attacked):
     assert "is not this user's" in log_path.read_text()
 
 
+def test_the_events_channel_gives_away_no_secret(attacked):
+    # The poll recorder's channel is an abstract socket, whose name every user can list in
+    # /proc/net/unix: it must not be (or contain) the key that marks tandem's own lines.
+    kc = attacked[0]
+    engine = run_cell(kc, 'tokio::spawn(async {}).await.unwrap();\n'
+                          'println!("{}", std::process::id());')
+    assert engine.status == "ok", engine.reply["content"]
+    environ = pathlib.Path(f"/proc/{engine.text().strip()}/environ").read_bytes()
+    key, = [entry.split(b"=", 1)[1].decode() for entry in environ.split(b"\0")
+            if entry.startswith(b"TANDEM_MARKER_KEY=")]
+    sockets = pathlib.Path("/proc/net/unix").read_text()
+    assert "@tandem-events-" in sockets, "the channel is there"
+    assert key not in sockets
+
+
 def test_printed_marker_lines_stay_text(attacked):
     kc = attacked[0]
     forged = [

@@ -25,10 +25,11 @@ pub(super) const LONGEST_LINE: usize = 256 * 1024;
 /// Variables that may differ between a standby and the kernel it takes over: Jupyter's
 /// per-kernel ones, the shell's, and those a kernel sets for its own engine.
 const IGNORED_PREFIXES: [&str; 3] = ["JPY_", "JUPYTER_", "PYDEVD_"];
-const IGNORED_NAMES: [&str; 8] = [
+const IGNORED_NAMES: [&str; 9] = [
     "EVCXR_TMPDIR",
     CLIENT_VARIABLE,
     engine::MARKER_KEY_VARIABLE,
+    tandem_helpers::kernel_link::EVENTS_CHANNEL_VARIABLE,
     "LD_LIBRARY_PATH",
     "PWD",
     "OLDPWD",
