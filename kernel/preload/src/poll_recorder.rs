@@ -158,12 +158,10 @@ pub(crate) fn cell_ended() {
 static CHANNEL: Mutex<Option<UnixStream>> = Mutex::new(None);
 /// The longest a cell's end waits to hand its events to the kernel.
 const SEND_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
-static CONNECTS: AtomicU64 = AtomicU64::new(0);
 
 /// Connects to the kernel's events channel, if the process listening there is this user's.
 fn connect(name: &str) -> Option<UnixStream> {
     use std::os::linux::net::SocketAddrExt;
-    CONNECTS.fetch_add(1, Ordering::Relaxed);
     let address = std::os::unix::net::SocketAddr::from_abstract_name(name).ok()?;
     let stream = UnixStream::connect_addr(&address).ok()?;
     // A kernel that stopped reading must not hold the cell up for long.
