@@ -103,6 +103,25 @@ def test_input_request_when_stdin_allowed(kc):
     assert "hello Ferris" in text
 
 
+def test_the_input_helper_asks_the_notebook_for_a_line(kc):
+    msg_id = kc.execute('let name = display::input("Your name? ");\n'
+                        'println!("hello {name}");', allow_stdin=True)
+    request = kc.get_stdin_msg(timeout=120)
+    assert request["parent_header"]["msg_id"] == msg_id
+    assert request["content"] == {"prompt": "Your name? ", "password": False}
+    kc.input("Ferris")
+    assert kc.get_shell_msg(timeout=60)["content"]["status"] == "ok"
+    text = ""
+    while True:
+        msg = kc.get_iopub_msg(timeout=10)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            if msg["msg_type"] == "stream":
+                text += msg["content"]["text"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+    assert text == "hello Ferris\n", text
+
+
 def test_input_without_stdin_gets_empty_string_and_a_note(kc):
     code = (
         'println!("EVCXR_INPUT_REQUEST:Name? ");\n'
@@ -152,7 +171,8 @@ def test_a_display_handle_changes_its_output_in_place(kc):
         'progress.markdown("**0** of 2");\n'
         "std::thread::sleep(std::time::Duration::from_millis(600));\n"
         'progress.markdown("**2** of 2");\n'
-        'display::Handle::new().text("other");'
+        'display::Handle::new().text("other");\n'
+        "progress.clear();"
     )
     cell = run_cell(kc, code)
     assert cell.status == "ok", cell.reply["content"]
@@ -160,9 +180,11 @@ def test_a_display_handle_changes_its_output_in_place(kc):
              if m["msg_type"] in ("display_data", "update_display_data")
              and not m["content"]["metadata"].get("tandem")]  # the kernel's own: progress, footer
     kinds = [m["msg_type"] for _, m in shown]
-    assert kinds == ["display_data", "update_display_data", "display_data"], kinds
+    assert kinds == ["display_data", "update_display_data", "display_data",
+                     "update_display_data"], kinds
     ids = [m["content"]["transient"]["display_id"] for _, m in shown]
-    assert ids[0] == ids[1] != ids[2]
+    assert ids[0] == ids[1] == ids[3] != ids[2]
+    assert shown[3][1]["content"]["data"] == {"text/plain": ""}, "cleared in place"
     assert shown[0][1]["content"]["data"] == {"text/markdown": "**0** of 2"}
     assert shown[1][1]["content"]["data"] == {"text/markdown": "**2** of 2"}
     assert shown[2][1]["content"]["data"] == {"text/plain": "other"}

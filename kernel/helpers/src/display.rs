@@ -1,7 +1,7 @@
 //! Rich output from a cell: Markdown or HTML shown by the notebook (a table of measured
 //! figures, say). Each call shows one output where it was printed; terminals (`tandem
 //! run`) print the Markdown or HTML source. A [`Handle`] shows one output and then
-//! changes it in place: a table that fills in as tasks finish.
+//! changes it in place: a table that fills in as tasks finish. [`input`] asks for a line.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -69,6 +69,13 @@ impl Handle {
         self.show("text/plain", text, |text| println!("{text}"));
     }
 
+    /// Empties the output, in place (a later call shows something there again).
+    pub fn clear(&self) {
+        if self.shown.load(Ordering::SeqCst) {
+            self.show("text/plain", "", |_| {});
+        }
+    }
+
     fn show(&self, mime: &str, content: &str, elsewhere: fn(&str)) {
         let update = self.shown.swap(true, Ordering::SeqCst);
         if !crate::kernel_link::show_in_place(&self.id, update, mime, content) {
@@ -81,4 +88,26 @@ impl Default for Handle {
     fn default() -> Self {
         Handle::new()
     }
+}
+
+/// Asks the notebook for a line of text, showing `prompt`, and returns it (without the
+/// line's end). In a terminal it asks there.
+///
+/// ```no_run
+/// let name = tandem_helpers::display::input("Your name? ");
+/// println!("hello {name}");
+/// ```
+pub fn input(prompt: &str) -> String {
+    use std::io::Write;
+    if crate::kernel_link::in_tandem() {
+        // evcxr's request for input: the kernel sends the notebook an input_request.
+        println!("EVCXR_INPUT_REQUEST:{prompt}");
+    } else {
+        print!("{prompt}");
+        let _ = std::io::stdout().flush();
+    }
+    let mut line = String::new();
+    // Nothing to read (stdin closed) is an empty answer, as a notebook without stdin gives.
+    let _ = std::io::stdin().read_line(&mut line);
+    line.trim_end_matches(['\r', '\n']).to_owned()
 }

@@ -74,6 +74,7 @@ Ready in every cell, no :dep needed: tokio (full), futures, and the helpers:
   write_file / read_file (and _async)   Database::create(name, rows)   .query / .query_async
   resources::measure(|| ..)   display::markdown(text)   exercise::previous_run() / check(..)
   display::Handle::new() then .markdown(..) again and again: one output, changed in place
+  (.clear() empties it)   display::input(prompt): a line of text typed in the notebook
 Top-level .await works in any cell. A cell whose helper tasks ran ends with a timeline.
 
 Kernel commands (a line of their own in a cell):
