@@ -338,12 +338,27 @@ def test_idle_work_waits_for_a_quiet_shell(tmp_path):
 CPU_JOB = "async { let mut n = 0u64; for i in 0..40_000_000u64 { n = n.wrapping_add(i ^ (n >> 3)); } n }"
 
 
+def event_loop_pictures(cell):
+    """The cell's event-loop pictures in order: those drawn while it ran, then the final."""
+    return [m for _, m in cell.outputs
+            if m["msg_type"] in ("display_data", "update_display_data")
+            and m["content"]["metadata"].get("tandem", {}).get("role") == "event-loop"]
+
+
 def event_loop(cell):
-    """The figures of the cell's event-loop picture (None when it has none)."""
-    pictures = [m["content"]["metadata"]["tandem"] for m in cell.of_type("display_data")
-                if m["content"]["metadata"].get("tandem", {}).get("role") == "event-loop"]
-    assert len(pictures) <= 1, pictures
-    return pictures[0] if pictures else None
+    """The figures of the cell's final event-loop picture (None when it has none)."""
+    pictures = event_loop_pictures(cell)
+    if not pictures:
+        return None
+    finals = [m["content"]["metadata"]["tandem"]["final"] for m in pictures]
+    assert finals == [False] * (len(pictures) - 1) + [True], finals
+    if len(pictures) > 1:
+        # One display, drawn anew while the cell ran and replaced in place.
+        kinds = [m["msg_type"] for m in pictures]
+        assert kinds == ["display_data"] + ["update_display_data"] * (len(kinds) - 1), kinds
+        ids = {m["content"]["transient"]["display_id"] for m in pictures}
+        assert len(ids) == 1, ids
+    return pictures[-1]["content"]["metadata"]["tandem"]
 
 
 def test_the_event_loop_shows_spawned_tasks_of_plain_rust_on_their_threads(kc):
@@ -413,11 +428,51 @@ def test_a_blocking_sleep_inside_async_code_is_caught_and_an_async_one_is_not(kc
     assert held["name"] == 'pause("blocking", 400)', held
     assert held["waiting"] == ['nap("polite", 100)'], held
     assert held["seconds"] >= 0.4 * 0.9, held
-    picture, = [m for m in cell.of_type("display_data")
-                if m["content"]["metadata"].get("tandem", {}).get("role") == "event-loop"]
-    said = picture["content"]["data"]["text/plain"]
+    said = event_loop_pictures(cell)[-1]["content"]["data"]["text/plain"]
     assert 'pause("blocking", 400) held the event loop for' in said and "spawn_blocking" in said
 
     polite = run_cell(kc, 'tokio::join!(nap("a", 400), nap("b", 100));')
     assert polite.status == "ok", polite.reply["content"]
     assert event_loop(polite)["held_the_loop"] == []
+
+
+def test_the_event_loop_is_drawn_live_and_timeline_off_records_nothing(kc):
+    # A task that ticks for 1.5 s: its picture appears while the cell runs (between the
+    # cell's first and last line of output), updates in place at most 5 times a second
+    # with more polls each time, and the final one comes before the reply.
+    ticking = ("let ticker = tokio::spawn(async {\n"
+               "    for _ in 0..15 { tokio::time::sleep(std::time::Duration::from_millis(100)).await; }\n"
+               "});\n"
+               'println!("started");\n'
+               "ticker.await.unwrap();\n"
+               'println!("done");')
+    cell = run_cell(kc, ticking)
+    assert cell.status == "ok", cell.reply["content"]
+    assert event_loop(cell) is not None
+    order = [m["msg_type"] if m["msg_type"] != "stream" else m["content"]["text"]
+             for _, m in cell.outputs if m["msg_type"] in ("stream", "display_data",
+                                                           "update_display_data")]
+    started, done = order.index("started\n"), order.index("done\n")
+    live = [m for m in event_loop_pictures(cell)
+            if not m["content"]["metadata"]["tandem"]["final"]]
+    assert len(live) >= 2, f"{len(live)} live pictures in 1.5 s"
+    assert order[started + 1:done].count("display_data") == 1, "the first came while it ran"
+    seconds = [at for at, m in cell.outputs if m in live]
+    span = seconds[-1] - seconds[0]
+    assert len(live) - 1 <= 5 * span + 1, f"{len(live)} pictures in {span:.2f} s"
+
+    def ticker_polls(picture):
+        tasks = picture["content"]["metadata"]["tandem"]["tasks"]
+        return sum(task["polls"] for task in tasks if task["id"] != 0)
+    polls = [ticker_polls(m) for m in event_loop_pictures(cell)]
+    assert polls == sorted(polls) and polls[0] < polls[-1], polls
+    final_date = event_loop_pictures(cell)[-1]["header"]["date"]
+    assert final_date <= cell.reply["header"]["date"]
+
+    off = run_cell(kc, ":timeline off")
+    assert off.text() == "event-loop timeline off\n"
+    quiet = run_cell(kc, ticking)
+    assert quiet.status == "ok" and quiet.text() == "started\ndone\n"
+    assert event_loop(quiet) is None, "nothing recorded, nothing drawn"
+    assert run_cell(kc, ":timeline on").text() == "event-loop timeline on\n"
+    assert event_loop(run_cell(kc, ticking)) is not None

@@ -4,7 +4,9 @@
 
 pub use ::tokio::*;
 
+mod events_sender;
 mod poll_recorder;
+mod recorded;
 pub mod runtime;
 
 #[doc(hidden)]

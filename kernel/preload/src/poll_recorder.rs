@@ -3,110 +3,69 @@
 //! that spawned it, the start and end of every poll and the thread it ran on, and each
 //! task's end. The cell's top-level future is no tokio task; `Runtime::block_on` records
 //! its polls as task 0. Futures inside one task (each branch of `join!`) are wrapped in a
-//! [`Branch`] that records its own polls. When the cell's future is done, the events go
-//! to the kernel over a channel of their own (never the cell's stdout), which draws them.
+//! [`Branch`] that records its own polls. The events go to the kernel over a channel of
+//! their own (never the cell's stdout), every 100 ms and as the cell's future ends.
 
-use std::cell::Cell;
+use crate::events_sender;
+use crate::recorded::{self, At};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tandem_helpers::kernel_link::events::{self, TaskEvent};
 use tandem_helpers::kernel_link::{self, monotonic_ns};
 
-/// The name the events give the thread that runs cells (the process's main thread).
-const CELL_THREAD: &str = "cell thread";
-
-/// Events kept per cell; past this they are counted, not kept.
-const MOST_EVENTS: u64 = 200_000;
-
-/// The events of the running cell, encoded, and how many there are.
-struct Recorded {
-    bytes: Vec<u8>,
-    events: u64,
-    dropped: u64,
-}
-
-static RECORDED: Mutex<Recorded> = Mutex::new(Recorded {
-    bytes: Vec::new(),
-    events: 0,
-    dropped: 0,
-});
-
-fn with_recorded(record: impl FnOnce(&mut Vec<u8>)) {
-    let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
-    if recorded.events >= MOST_EVENTS {
-        recorded.dropped += 1;
-        return;
-    }
-    recorded.events += 1;
-    record(&mut recorded.bytes);
+/// Whether to record: inside tandem, unless the kernel said `:timeline off`.
+fn recording() -> bool {
+    kernel_link::in_tandem() && events_sender::recording()
 }
 
 /// Records a poll's start or end, or a task's end, on this thread.
 pub(crate) fn task_event(what: TaskEvent, task: u64) {
-    if !kernel_link::in_tandem() {
+    if !recording() {
         return;
     }
-    let at = monotonic_ns();
-    let thread = this_thread();
-    with_recorded(|bytes| events::encode_task_event(bytes, what, task, at, thread));
+    // A task's end comes right after its last poll: its time is that poll's end.
+    let at = match what {
+        TaskEvent::Ended => At::Last,
+        TaskEvent::PollStarted | TaskEvent::PollEnded => At::Now,
+    };
+    recorded::record(at, |bytes, thread, at| {
+        events::encode_task_event(bytes, what, task, at, thread)
+    });
 }
 
 /// Records a task's spawn from `place`.
 #[cfg_attr(not(tokio_unstable), allow(dead_code))]
-pub(crate) fn spawned(task: u64, place: &std::panic::Location<'_>) {
-    if !kernel_link::in_tandem() {
+pub(crate) fn spawned(task: u64, place: &'static std::panic::Location<'static>) {
+    if !recording() {
         return;
     }
-    let at = monotonic_ns();
-    let place = format!("{}:{}:{}", place.file(), place.line(), place.column());
-    with_recorded(|bytes| events::encode_spawned(bytes, task, at, &place));
-}
-
-/// This thread's number for the events, named in them the first time it is used.
-fn this_thread() -> u32 {
     thread_local! {
-        static NUMBER: Cell<Option<u32>> = const { Cell::new(None) };
+        /// The last place this thread spawned from, written out (10,000 tasks are spawned
+        /// from one line).
+        static LAST_PLACE: std::cell::RefCell<(usize, String)> =
+            const { std::cell::RefCell::new((0, String::new())) };
     }
-    static NEXT: AtomicU32 = AtomicU32::new(1);
-    NUMBER.with(|number| {
-        if let Some(known) = number.get() {
-            return known;
+    let _ = LAST_PLACE.try_with(|last| {
+        let mut last = last.borrow_mut();
+        let address = std::ptr::from_ref(place) as usize;
+        if last.0 != address {
+            *last = (
+                address,
+                format!("{}:{}:{}", place.file(), place.line(), place.column()),
+            );
         }
-        let new = NEXT.fetch_add(1, Ordering::Relaxed);
-        number.set(Some(new));
-        let thread = std::thread::current();
-        let name = match thread.name() {
-            _ if crate::runtime::runs_cells() => CELL_THREAD.to_owned(),
-            Some(name) => name.to_owned(),
-            None => format!("{:?}", thread.id()),
-        };
-        with_recorded(|bytes| events::encode_thread_named(bytes, new, &name));
-        NAMES
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((new, name));
-        new
-    })
+        // Spawned inside the poll that spawns it: the time of that poll's start will do.
+        recorded::record(At::Last, |bytes, _, at| {
+            events::encode_spawned(bytes, task, at, &last.1)
+        });
+    });
 }
-
-/// Every thread named so far: named again in each cell's events, so that no cell lacks a
-/// name (the events of a cell can be cut short at the limit, or a connection lost).
-static NAMES: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
 
 /// Called as a cell's future starts: what was recorded between cells (a task left running
 /// from an earlier cell) is not this cell's, and is forgotten.
 pub(crate) fn cell_started() {
-    let names = NAMES.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
-    recorded.bytes.clear();
-    recorded.events = 0;
-    recorded.dropped = 0;
-    for (number, name) in &names {
-        events::encode_thread_named(&mut recorded.bytes, *number, name);
-    }
+    events_sender::cell_started(recorded::take);
+    recorded::forget();
 }
 
 /// tokio's task id as a number (its `Hash` writes the number it holds).
@@ -130,43 +89,14 @@ pub(crate) fn task_number(id: impl Hash) -> u64 {
     number.0
 }
 
-/// Sends what the cell recorded to the kernel, then the cell's end. Called as the cell's
-/// top-level future finishes.
+/// Sends the rest of what the cell recorded to the kernel, then the cell's end. Called as
+/// the cell's top-level future finishes.
 pub(crate) fn cell_ended() {
-    let Some(name) = kernel_link::events_channel_name() else {
-        return;
-    };
-    let (mut bytes, dropped) = {
-        let mut recorded = RECORDED.lock().unwrap_or_else(|p| p.into_inner());
-        recorded.events = 0;
-        (
-            std::mem::take(&mut recorded.bytes),
-            std::mem::take(&mut recorded.dropped),
-        )
-    };
-    events::encode_cell_ended(&mut bytes, monotonic_ns(), dropped);
-    let mut channel = CHANNEL.lock().unwrap_or_else(|p| p.into_inner());
-    if channel.is_none() {
-        *channel = connect(&name);
-    }
-    let sent = channel.as_mut().map(|stream| stream.write_all(&bytes));
-    if let Some(Err(_)) = sent {
-        *channel = None; // the kernel went away or restarted its reader: try again next time
-    }
-}
-
-static CHANNEL: Mutex<Option<UnixStream>> = Mutex::new(None);
-/// The longest a cell's end waits to hand its events to the kernel.
-const SEND_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Connects to the kernel's events channel, if the process listening there is this user's.
-fn connect(name: &str) -> Option<UnixStream> {
-    use std::os::linux::net::SocketAddrExt;
-    let address = std::os::unix::net::SocketAddr::from_abstract_name(name).ok()?;
-    let stream = UnixStream::connect_addr(&address).ok()?;
-    // A kernel that stopped reading must not hold the cell up for long.
-    stream.set_write_timeout(Some(SEND_WITHIN)).ok()?;
-    kernel_link::peer_is_this_user(&stream).then_some(stream)
+    events_sender::cell_ended(|| {
+        let mut bytes = recorded::take();
+        events::encode_cell_ended(&mut bytes, monotonic_ns(), recorded::take_dropped());
+        bytes
+    });
 }
 
 /// Puts the recorder's hooks on a runtime about to be built.
@@ -221,9 +151,11 @@ pub struct Branch<F> {
 pub fn branch<F: std::future::IntoFuture>(name: &'static str, future: F) -> Branch<F::IntoFuture> {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    if kernel_link::in_tandem() {
-        let (at, name) = (monotonic_ns(), branch_name(name));
-        with_recorded(|bytes| events::encode_branch_made(bytes, id, at, &name));
+    if recording() {
+        let name = branch_name(name);
+        recorded::record(At::Now, |bytes, _, at| {
+            events::encode_branch_made(bytes, id, at, &name)
+        });
     }
     Branch {
         id,
@@ -253,8 +185,10 @@ impl std::task::Wake for RecordingWaker {
     }
 
     fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        let (branch, at) = (self.branch, monotonic_ns());
-        with_recorded(|bytes| events::encode_branch_woken(bytes, branch, at));
+        let branch = self.branch;
+        recorded::record(At::Now, |bytes, _, at| {
+            events::encode_branch_woken(bytes, branch, at)
+        });
         self.inner.wake_by_ref();
     }
 }
@@ -271,7 +205,7 @@ impl<F: std::future::Future> std::future::Future for Branch<F> {
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: as above.
         let future = unsafe { std::pin::Pin::new_unchecked(&mut this.future) };
-        if !kernel_link::in_tandem() {
+        if !recording() {
             return future.poll(context);
         }
         let given = context.waker();
@@ -291,8 +225,10 @@ impl<F: std::future::Future> std::future::Future for Branch<F> {
         let polled = future.poll(&mut recorded_context);
         let end = monotonic_ns();
         let task = ::tokio::task::try_id().map_or(0, task_number);
-        let (id, thread) = (this.id, this_thread());
-        with_recorded(|bytes| events::encode_branch_polled(bytes, id, task, (start, end), thread));
+        let id = this.id;
+        recorded::record(At::Given(end), |bytes, thread, _| {
+            events::encode_branch_polled(bytes, id, task, (start, end), thread)
+        });
         polled
     }
 }

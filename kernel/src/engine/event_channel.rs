@@ -3,24 +3,57 @@
 //! during each cell. Only a process of this user is read from.
 
 use super::markers;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tandem_helpers::kernel_link::events::{self, Event};
 
-/// The events of one cell, up to and including its `CellEnded`, with the names of the
-/// recorder's threads known so far.
+/// The events of one cell so far, with the names of the recorder's threads known so far.
+#[derive(Debug, Default)]
 pub struct CellEvents {
     pub events: Vec<Event>,
     pub thread_names: HashMap<u32, String>,
+    /// Whether the cell's `CellEnded` came: nothing more of it will.
+    pub ended: bool,
 }
 
-/// Receives the cells' events from the engine's process.
+impl CellEvents {
+    fn absorb(&mut self, piece: Piece) {
+        self.events.extend(piece.events);
+        self.thread_names = piece.thread_names;
+        self.ended |= piece.ends_cell;
+    }
+}
+
+/// Events as they arrive: a part of a cell, the recorder sends every 100 ms.
+struct Piece {
+    events: Vec<Event>,
+    thread_names: HashMap<u32, String>,
+    ends_cell: bool,
+}
+
+/// Receives the cells' events from the engine's process, and tells it whether to record.
 pub struct EventChannel {
-    cells: Receiver<CellEvents>,
+    pieces: Receiver<Piece>,
+    /// `:timeline on|off`, told to each engine process as it connects.
+    recording: Arc<AtomicBool>,
+    /// The engine process's connection, to tell it of a change.
+    engine: Arc<Mutex<Option<UnixStream>>>,
+}
+
+/// What waiting for a cell's events came to.
+pub enum Received {
+    /// More events came (and maybe the cell's end).
+    More,
+    /// Nothing came in time.
+    Nothing,
+    /// The caller's `stop` fired.
+    Stopped,
 }
 
 impl EventChannel {
@@ -40,43 +73,116 @@ impl EventChannel {
                 return None;
             }
         };
-        let (to_kernel, cells) = crossbeam_channel::unbounded();
+        let (to_kernel, pieces) = crossbeam_channel::unbounded();
+        let channel = EventChannel {
+            pieces,
+            recording: Arc::new(AtomicBool::new(true)),
+            engine: Arc::new(Mutex::new(None)),
+        };
+        let (recording, engine) = (channel.recording.clone(), channel.engine.clone());
         std::thread::Builder::new()
             .name("event-channel".into())
-            .spawn(move || accept(listener, to_kernel))
+            .spawn(move || accept(listener, &to_kernel, &recording, &engine))
             .ok()?;
-        Some(EventChannel { cells })
+        Some(channel)
     }
 
     /// Forgets events still queued from before (the startup snippets, a cell whose events
     /// came too late): called as a cell starts.
     pub fn forget_queued(&self) {
-        while self.cells.try_recv().is_ok() {}
+        while self.pieces.try_recv().is_ok() {}
     }
 
-    /// The events of the cell that just ran, waiting at most `wait` for them.
-    pub fn cell_events(&self, wait: Duration) -> Option<CellEvents> {
-        self.cells.recv_timeout(wait).ok()
+    /// Adds what arrives to `cell` until `deadline`, or until `stop` has a message or is
+    /// dropped; returns at the first piece that came.
+    pub fn receive(
+        &self,
+        cell: &mut CellEvents,
+        deadline: Instant,
+        stop: &Receiver<()>,
+    ) -> Received {
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        crossbeam_channel::select! {
+            recv(self.pieces) -> piece => match piece {
+                Ok(piece) => {
+                    cell.absorb(piece);
+                    // Take what else is queued now, so one call catches up.
+                    while let Ok(piece) = self.pieces.try_recv() {
+                        cell.absorb(piece);
+                    }
+                    Received::More
+                }
+                Err(_) => Received::Nothing,
+            },
+            recv(stop) -> _ => Received::Stopped,
+            default(timeout) => Received::Nothing,
+        }
+    }
+
+    /// Adds what arrives to `cell` until its end came or `deadline` passed.
+    pub fn receive_until_ended(&self, cell: &mut CellEvents, deadline: Instant) {
+        while !cell.ended {
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            match self.pieces.recv_timeout(timeout) {
+                Ok(piece) => cell.absorb(piece),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
+
+    /// `:timeline on|off`: whether the engine's process records cells from the next one on.
+    pub fn set_recording(&self, on: bool) {
+        if self.recording.swap(on, Ordering::SeqCst) == on {
+            return;
+        }
+        let mut engine = self.engine.lock().unwrap_or_else(|p| p.into_inner());
+        let told = engine
+            .as_mut()
+            .map(|stream| stream.write_all(&[switch_word(on)]));
+        if let Some(Err(_)) = told {
+            *engine = None;
+        }
+    }
+}
+
+fn switch_word(on: bool) -> u8 {
+    if on {
+        events::RECORD_ON
+    } else {
+        events::RECORD_OFF
     }
 }
 
 /// Takes the engine process's connections, one at a time (a restarted process connects
-/// anew); a peer of another user is turned away.
-fn accept(listener: UnixListener, to_kernel: Sender<CellEvents>) {
+/// anew); a peer of another user is turned away. Each connection is told first whether
+/// to record.
+fn accept(
+    listener: UnixListener,
+    to_kernel: &Sender<Piece>,
+    recording: &AtomicBool,
+    engine: &Mutex<Option<UnixStream>>,
+) {
     for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
+        let Ok(mut stream) = stream else { continue };
         if !tandem_helpers::kernel_link::peer_is_this_user(&stream) {
             log::warn!("turned away a process of another user on the events channel");
             continue;
         }
-        read_cells(stream, &to_kernel);
+        {
+            let mut engine = engine.lock().unwrap_or_else(|p| p.into_inner());
+            let word = switch_word(recording.load(Ordering::SeqCst));
+            if stream.write_all(&[word]).is_err() {
+                continue;
+            }
+            *engine = stream.try_clone().ok();
+        }
+        read_pieces(stream, to_kernel);
     }
 }
 
-/// Decodes events and hands them on a cell at a time, until the connection ends.
-fn read_cells(mut stream: UnixStream, to_kernel: &Sender<CellEvents>) {
+/// Decodes events and hands them on as they come, until the connection ends.
+fn read_pieces(mut stream: UnixStream, to_kernel: &Sender<Piece>) {
     let mut pending = Vec::new();
-    let mut cell = Vec::new();
     let mut thread_names = HashMap::new();
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -86,6 +192,7 @@ fn read_cells(mut stream: UnixStream, to_kernel: &Sender<CellEvents>) {
         };
         pending.extend_from_slice(&chunk[..read]);
         let mut used = 0;
+        let mut piece = Vec::new();
         loop {
             match events::decode(&pending[used..]) {
                 Ok(Some((event, size))) => {
@@ -94,15 +201,9 @@ fn read_cells(mut stream: UnixStream, to_kernel: &Sender<CellEvents>) {
                         thread_names.insert(*thread, name.clone());
                     }
                     let ended = matches!(event, Event::CellEnded { .. });
-                    cell.push(event);
-                    if ended {
-                        let events = CellEvents {
-                            events: std::mem::take(&mut cell),
-                            thread_names: thread_names.clone(),
-                        };
-                        if to_kernel.send(events).is_err() {
-                            return;
-                        }
+                    piece.push(event);
+                    if ended && !hand_on(to_kernel, &mut piece, &thread_names, true) {
+                        return;
                     }
                 }
                 Ok(None) => break,
@@ -112,6 +213,23 @@ fn read_cells(mut stream: UnixStream, to_kernel: &Sender<CellEvents>) {
                 }
             }
         }
+        if !piece.is_empty() && !hand_on(to_kernel, &mut piece, &thread_names, false) {
+            return;
+        }
         pending.drain(..used);
     }
+}
+
+fn hand_on(
+    to_kernel: &Sender<Piece>,
+    events: &mut Vec<Event>,
+    thread_names: &HashMap<u32, String>,
+    ends_cell: bool,
+) -> bool {
+    let piece = Piece {
+        events: std::mem::take(events),
+        thread_names: thread_names.clone(),
+        ends_cell,
+    };
+    to_kernel.send(piece).is_ok()
 }

@@ -9,6 +9,7 @@ mod child;
 mod diagnostics;
 mod event_channel;
 mod interrupt;
+mod live_trace;
 mod markers;
 mod output;
 mod prelude;
@@ -32,7 +33,7 @@ pub use trace::{BranchTrace, Poll, RuntimeTrace, TaskTrace};
 use crate::timing::CellTimings;
 use anyhow::{anyhow, Result};
 use evcxr::{CommandContext, EvalCallbacks};
-use event_channel::EventChannel;
+use event_channel::{CellEvents, EventChannel};
 use output::Forwarder;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -130,7 +131,18 @@ impl Engine {
             input_reader: &|request| read_input(&request.prompt, request.is_password),
         };
         let building = build_progress::Watch::start(&self.build_dir, sink.clone());
-        let outcome = self.context.execute_with_callbacks(code, &mut callbacks);
+        // While the cell runs, what the runtime did so far goes to the sink as it comes.
+        let (context, channel) = (&mut self.context, self.events.as_ref());
+        let (outcome, cell_events) = std::thread::scope(|scope| {
+            let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+            let follower = channel.map(|channel| {
+                let sink = sink.clone();
+                scope.spawn(move || live_trace::follow(channel, sink.as_ref(), &stopped))
+            });
+            let outcome = context.execute_with_callbacks(code, &mut callbacks);
+            drop(stop);
+            (outcome, follower.and_then(|follower| follower.join().ok()))
+        });
         let elapsed = started.elapsed();
         let dependencies = building.finish().unwrap_or_default();
         let interrupted = self.interrupter.cell_finished();
@@ -153,7 +165,7 @@ impl Engine {
         timings.compile -= timings.dependencies;
         let mut report = self.forwarder.finish_cell(u64::from(timings.ran));
         let spans = std::mem::take(&mut report.spans);
-        let trace = self.runtime_trace(timings.ran);
+        let trace = self.runtime_trace(cell_events, timings.ran);
         let result = match outcome {
             Ok(_) if report.panicked && interrupted => {
                 // The helpers stopped the cell when asked: evcxr caught the panic, and the
@@ -202,13 +214,24 @@ impl Engine {
         }
     }
 
-    /// What the runtime did while the cell ran, from the poll recorder (sent as the cell's
-    /// future ended, so it is there by now, or about to be).
-    fn runtime_trace(&self, ran: bool) -> Option<RuntimeTrace> {
+    /// What the runtime did while the cell ran: `so_far` from the poll recorder, and the
+    /// rest (sent as the cell's future ended, so it is there by now, or about to be).
+    fn runtime_trace(&self, so_far: Option<CellEvents>, ran: bool) -> Option<RuntimeTrace> {
         let channel = self.events.as_ref()?;
+        let mut cell = so_far.unwrap_or_default();
         let wait = if ran { TRACE_WAIT } else { Duration::ZERO };
-        let cell = channel.cell_events(wait)?;
+        channel.receive_until_ended(&mut cell, Instant::now() + wait);
+        if !cell.ended {
+            return None;
+        }
         Some(RuntimeTrace::assemble(&cell.events, &cell.thread_names))
+    }
+
+    /// `:timeline on|off`: whether cells record what the runtime does, from the next one on.
+    pub fn set_recording(&self, on: bool) {
+        if let Some(channel) = &self.events {
+            channel.set_recording(on);
+        }
     }
 
     /// Panics in threads other than the cell's are printed as the stderr they were.

@@ -53,6 +53,11 @@ impl RuntimeTrace {
     /// Builds the trace of one cell from its events; `names` names the recorder's thread
     /// numbers (a thread is named once per process, in whichever cell first used it).
     pub fn assemble(events: &[Event], names: &HashMap<u32, String>) -> RuntimeTrace {
+        // Each thread's events come in order, and the threads' one after another: in time
+        // order, a task's spawn comes before its first poll on a worker (ties keep their
+        // order, which is each thread's).
+        let mut ordered: Vec<&Event> = events.iter().collect();
+        ordered.sort_by_key(|event| at_ns(event).unwrap_or(0));
         let origin = events
             .iter()
             .find_map(|event| match event {
@@ -71,7 +76,7 @@ impl RuntimeTrace {
         let mut branch_names: HashMap<u64, String> = HashMap::new();
         let mut branch_ready: HashMap<u64, Vec<Duration>> = HashMap::new();
         let mut branch_index: HashMap<u64, (usize, usize)> = HashMap::new();
-        for event in events {
+        for event in ordered {
             match event {
                 Event::Spawned { task, place, .. } => {
                     let index = trace.task(&mut task_index, *task);

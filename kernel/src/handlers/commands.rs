@@ -2,65 +2,116 @@
 //! `:timing [on|off]` (the footer under each cell). Every other `:` command is evcxr's.
 
 use crate::engine::syntax;
-use crate::timing;
 use crate::wire::content::PagePayload;
+
+/// The kernel's own settings, which its commands change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// `:timing on|off`: the footer under each cell.
+    pub footer: bool,
+    /// `:timeline on|off`: record what tokio's runtime does, and draw it under the cell.
+    pub timeline: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            footer: true,
+            timeline: true,
+        }
+    }
+}
 
 /// What a cell's own commands came to, when they answer the cell by themselves.
 #[derive(Debug, PartialEq)]
 pub enum Answer {
     /// `:help`: the help text, shown as a page.
     Page(PagePayload),
-    /// `:timing` alone: what the footer is now, said on stdout.
+    /// `:timing` or `:timeline` alone: what the setting is now, said on stdout.
     Said(String),
     /// A command that cannot be carried out, and why.
     Refused(String),
 }
 
-/// Carries out the cell's own commands (`show_timing` is the kernel's footer setting)
-/// and returns the code left for the engine, and the cell's answer when the commands
-/// were all there was.
-pub fn carry_out(code: &str, show_timing: &mut bool) -> (String, Option<Answer>) {
+/// A toggle command: its name, the setting it changes, and how it says what it is.
+type ToggleCommand = (&'static str, fn(&mut Settings) -> &mut bool, &'static str);
+
+/// The settings the kernel's toggle commands change, by command name.
+const TOGGLES: [ToggleCommand; 2] = [
+    (":timing", |settings| &mut settings.footer, "timing footer"),
+    (
+        ":timeline",
+        |settings| &mut settings.timeline,
+        "event-loop timeline",
+    ),
+];
+
+/// Carries out the cell's own commands (changing `settings`) and returns the code left for
+/// the engine, and the cell's answer when the commands were all there was.
+pub fn carry_out(code: &str, settings: &mut Settings) -> (String, Option<Answer>) {
     if code.trim() == ":help" {
         return (
             String::new(),
             Some(Answer::Page(PagePayload::plain_text(HELP))),
         );
     }
-    let (rest, toggles) = take_timing_commands(code);
+    let (rest, toggles) = take_toggle_commands(code);
     if toggles.is_empty() {
         return (rest, None);
     }
-    for toggle in toggles {
+    let mut said = String::new();
+    for (which, toggle) in toggles {
+        let (_, setting, described) = TOGGLES[which];
+        let setting = setting(settings);
         match toggle {
-            Ok(wanted) => *show_timing = wanted.unwrap_or(!*show_timing),
+            Ok(wanted) => *setting = wanted.unwrap_or(!*setting),
             Err(why) => return (rest, Some(Answer::Refused(why))),
         }
+        let state = if *setting { "on" } else { "off" };
+        said.push_str(&format!("{described} {state}\n"));
     }
     if !rest.trim().is_empty() {
         return (rest, None);
     }
-    let state = if *show_timing { "on" } else { "off" };
-    (rest, Some(Answer::Said(format!("timing footer {state}\n"))))
+    (rest, Some(Answer::Said(said)))
 }
 
-/// Splits `:timing [on|off]` lines off the cell's leading command lines (where evcxr
-/// looks for commands) and returns the rest of the code and what they asked for.
-fn take_timing_commands(code: &str) -> (String, Vec<Result<Option<bool>, String>>) {
+/// A toggle command found: its index in [`TOGGLES`] and what it asked for.
+type Toggle = (usize, Result<Option<bool>, String>);
+
+/// Splits `:timing [on|off]` and `:timeline [on|off]` lines off the cell's leading command
+/// lines (where evcxr looks for commands) and returns the rest of the code and what they
+/// asked for.
+fn take_toggle_commands(code: &str) -> (String, Vec<Toggle>) {
     let mut toggles = Vec::new();
     let mut kept = Vec::new();
     let mut in_commands = true;
     for line in code.lines() {
         in_commands = in_commands && syntax::is_command_region_line(line);
         if in_commands {
-            let argument = line.trim_start_matches(' ').strip_prefix(":timing");
-            if let Some(argument) = argument.filter(|a| a.is_empty() || a.starts_with(' ')) {
-                toggles.push(timing::parse_toggle(argument));
+            let found = TOGGLES.iter().enumerate().find_map(|(which, (name, ..))| {
+                let argument = (line.trim_start_matches(' ').strip_prefix(name))
+                    .filter(|a| a.is_empty() || a.starts_with(' '))?;
+                Some((which, parse_toggle(name, argument)))
+            });
+            if let Some(toggle) = found {
+                toggles.push(toggle);
                 continue;
             }
         }
         kept.push(line);
     }
     (kept.join("\n"), toggles)
+}
+
+/// What a toggle command's argument asks for: `Some(true)` on, `Some(false)` off, `None` toggle.
+pub fn parse_toggle(command: &str, argument: &str) -> Result<Option<bool>, String> {
+    match argument.trim() {
+        "" => Ok(None),
+        "on" => Ok(Some(true)),
+        "off" => Ok(Some(false)),
+        other => Err(format!("{command} takes `on` or `off`, not `{other}`")),
+    }
 }
 
 const HELP: &str = "\
@@ -86,6 +137,7 @@ Kernel commands (a line of their own in a cell):
   :restart           restart the engine's process (variables are lost)
   :explain           explain the last compile error
   :timing [on|off]   the footer under each cell: compile time and run time
+  :timeline [on|off] record what tokio's runtime does and draw it under each cell
 
 Output printed by a cell shows up while the cell runs. A cell's last expression
 (without a semicolon) is its value. Interrupting a cell that waits in a helper stops
@@ -99,41 +151,60 @@ mod tests {
 
     #[test]
     fn own_commands_answer_alone_or_leave_the_code_to_the_engine() {
-        let mut on = true;
+        let mut settings = Settings::default();
         assert_eq!(
-            carry_out(":timing off", &mut on),
+            carry_out(":timing off", &mut settings),
             (
                 String::new(),
                 Some(Answer::Said("timing footer off\n".into()))
             )
         );
-        assert!(!on);
-        let (code, answer) = carry_out(":timing\n1 + 1", &mut on);
-        assert_eq!((code.as_str(), answer, on), ("1 + 1", None, true));
+        assert!(!settings.footer && settings.timeline);
+        let (code, answer) = carry_out(":timing\n1 + 1", &mut settings);
+        assert_eq!((code.as_str(), answer), ("1 + 1", None));
+        assert!(settings.footer);
+        assert_eq!(
+            carry_out(":timeline off", &mut settings).1,
+            Some(Answer::Said("event-loop timeline off\n".into()))
+        );
+        assert!(settings.footer && !settings.timeline);
         assert!(matches!(
-            carry_out(":timing loud", &mut on).1,
-            Some(Answer::Refused(_))
+            carry_out(":timing loud", &mut settings).1,
+            Some(Answer::Refused(why)) if why.contains(":timing")
         ));
         assert!(matches!(
-            carry_out(" :help ", &mut on).1,
+            carry_out(":timeline loud", &mut settings).1,
+            Some(Answer::Refused(why)) if why.contains(":timeline")
+        ));
+        assert!(matches!(
+            carry_out(" :help ", &mut settings).1,
             Some(Answer::Page(_))
         ));
         assert_eq!(
-            carry_out("let a = 1;", &mut on),
+            carry_out("let a = 1;", &mut settings),
             ("let a = 1;".into(), None)
         );
     }
 
     #[test]
-    fn timing_lines_are_taken_only_among_leading_commands() {
-        let (code, toggles) = take_timing_commands(":timing off\n:vars\nlet t = 1;\n:timing on");
+    fn toggle_lines_are_taken_only_among_leading_commands() {
+        let (code, toggles) =
+            take_toggle_commands(":timing off\n:vars\n:timeline\nlet t = 1;\n:timing on");
         assert_eq!(code, ":vars\nlet t = 1;\n:timing on");
-        assert_eq!(toggles, vec![Ok(Some(false))]);
-        let (code, toggles) = take_timing_commands(":timing");
-        assert_eq!((code.as_str(), toggles), ("", vec![Ok(None)]));
-        let (_, toggles) = take_timing_commands(":timing loud");
-        assert!(toggles[0].is_err());
-        let (code, toggles) = take_timing_commands(":timings");
+        assert_eq!(toggles, vec![(0, Ok(Some(false))), (1, Ok(None))]);
+        let (code, toggles) = take_toggle_commands(":timing");
+        assert_eq!((code.as_str(), toggles), ("", vec![(0, Ok(None))]));
+        let (_, toggles) = take_toggle_commands(":timing loud");
+        assert!(toggles[0].1.is_err());
+        let (code, toggles) = take_toggle_commands(":timings");
         assert_eq!((code.as_str(), toggles.len()), (":timings", 0));
+    }
+
+    #[test]
+    fn toggle_arguments() {
+        assert_eq!(parse_toggle(":timing", " off "), Ok(Some(false)));
+        assert_eq!(parse_toggle(":timing", "on"), Ok(Some(true)));
+        assert_eq!(parse_toggle(":timing", ""), Ok(None));
+        assert!(parse_toggle(":timing", "sometimes").is_err());
     }
 }

@@ -236,8 +236,8 @@ pub struct ShellHandlers {
     /// What waited behind a cell that failed with `stop_on_error`.
     waiting: stop_on_error::Waiting,
     shutdown: Shutdown,
-    /// Whether cells end with the timing footer (`:timing on|off`).
-    show_timing: bool,
+    /// What the kernel's own commands set (`:timing`, `:timeline`).
+    settings: commands::Settings,
 }
 
 /// How long the shell must stay without requests before idle work starts.
@@ -285,7 +285,7 @@ impl ShellHandlers {
             history: History::default(),
             waiting: Default::default(),
             shutdown: Shutdown::new(shutdown),
-            show_timing: true,
+            settings: commands::Settings::default(),
         }
     }
 

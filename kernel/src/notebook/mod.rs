@@ -221,7 +221,9 @@ fn run_cell(
                     metadata: Map::new(),
                 });
             }
-            Shown::UnderCell(bundle) => add_display(&mut outputs, bundle),
+            Shown::EventLoop(bundle) | Shown::UnderCell(bundle) => {
+                add_display(&mut outputs, bundle)
+            }
             Shown::Error(error) => {
                 for line in &error.traceback {
                     eprintln!("{line}");

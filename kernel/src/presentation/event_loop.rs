@@ -21,8 +21,9 @@ const COLOURS: [&str; 6] = [
     "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2",
 ];
 
-/// The picture and its figures; `None` when no tokio task ran during the cell.
-pub fn picture(trace: &RuntimeTrace) -> Option<Bundle> {
+/// The picture and its figures (`last`: the cell is over, and so is the picture); `None`
+/// when no tokio task ran during the cell.
+pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
     if !trace.has_tasks() {
         return None;
     }
@@ -61,7 +62,7 @@ pub fn picture(trace: &RuntimeTrace) -> Option<Bundle> {
             let threads = thread_names(trace, &task.polls);
             json!({
                 "id": task.id,
-                "name": name(task),
+                "name": task_name(task),
                 "spawned_at": task.spawned_at,
                 "polls": task.polls.len(),
                 "busy_seconds": busy(task).as_secs_f64(),
@@ -84,6 +85,7 @@ pub fn picture(trace: &RuntimeTrace) -> Option<Bundle> {
         "tandem".into(),
         json!({
             "role": EVENT_LOOP_ROLE,
+            "final": last,
             "threads": trace.threads,
             "task_threads": trace.task_threads(),
             "tasks": tasks,
@@ -99,7 +101,7 @@ pub fn picture(trace: &RuntimeTrace) -> Option<Bundle> {
 }
 
 /// A task's label: the cell's own future, or the task and where it was spawned.
-fn name(task: &TaskTrace) -> String {
+pub(super) fn task_name(task: &TaskTrace) -> String {
     match (&task.spawned_at, task.id) {
         (_, 0) => "the cell's future".to_owned(),
         (Some(place), id) => format!("task {id} ({})", short_place(place)),
@@ -152,7 +154,7 @@ fn rows(trace: &RuntimeTrace) -> Vec<Row<'_>> {
     let mut rows = Vec::new();
     for (index, task) in trace.tasks.iter().enumerate() {
         rows.push(Row {
-            label: name(task),
+            label: task_name(task),
             polls: &task.polls,
             colour: index,
             branch: None,
@@ -209,7 +211,7 @@ fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Holding]) -> S
                     y + 3.0,
                     ROW - 6.0,
                     colour(index),
-                    escape(&name(task)),
+                    escape(&task_name(task)),
                     poll.start.as_secs_f64(),
                     poll.end.as_secs_f64()
                 );
@@ -346,7 +348,7 @@ mod tests {
             threads: vec!["cell thread".into(), "worker #2".into(), "worker #3".into()],
             dropped: 0,
         };
-        let (data, metadata) = picture(&trace).expect("tasks ran");
+        let (data, metadata) = picture(&trace, true).expect("tasks ran");
         let svg = data["image/svg+xml"].as_str().unwrap();
         assert_eq!(
             svg.matches("<rect").count(),
@@ -365,6 +367,6 @@ mod tests {
             threads: vec!["cell thread".into()],
             dropped: 0,
         };
-        assert!(picture(&only_the_cell).is_none());
+        assert!(picture(&only_the_cell, true).is_none());
     }
 }

@@ -7,7 +7,7 @@ mod event_loop;
 
 pub use event_loop::EVENT_LOOP_ROLE;
 
-use crate::engine::{CellError, CellRun};
+use crate::engine::{CellError, CellRun, RuntimeTrace};
 use crate::timing;
 use crate::wire::content::ErrorContent;
 use serde_json::{Map, Value};
@@ -28,6 +28,9 @@ const VARIABLES_LOST: &str = "The engine's process had to be restarted, so every
 pub enum Shown {
     /// The cell's value (a mime bundle).
     Value(Map<String, Value>),
+    /// What tokio's runtime did: it takes the place of the picture drawn while the cell
+    /// ran, if there was one.
+    EventLoop(timing::Bundle),
     /// A picture tandem draws under the cell (timeline, footer): data and metadata.
     UnderCell(timing::Bundle),
     /// Why the cell failed.
@@ -38,16 +41,16 @@ pub enum Shown {
 /// cell that failed, the timeline and the footer, then its error.
 pub fn cell_result(run: &CellRun, footer_on: bool) -> Vec<Shown> {
     let completed = run.result.is_ok();
-    let event_loop = run.trace.as_ref().and_then(event_loop::picture);
-    let under = event_loop
-        .into_iter()
-        .chain(timing::under_cell(
-            &run.spans,
-            &run.timings,
-            completed,
-            footer_on,
-        ))
-        .map(Shown::UnderCell);
+    let event_loop = run
+        .trace
+        .as_ref()
+        .and_then(|trace| event_loop::picture(trace, true))
+        .map(Shown::EventLoop);
+    let under = event_loop.into_iter().chain(
+        timing::under_cell(&run.spans, &run.timings, completed, footer_on)
+            .into_iter()
+            .map(Shown::UnderCell),
+    );
     match &run.result {
         Ok(value) => {
             let value = (!value.is_empty()).then(|| Shown::Value(value.clone()));
@@ -57,6 +60,12 @@ pub fn cell_result(run: &CellRun, footer_on: bool) -> Vec<Shown> {
             .chain(std::iter::once(Shown::Error(error_content(error))))
             .collect(),
     }
+}
+
+/// The picture of what tokio's runtime did so far, while the cell runs (its metadata says
+/// `"final": false`); `None` while no task ran.
+pub fn event_loop_so_far(trace: &RuntimeTrace) -> Option<timing::Bundle> {
+    event_loop::picture(trace, false)
 }
 
 /// A cell's error as Jupyter shows it: a name, a one-line value and a traceback (the

@@ -89,16 +89,6 @@ impl CellTimings {
     }
 }
 
-/// What a `:timing` line asks for: `Some(true)` on, `Some(false)` off, `None` toggle.
-pub fn parse_toggle(argument: &str) -> Result<Option<bool>, String> {
-    match argument.trim() {
-        "" => Ok(None),
-        "on" => Ok(Some(true)),
-        "off" => Ok(Some(false)),
-        other => Err(format!(":timing takes `on` or `off`, not `{other}`")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,13 +122,5 @@ mod tests {
             ..Default::default()
         };
         assert!(timings.summary().starts_with("engine start 2.10 s · "));
-    }
-
-    #[test]
-    fn toggle_arguments() {
-        assert_eq!(parse_toggle(" off "), Ok(Some(false)));
-        assert_eq!(parse_toggle("on"), Ok(Some(true)));
-        assert_eq!(parse_toggle(""), Ok(None));
-        assert!(parse_toggle("sometimes").is_err());
     }
 }

@@ -60,6 +60,12 @@ pub enum Event {
     },
 }
 
+/// The kernel's word on the events channel (its only words there): record the cells'
+/// events (sent first on each connection, and again at `:timeline on`).
+pub const RECORD_ON: u8 = b'1';
+/// The kernel's word: record nothing (`:timeline off`).
+pub const RECORD_OFF: u8 = b'0';
+
 const SPAWNED: u8 = 1;
 const POLL_STARTED: u8 = 2;
 const POLL_ENDED: u8 = 3;

@@ -6,6 +6,7 @@ mod batch;
 mod panics;
 
 use super::markers;
+use super::trace::RuntimeTrace;
 use batch::{Batch, Event};
 use crossbeam_channel::{select, Receiver, Sender};
 use panics::PanicScraper;
@@ -46,6 +47,8 @@ pub trait OutputSink: Send + Sync {
     fn clear_output(&self, wait: bool);
     /// A one-line progress report that replaces the previous one of the same cell.
     fn progress(&self, _text: &str) {}
+    /// What tokio's runtime did so far while the cell runs (a few times a second).
+    fn runtime_so_far(&self, _trace: &RuntimeTrace) {}
 }
 
 /// Drops everything: for code the engine runs for itself.

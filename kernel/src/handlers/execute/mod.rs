@@ -16,7 +16,7 @@ use crate::wire::content::{
 };
 use crate::wire::now_iso8601;
 use serde_json::{json, Map, Value};
-use sink::IopubSink;
+use sink::{CellOutput, IopubSink};
 use std::sync::Arc;
 use std::time::Instant;
 use stdin::StdinBridge;
@@ -41,10 +41,11 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
         );
     }
 
-    let sink = IopubSink::for_request(request, wanted.silent);
+    let output = IopubSink::for_request(request, wanted.silent);
+    let sink = output.sink();
     let mut payload = Vec::new();
     let mut user_expressions = Map::new();
-    let (code, answer) = commands::carry_out(&wanted.code, &mut shell.show_timing);
+    let (code, answer) = commands::carry_out(&wanted.code, &mut shell.settings);
     let run = match answer {
         Some(answer) => answered(answer, sink.as_ref(), &mut payload),
         None => run_in_engine(shell, request, &wanted, &code, sink, &mut user_expressions),
@@ -61,7 +62,8 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
             .history
             .record(execution_count, &wanted.code, value_text);
     }
-    let outcome = show_result(request, &run, &wanted, execution_count, shell.show_timing);
+    let footer_on = shell.settings.footer;
+    let outcome = show_result(request, &output, &run, &wanted, execution_count, footer_on);
     let outcome = outcome.unwrap_or(ExecuteOutcome::Ok { payload });
     let failed = matches!(outcome, ExecuteOutcome::Error(_));
     shell.waiting.after_cell(&wanted, failed, request.outbox);
@@ -111,6 +113,7 @@ fn run_in_engine(
     user_expressions: &mut Map<String, Value>,
 ) -> CellRun {
     let waiting_since = Instant::now();
+    let timeline = shell.settings.timeline;
     let interrupter = shell.interrupter.clone();
     let engine = match shell.engine(sink.as_ref()) {
         Ok(engine) => engine,
@@ -121,6 +124,7 @@ fn run_in_engine(
         }
     };
     let engine_wait = waiting_since.elapsed();
+    engine.set_recording(timeline);
     let stdin = StdinBridge::new(request, wanted.allow_stdin, sink.clone(), interrupter);
     let mut run = engine.execute(code, sink, &|prompt, password| stdin.read(prompt, password));
     run.timings.engine_wait = engine_wait;
@@ -139,6 +143,7 @@ fn run_in_engine(
 /// request is silent; returns the error outcome if the cell failed.
 fn show_result(
     request: &Request,
+    output: &CellOutput,
     run: &CellRun,
     wanted: &ExecuteRequest,
     execution_count: u64,
@@ -155,6 +160,7 @@ fn show_result(
                     metadata: Map::new(),
                 }),
             ),
+            Shown::EventLoop(bundle) => output.event_loop(bundle),
             Shown::UnderCell(bundle) if !wanted.silent => publish_kernel_display(request, bundle),
             Shown::Error(error) => {
                 if !wanted.silent {

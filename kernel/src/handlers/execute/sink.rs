@@ -1,9 +1,12 @@
 //! A running cell's output on its way to iopub, as children of its execute request: the
-//! sink the engine is handed. Silent requests get one that drops everything.
+//! sink the engine is handed, which also draws the event loop live. Silent requests get one
+//! that drops everything.
 
 use super::super::Request;
-use crate::engine::{Discard, OutputSink, StreamName};
+use crate::engine::{Discard, OutputSink, RuntimeTrace, StreamName};
+use crate::presentation;
 use crate::server::Iopub;
+use crate::timing;
 use crate::wire::content::{self, ClearOutput, DisplayData, Stream};
 use crate::wire::Message;
 use serde_json::{json, Map, Value};
@@ -15,19 +18,58 @@ pub struct IopubSink {
     parent: Message,
     /// The display that shows this cell's build progress, once there is one.
     progress_display: std::sync::Mutex<Option<String>>,
+    /// The display that shows the event loop while the cell runs, once there is one.
+    event_loop_display: std::sync::Mutex<Option<String>>,
+}
+
+/// Where a request's cell output goes.
+pub enum CellOutput {
+    Iopub(Arc<IopubSink>),
+    /// A silent request's: nowhere.
+    Silent,
+}
+
+impl CellOutput {
+    /// The sink the engine is handed.
+    pub fn sink(&self) -> Arc<dyn OutputSink> {
+        match self {
+            CellOutput::Iopub(sink) => sink.clone(),
+            CellOutput::Silent => Arc::new(Discard),
+        }
+    }
+
+    /// The final picture of the event loop: in place of the live one, if it was drawn.
+    pub fn event_loop(&self, (data, metadata): timing::Bundle) {
+        let CellOutput::Iopub(sink) = self else {
+            return;
+        };
+        let live = sink
+            .event_loop_display
+            .lock()
+            .ok()
+            .and_then(|display| display.clone());
+        let transient = live.as_deref().map(with_display_id).unwrap_or_default();
+        let picture = DisplayData {
+            data,
+            metadata,
+            transient,
+        };
+        sink.publish(displayed_as(live.is_some()), content::to_value(&picture));
+    }
 }
 
 impl IopubSink {
     /// Output of a request's cell: to iopub, or nowhere for silent requests.
-    pub fn for_request(request: &Request, silent: bool) -> Arc<dyn OutputSink> {
+    pub fn for_request(request: &Request, silent: bool) -> CellOutput {
         if silent {
-            Arc::new(Discard)
+            CellOutput::Silent
         } else {
-            Arc::new(IopubSink {
+            CellOutput::Iopub(Arc::new(IopubSink {
                 iopub: request.iopub.clone(),
                 parent: request.message.clone(),
                 progress_display: std::sync::Mutex::new(None),
-            })
+                event_loop_display: std::sync::Mutex::new(None),
+            }))
         }
     }
 
@@ -94,6 +136,25 @@ impl OutputSink for IopubSink {
             transient: with_display_id(id),
         };
         self.publish(displayed_as(update), content::to_value(&report));
+    }
+
+    /// The first picture is a display with an id; later ones update it in place.
+    fn runtime_so_far(&self, trace: &RuntimeTrace) {
+        let Some((data, metadata)) = presentation::event_loop_so_far(trace) else {
+            return;
+        };
+        let Ok(mut display) = self.event_loop_display.lock() else {
+            return;
+        };
+        let update = display.is_some();
+        let id =
+            display.get_or_insert_with(|| format!("tandem-event-loop-{}", uuid::Uuid::new_v4()));
+        let picture = DisplayData {
+            data,
+            metadata,
+            transient: with_display_id(id),
+        };
+        self.publish(displayed_as(update), content::to_value(&picture));
     }
 }
 

@@ -1,0 +1,52 @@
+//! Beside a running cell: receives the poll recorder's events as they come and hands the
+//! runtime's trace so far to the cell's sink (which draws it live), at most 5 times a second.
+
+use super::event_channel::{CellEvents, EventChannel, Received};
+use super::output::OutputSink;
+use super::trace::RuntimeTrace;
+use crossbeam_channel::Receiver;
+use std::time::{Duration, Instant};
+
+/// How long after the first events the trace is first handed on.
+const FIRST_AFTER: Duration = Duration::from_millis(100);
+/// The least time between two hand-overs (at most 5 a second).
+const BETWEEN: Duration = Duration::from_millis(200);
+/// How long one wait for events lasts before the follower looks at the clock again.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// Follows the cell's events until `stop` fires (or is dropped); returns what came.
+pub fn follow(channel: &EventChannel, sink: &dyn OutputSink, stop: &Receiver<()>) -> CellEvents {
+    let mut cell = CellEvents::default();
+    let mut first_came: Option<Instant> = None;
+    let mut handed_on: Option<Instant> = None;
+    let mut unseen = false;
+    loop {
+        match channel.receive(&mut cell, Instant::now() + LOOK_EVERY, stop) {
+            Received::Stopped => return cell,
+            Received::More => {
+                unseen = true;
+                first_came.get_or_insert_with(Instant::now);
+            }
+            Received::Nothing => {}
+        }
+        if cell.ended {
+            // The cell's future is done; what is left is the final picture's.
+            let _ = stop.recv();
+            return cell;
+        }
+        let Some(first) = first_came else { continue };
+        let now = Instant::now();
+        let due = match handed_on {
+            None => now >= first + FIRST_AFTER,
+            Some(last) => now >= last + BETWEEN,
+        };
+        if unseen && due {
+            let trace = RuntimeTrace::assemble(&cell.events, &cell.thread_names);
+            if trace.has_tasks() {
+                sink.runtime_so_far(&trace);
+                handed_on = Some(now);
+            }
+            unseen = false;
+        }
+    }
+}
