@@ -17,6 +17,10 @@ const MOST_ROWS: usize = 12;
 const WIDTH: f64 = 720.0;
 const LABEL: f64 = 210.0;
 const ROW: f64 = 18.0;
+/// The colour of bars that stand for several tasks' polls.
+const MANY: &str = "#9a9a9a";
+/// Tasks whose figures the metadata lists (past this, it gives their number).
+const MOST_LISTED: usize = 1000;
 const COLOURS: [&str; 6] = [
     "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2",
 ];
@@ -58,6 +62,7 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
     let tasks: Vec<Value> = trace
         .tasks
         .iter()
+        .take(MOST_LISTED)
         .map(|task| {
             let threads = thread_names(trace, &task.polls);
             json!({
@@ -89,6 +94,7 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
             "threads": trace.threads,
             "task_threads": trace.task_threads(),
             "tasks": tasks,
+            "tasks_total": trace.tasks.len(),
             "dropped_events": trace.dropped,
             "held_the_loop": holdings.iter().map(|holding| json!({
                 "name": holding.name,
@@ -171,6 +177,40 @@ fn rows(trace: &RuntimeTrace) -> Vec<Row<'_>> {
     rows
 }
 
+/// Polls drawn as one bar: those of one task (`task`, its index) or of several.
+struct Slice {
+    start: Duration,
+    end: Duration,
+    task: Option<usize>,
+    polls: usize,
+}
+
+/// `polls` (with their task's index) as bars, merging those less than `pixel` apart: a
+/// lane of 10,000 tasks' polls is a few hundred bars, not 20,000.
+fn merged<'a>(polls: impl Iterator<Item = (&'a Poll, usize)>, pixel: Duration) -> Vec<Slice> {
+    let mut polls: Vec<(&Poll, usize)> = polls.collect();
+    polls.sort_by_key(|(poll, _)| poll.start);
+    let mut slices: Vec<Slice> = Vec::new();
+    for (poll, task) in polls {
+        match slices.last_mut() {
+            Some(last) if poll.start < last.end + pixel => {
+                last.end = last.end.max(poll.end);
+                last.polls += 1;
+                if last.task != Some(task) {
+                    last.task = None;
+                }
+            }
+            _ => slices.push(Slice {
+                start: poll.start,
+                end: poll.end,
+                task: Some(task),
+                polls: 1,
+            }),
+        }
+    }
+    slices
+}
+
 fn colour(index: usize) -> &'static str {
     COLOURS[index % COLOURS.len()]
 }
@@ -179,7 +219,8 @@ fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Holding]) -> S
     let scale = (WIDTH - LABEL - 10.0) / end.as_secs_f64();
     let x = |at: Duration| LABEL + at.as_secs_f64() * scale;
     let rows = rows(trace);
-    let height = ROW * (trace.threads.len() + rows.len().min(MOST_ROWS)) as f64 + 3.0 * ROW;
+    let shown_rows = rows.len().min(MOST_ROWS + 1);
+    let height = ROW * (trace.threads.len() + shown_rows) as f64 + 3.0 * ROW;
     let mut out = String::new();
     let _ = write!(
         out,
@@ -191,6 +232,7 @@ fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Holding]) -> S
         r#"<text x="0" y="{}" font-weight="bold">threads</text>"#,
         y - 4.0
     );
+    let pixel = Duration::from_secs_f64(1.0 / scale);
     for (lane, thread) in trace.threads.iter().enumerate() {
         let _ = write!(
             out,
@@ -201,21 +243,26 @@ fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Holding]) -> S
             y + ROW / 2.0,
             y + ROW / 2.0
         );
-        for (index, task) in trace.tasks.iter().enumerate() {
-            for poll in task.polls.iter().filter(|poll| poll.thread == lane) {
-                let width = (x(poll.end) - x(poll.start)).max(0.5);
-                let _ = write!(
-                    out,
-                    r#"<rect x="{:.1}" y="{}" width="{width:.1}" height="{}" fill="{}"><title>{}: {:.3}–{:.3} s</title></rect>"#,
-                    x(poll.start),
-                    y + 3.0,
-                    ROW - 6.0,
-                    colour(index),
-                    escape(&task_name(task)),
-                    poll.start.as_secs_f64(),
-                    poll.end.as_secs_f64()
-                );
-            }
+        let polls = trace.tasks.iter().enumerate().flat_map(|(index, task)| {
+            let on_lane = task.polls.iter().filter(move |poll| poll.thread == lane);
+            on_lane.map(move |poll| (poll, index))
+        });
+        for slice in merged(polls, pixel) {
+            let (fill, title) = match slice.task {
+                Some(index) => (colour(index), task_name(&trace.tasks[index])),
+                None => (MANY, format!("{} polls of several tasks", slice.polls)),
+            };
+            let _ = write!(
+                out,
+                r#"<rect x="{:.1}" y="{}" width="{:.1}" height="{}" fill="{fill}"><title>{}: {:.3}–{:.3} s</title></rect>"#,
+                x(slice.start),
+                y + 3.0,
+                (x(slice.end) - x(slice.start)).max(0.5),
+                ROW - 6.0,
+                escape(&title),
+                slice.start.as_secs_f64(),
+                slice.end.as_secs_f64()
+            );
         }
         y += ROW;
     }
@@ -262,6 +309,30 @@ fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Holding]) -> S
                 (x(poll.end) - x(poll.start)).max(0.5),
                 ROW - 8.0,
                 colour(row.colour)
+            );
+        }
+        y += ROW;
+    }
+    if rows.len() > MOST_ROWS {
+        // The rest, drawn together on one row: how busy they were, not who was.
+        let rest = &rows[MOST_ROWS..];
+        let _ = write!(
+            out,
+            r#"<text x="8" y="{}">… {} more rows, together</text>"#,
+            y + ROW - 5.0,
+            rest.len()
+        );
+        let polls = rest
+            .iter()
+            .flat_map(|row| row.polls.iter().map(|poll| (poll, 0)));
+        for slice in merged(polls, pixel) {
+            let _ = write!(
+                out,
+                r#"<rect x="{:.1}" y="{}" width="{:.1}" height="{}" fill="{MANY}"/>"#,
+                x(slice.start),
+                y + 4.0,
+                (x(slice.end) - x(slice.start)).max(0.5),
+                ROW - 8.0,
             );
         }
         y += ROW;
@@ -368,5 +439,36 @@ mod tests {
             dropped: 0,
         };
         assert!(picture(&only_the_cell, true).is_none());
+    }
+
+    #[test]
+    fn ten_thousand_tasks_are_drawn_together_and_listed_in_part() {
+        // 10,000 tasks of one 0.1 ms poll each, one after another on two workers.
+        let mut tasks = vec![task(0, &[(0, 1, 0)])];
+        for id in 1..=10_000u64 {
+            let start = Duration::from_micros(id * 100);
+            tasks.push(TaskTrace {
+                polls: vec![Poll {
+                    start,
+                    end: start + Duration::from_micros(100),
+                    thread: 1 + (id % 2) as usize,
+                }],
+                ..task(id, &[])
+            });
+        }
+        let trace = RuntimeTrace {
+            tasks,
+            threads: vec!["cell thread".into(), "worker #2".into(), "worker #3".into()],
+            dropped: 0,
+        };
+        let (data, metadata) = picture(&trace, true).expect("tasks ran");
+        let svg = data["image/svg+xml"].as_str().unwrap();
+        let bars = svg.matches("<rect").count();
+        assert!(bars < 2_000, "{bars} bars for 10,000 tasks");
+        assert!(svg.contains("9989 more rows, together"), "the rest is said");
+        assert!(svg.contains("polls of several tasks"));
+        let figures = &metadata["tandem"];
+        assert_eq!(figures["tasks_total"], 10_001);
+        assert_eq!(figures["tasks"].as_array().unwrap().len(), MOST_LISTED);
     }
 }
