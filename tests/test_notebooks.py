@@ -49,8 +49,8 @@ def executed_by_nbclient(name):
     return nb
 
 
-def run_with_tandem(path, out):
-    return subprocess.run([str(TANDEM), "run", str(path), "--output", str(out)],
+def run_with_tandem(path, out, *options):
+    return subprocess.run([str(TANDEM), "run", str(path), "--output", str(out), *options],
                           capture_output=True, text=True, timeout=900)
 
 
@@ -135,20 +135,29 @@ def test_tandem_run_stops_at_the_first_failing_cell(tmp_path):
     kernelspec = {"name": "tandem", "display_name": "Rust (tandem)"}
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": kernelspec})
     nb.cells = [nbformat.v4.new_code_cell('println!("first");'),
+                nbformat.v4.new_code_cell("tokio::spawn(async { 2 }).await.unwrap()"),
                 nbformat.v4.new_code_cell('let x: u32 = "not a number";'),
                 nbformat.v4.new_code_cell('println!("never");')]
     source, out = tmp_path / "broken.ipynb", tmp_path / "out.ipynb"
     nbformat.write(nb, source)
-    ran = run_with_tandem(source, out)
+    trace = tmp_path / "trace.json"
+    ran = run_with_tandem(source, out, "--trace", str(trace))
     assert ran.returncode == 1
     # (Each cell's source is echoed as `  │ code`; its output is a line of its own.)
     assert "\nfirst\n" in ran.stdout and "never" not in ran.stdout.replace('"never"', "")
-    assert "mismatched types" in ran.stderr and "code cell 2" in ran.stderr
+    assert "mismatched types" in ran.stderr and "code cell 3" in ran.stderr
     executed = json.loads(out.read_text())
     outputs = [c["outputs"] for c in executed["cells"]]
     assert outputs[0][0]["text"] == "first\n"
-    assert outputs[1][-1]["output_type"] == "error"
-    assert outputs[2] == [] and executed["cells"][2]["execution_count"] is None
+    assert outputs[2][-1]["output_type"] == "error"
+    assert outputs[3] == [] and executed["cells"][3]["execution_count"] is None
+    # What ran is in the trace too, though a cell failed: the spawning cell, its task.
+    events = json.loads(trace.read_text())["traceEvents"]
+    processes = [e["args"]["name"] for e in events if e["name"] == "process_name"]
+    assert processes == ["cell [2]"], processes
+    lives = [e for e in events if e["ph"] == "b" and e["cat"] == "task" and e["id"] != 0]
+    assert len(lives) == 1 and "spawned_at" in lives[0]["args"], lives
+    assert any(e["ph"] == "X" and e["name"] == lives[0]["name"] for e in events)
 
 
 @pytest.mark.parametrize("wait", ["blocking_task(\"long wait\", 60.0);",

@@ -1,6 +1,7 @@
 """The Jupyter protocol as tandem implements it, checked through jupyter_client against
 the installed kernelspec: counting, silence, stop_on_error, user_expressions, stdin,
 live streaming, rich output, introspection, comms and metadata."""
+import json
 import os
 import time
 
@@ -436,7 +437,7 @@ def test_a_blocking_sleep_inside_async_code_is_caught_and_an_async_one_is_not(kc
     assert event_loop(polite)["held_the_loop"] == []
 
 
-def test_the_event_loop_is_drawn_live_and_timeline_off_records_nothing(kc):
+def test_the_event_loop_is_drawn_live_and_timeline_off_records_nothing(kc, tmp_path):
     # A task that ticks for 1.5 s: its picture appears while the cell runs (between the
     # cell's first and last line of output), updates in place at most 5 times a second
     # with more polls each time, and the final one comes before the reply.
@@ -468,6 +469,13 @@ def test_the_event_loop_is_drawn_live_and_timeline_off_records_nothing(kc):
     assert polls == sorted(polls) and polls[0] < polls[-1], polls
     final_date = event_loop_pictures(cell)[-1]["header"]["date"]
     assert final_date <= cell.reply["header"]["date"]
+    # The same events, saved for Perfetto: the ticker's 16 polls are slices on its thread.
+    saved = run_cell(kc, f":trace save {tmp_path / 'ticks.json'}")
+    assert saved.status == "ok" and "ui.perfetto.dev" in saved.text(), saved.reply["content"]
+    events = json.loads((tmp_path / "ticks.json").read_text())["traceEvents"]
+    ticker, = [e for e in events if e["ph"] == "b" and e["id"] != 0]
+    slices = [e for e in events if e["ph"] == "X" and e["name"] == ticker["name"]]
+    assert len(slices) == polls[-1], (len(slices), polls)
 
     off = run_cell(kc, ":timeline off")
     assert off.text() == "event-loop timeline off\n"

@@ -5,7 +5,9 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tandem::{engine, handlers, install, lab, notebook, private_dirs, server, standby, wire};
+use tandem::{
+    engine, handlers, install, lab, notebook, presentation, private_dirs, server, standby, wire,
+};
 
 #[derive(Parser)]
 #[command(
@@ -64,6 +66,10 @@ enum Command {
         /// Leave out the timing footer under each cell.
         #[arg(long)]
         no_timing: bool,
+        /// Also write what tokio's runtime did in each cell as a Chrome trace here
+        /// (open it in https://ui.perfetto.dev or chrome://tracing).
+        #[arg(long, value_name = "TRACE.json")]
+        trace: Option<PathBuf>,
     },
     /// Run the kernel (Jupyter runs this, with a connection file).
     Kernel {
@@ -154,6 +160,7 @@ fn run(cli: Cli) -> Result<()> {
             notebook: path,
             output,
             no_timing,
+            trace,
         } => {
             let (executed, outcome) = in_work_dir(|work_dir| {
                 let ctrl_c = notebook::CtrlC::install(work_dir.map(Path::to_owned))?;
@@ -162,6 +169,18 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(output) = output {
                 notebook::write(&executed, &output)?;
                 eprintln!("tandem: executed notebook written to {}", output.display());
+            }
+            if let Some(trace) = trace {
+                let cells: Vec<_> = (outcome.traces.iter())
+                    .map(|(name, cell)| (name.clone(), cell))
+                    .collect();
+                std::fs::write(&trace, presentation::chrome_trace(&cells))
+                    .with_context(|| format!("writing {}", trace.display()))?;
+                eprintln!(
+                    "tandem: the event loop of {} cells written to {} (open it in https://ui.perfetto.dev)",
+                    cells.len(),
+                    trace.display()
+                );
             }
             let status = outcome.conclude(&path);
             if status != 0 {

@@ -1,7 +1,8 @@
 //! tandem's own commands, answered by the kernel without the engine: `:help`, and
 //! `:timing [on|off]` (the footer under each cell). Every other `:` command is evcxr's.
 
-use crate::engine::syntax;
+use crate::engine::{syntax, RuntimeTrace};
+use crate::presentation;
 use crate::wire::content::PagePayload;
 
 /// The kernel's own settings, which its commands change.
@@ -46,14 +47,22 @@ const TOGGLES: [ToggleCommand; 2] = [
     ),
 ];
 
-/// Carries out the cell's own commands (changing `settings`) and returns the code left for
-/// the engine, and the cell's answer when the commands were all there was.
-pub fn carry_out(code: &str, settings: &mut Settings) -> (String, Option<Answer>) {
+/// Carries out the cell's own commands (changing `settings`; `last_trace` is the last cell
+/// that drew an event-loop picture, with its count) and returns the code left for the
+/// engine, and the cell's answer when the commands were all there was.
+pub fn carry_out(
+    code: &str,
+    settings: &mut Settings,
+    last_trace: Option<&(u64, RuntimeTrace)>,
+) -> (String, Option<Answer>) {
     if code.trim() == ":help" {
         return (
             String::new(),
             Some(Answer::Page(PagePayload::plain_text(HELP))),
         );
+    }
+    if let Some(argument) = code.trim().strip_prefix(":trace") {
+        return (String::new(), Some(trace_command(argument, last_trace)));
     }
     let (rest, toggles) = take_toggle_commands(code);
     if toggles.is_empty() {
@@ -74,6 +83,39 @@ pub fn carry_out(code: &str, settings: &mut Settings) -> (String, Option<Answer>
         return (rest, None);
     }
     (rest, Some(Answer::Said(said)))
+}
+
+/// `:trace save FILE`, the whole cell.
+fn trace_command(argument: &str, last_trace: Option<&(u64, RuntimeTrace)>) -> Answer {
+    match argument.trim().strip_prefix("save ") {
+        Some(path) if !path.trim().is_empty() && !path.contains('\n') => {
+            save_trace(path.trim(), last_trace)
+        }
+        _ => Answer::Refused(
+            "usage: `:trace save FILE` (alone in its cell): the last event-loop picture's \
+             events as a Chrome trace (open it in https://ui.perfetto.dev)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// Writes the trace-event JSON of the last cell that drew an event-loop picture to `path`
+/// (relative to the kernel's directory, the notebook's); says where, or why not.
+fn save_trace(path: &str, last: Option<&(u64, RuntimeTrace)>) -> Answer {
+    let Some((count, trace)) = last else {
+        return Answer::Refused(
+            "no cell has drawn an event-loop picture yet: run one, then `:trace save FILE`"
+                .to_owned(),
+        );
+    };
+    let json = presentation::chrome_trace(&[(format!("cell [{count}]"), trace)]);
+    match std::fs::write(path, json) {
+        Ok(()) => Answer::Said(format!(
+            "saved cell [{count}]'s event loop to {path}: open it in https://ui.perfetto.dev \
+             or chrome://tracing\n"
+        )),
+        Err(error) => Answer::Refused(format!("cannot write {path}: {error}")),
+    }
 }
 
 /// A toggle command found: its index in [`TOGGLES`] and what it asked for.
@@ -138,6 +180,7 @@ Kernel commands (a line of their own in a cell):
   :explain           explain the last compile error
   :timing [on|off]   the footer under each cell: compile time and run time
   :timeline [on|off] record what tokio's runtime does and draw it under each cell
+  :trace save FILE   the last event-loop picture's events as a Chrome trace (Perfetto)
 
 Output printed by a cell shows up while the cell runs. A cell's last expression
 (without a semicolon) is its value. Interrupting a cell that waits in a helper stops
@@ -153,37 +196,66 @@ mod tests {
     fn own_commands_answer_alone_or_leave_the_code_to_the_engine() {
         let mut settings = Settings::default();
         assert_eq!(
-            carry_out(":timing off", &mut settings),
+            carry_out(":timing off", &mut settings, None),
             (
                 String::new(),
                 Some(Answer::Said("timing footer off\n".into()))
             )
         );
         assert!(!settings.footer && settings.timeline);
-        let (code, answer) = carry_out(":timing\n1 + 1", &mut settings);
+        let (code, answer) = carry_out(":timing\n1 + 1", &mut settings, None);
         assert_eq!((code.as_str(), answer), ("1 + 1", None));
         assert!(settings.footer);
         assert_eq!(
-            carry_out(":timeline off", &mut settings).1,
+            carry_out(":timeline off", &mut settings, None).1,
             Some(Answer::Said("event-loop timeline off\n".into()))
         );
         assert!(settings.footer && !settings.timeline);
         assert!(matches!(
-            carry_out(":timing loud", &mut settings).1,
+            carry_out(":timing loud", &mut settings, None).1,
             Some(Answer::Refused(why)) if why.contains(":timing")
         ));
         assert!(matches!(
-            carry_out(":timeline loud", &mut settings).1,
+            carry_out(":timeline loud", &mut settings, None).1,
             Some(Answer::Refused(why)) if why.contains(":timeline")
         ));
         assert!(matches!(
-            carry_out(" :help ", &mut settings).1,
+            carry_out(" :help ", &mut settings, None).1,
             Some(Answer::Page(_))
         ));
         assert_eq!(
-            carry_out("let a = 1;", &mut settings),
+            carry_out("let a = 1;", &mut settings, None),
             ("let a = 1;".into(), None)
         );
+        assert!(matches!(
+            carry_out(" :trace save run.json\n", &mut settings, None).1,
+            Some(Answer::Refused(why)) if why.contains("no cell has drawn")
+        ));
+        assert!(matches!(
+            carry_out(":trace", &mut settings, None).1,
+            Some(Answer::Refused(usage)) if usage.contains(":trace save FILE")
+        ));
+    }
+
+    #[test]
+    fn a_trace_is_saved_only_once_a_cell_drew_one() {
+        let dir = std::env::temp_dir().join(format!("tandem-trace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cell.json");
+        let path = path.to_str().unwrap();
+        assert!(matches!(save_trace(path, None), Answer::Refused(_)));
+        let saved = save_trace(path, Some(&(4, RuntimeTrace::default())));
+        assert!(matches!(saved, Answer::Said(said) if said.contains("cell [4]")));
+        let written: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(written["traceEvents"][0]["args"]["name"], "cell [4]");
+        let nowhere = dir.join("no such dir").join("x.json");
+        let refused = save_trace(
+            nowhere.to_str().unwrap(),
+            Some(&(4, RuntimeTrace::default())),
+        );
+        assert!(matches!(refused, Answer::Refused(why) if why.contains("cannot write")));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

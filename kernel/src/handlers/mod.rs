@@ -238,6 +238,8 @@ pub struct ShellHandlers {
     shutdown: Shutdown,
     /// What the kernel's own commands set (`:timing`, `:timeline`).
     settings: commands::Settings,
+    /// The last cell that drew an event-loop picture: its count and its trace (`:trace save`).
+    last_trace: Option<(u64, engine::RuntimeTrace)>,
 }
 
 /// How long the shell must stay without requests before idle work starts.
@@ -286,6 +288,7 @@ impl ShellHandlers {
             waiting: Default::default(),
             shutdown: Shutdown::new(shutdown),
             settings: commands::Settings::default(),
+            last_trace: None,
         }
     }
 

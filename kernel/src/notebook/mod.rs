@@ -7,7 +7,7 @@ mod terminal;
 
 pub use ctrl_c::CtrlC;
 
-use crate::engine::{CellError, Engine, Interrupter, Starting};
+use crate::engine::{CellError, Engine, Interrupter, RuntimeTrace, Starting};
 use crate::presentation::{self, Shown};
 use crate::timing;
 use anyhow::{anyhow, bail, Context, Result};
@@ -49,6 +49,9 @@ pub struct Outcome {
     pub failed_cell: Option<usize>,
     /// Whether Ctrl-C stopped the run.
     pub interrupted: bool,
+    /// What tokio's runtime did in each cell that drew an event-loop picture, by name
+    /// (`cell [3]`), for `--trace`.
+    pub traces: Vec<(String, RuntimeTrace)>,
 }
 
 impl Outcome {
@@ -103,6 +106,7 @@ pub fn run(path: &Path, show_timing: bool, ctrl_c: &CtrlC) -> Result<(Value, Out
         cells_run: 0,
         failed_cell: None,
         interrupted: false,
+        traces: Vec::new(),
     };
     for cell in cells.iter_mut() {
         let source = source_text(&cell["source"]);
@@ -117,7 +121,10 @@ pub fn run(path: &Path, show_timing: bool, ctrl_c: &CtrlC) -> Result<(Value, Out
         outcome.cells_run += 1;
         let number = outcome.cells_run as u64;
         print_header(number, &source);
-        let (outputs, failed) = run_cell(&mut engine, &source, number, show_timing);
+        let (outputs, failed, trace) = run_cell(&mut engine, &source, number, show_timing);
+        if let Some(trace) = trace.filter(RuntimeTrace::has_tasks) {
+            outcome.traces.push((format!("cell [{number}]"), trace));
+        }
         cell["execution_count"] = number.into();
         cell["outputs"] = serde_json::to_value(outputs)?;
         if failed || ctrl_c.pressed() {
@@ -198,7 +205,7 @@ fn run_cell(
     source: &str,
     number: u64,
     show_timing: bool,
-) -> (Vec<Output>, bool) {
+) -> (Vec<Output>, bool, Option<RuntimeTrace>) {
     let sink = Arc::new(TerminalSink::default());
     let read_input = |prompt: &str, _password: bool| -> String {
         print!("{prompt}");
@@ -240,7 +247,7 @@ fn run_cell(
             }
         }
     }
-    (outputs, failed)
+    (outputs, failed, run.trace)
 }
 
 /// Prints and keeps what tandem adds under a cell (the timeline, the footer).

@@ -2,9 +2,11 @@
 //! tandem draws under it (timeline, footer), and its error in Jupyter's error fields.
 
 mod blocking;
+mod chrome_trace;
 mod compile_errors;
 mod event_loop;
 
+pub use chrome_trace::chrome_trace;
 pub use event_loop::EVENT_LOOP_ROLE;
 
 use crate::engine::{CellError, CellRun, RuntimeTrace};

@@ -45,7 +45,8 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
     let sink = output.sink();
     let mut payload = Vec::new();
     let mut user_expressions = Map::new();
-    let (code, answer) = commands::carry_out(&wanted.code, &mut shell.settings);
+    let last_trace = shell.last_trace.as_ref();
+    let (code, answer) = commands::carry_out(&wanted.code, &mut shell.settings, last_trace);
     let run = match answer {
         Some(answer) => answered(answer, sink.as_ref(), &mut payload),
         None => run_in_engine(shell, request, &wanted, &code, sink, &mut user_expressions),
@@ -61,6 +62,9 @@ pub fn handle(shell: &mut ShellHandlers, request: &mut Request) -> Handled {
         shell
             .history
             .record(execution_count, &wanted.code, value_text);
+    }
+    if let Some(trace) = run.trace.as_ref().filter(|trace| trace.has_tasks()) {
+        shell.last_trace = Some((execution_count, trace.clone()));
     }
     let footer_on = shell.settings.footer;
     let outcome = show_result(request, &output, &run, &wanted, execution_count, footer_on);
