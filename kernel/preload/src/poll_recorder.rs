@@ -28,9 +28,7 @@ pub(crate) fn task_event(what: TaskEvent, task: u64) {
         TaskEvent::Ended => At::Last,
         TaskEvent::PollStarted | TaskEvent::PollEnded => At::Now,
     };
-    recorded::record(at, |bytes, thread, at| {
-        events::encode_task_event(bytes, what, task, at, thread)
-    });
+    recorded::record_task_event(at, what, task);
 }
 
 /// Records a task's spawn from `place`.
@@ -93,8 +91,10 @@ pub(crate) fn task_number(id: impl Hash) -> u64 {
 /// the cell's top-level future finishes.
 pub(crate) fn cell_ended() {
     events_sender::cell_ended(|| {
+        // Counted first: a thread that ended is let go as its last events are taken.
+        let dropped = recorded::take_dropped();
         let mut bytes = recorded::take();
-        events::encode_cell_ended(&mut bytes, monotonic_ns(), recorded::take_dropped());
+        events::encode_cell_ended(&mut bytes, monotonic_ns(), dropped);
         bytes
     });
 }

@@ -1,10 +1,11 @@
-//! The events the running cell recorded so far, encoded: a buffer per thread, so that no
-//! worker waits for another to record a poll, counted against a limit per cell, and taken
-//! (all threads' at once) to be sent to the kernel. Each thread is numbered and named once.
+//! The events the running cell recorded so far, encoded: a ring of bytes per thread, which
+//! only that thread writes and which is read without stopping it, so recording a poll takes
+//! no lock; counted against a limit per cell; taken, all threads' at once, to be sent.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tandem_helpers::kernel_link::ring::Ring;
 use tandem_helpers::kernel_link::{events, monotonic_ns};
 
 /// Events kept per cell; past this they are counted, not kept (give or take a few hundred:
@@ -14,13 +15,30 @@ const MOST_EVENTS: u64 = 200_000;
 const COUNT_BATCH: u64 = 256;
 /// The name the events give the thread that runs cells (the process's main thread).
 const CELL_THREAD: &str = "cell thread";
+/// Bytes in each thread's ring (about 12,000 events); a full ring is emptied by its thread.
+const RING_BYTES: usize = 256 * 1024;
 
-/// Events kept in this cell (all threads, as they last added their batch), and dropped.
+/// Events kept in this cell (all threads, as they last added their batch). Read by every
+/// event and written once a batch: threads that count what they drop write their own.
 static KEPT: AtomicU64 = AtomicU64::new(0);
-static DROPPED: AtomicU64 = AtomicU64::new(0);
 
-/// Every thread's buffer (a thread that ended leaves its last events to be taken).
-static BUFFERS: Mutex<Vec<Arc<Mutex<Vec<u8>>>>> = Mutex::new(Vec::new());
+/// Every thread's ring, and the bytes taken out of rings that filled up: read by whoever
+/// holds the lock (one reader at a time).
+struct Registry {
+    rings: Vec<Arc<Thread>>,
+    emptied: Vec<u8>,
+}
+
+/// A thread's ring, and the events it did not keep since the cell started.
+struct Thread {
+    ring: Ring,
+    dropped: AtomicU64,
+}
+
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    rings: Vec::new(),
+    emptied: Vec::new(),
+});
 
 /// Every thread named so far: named again in each cell's events, so that no cell lacks a
 /// name (the events of a cell can be cut short at the limit, or a connection lost).
@@ -29,7 +47,9 @@ static NAMES: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
 /// What a thread keeps for recording (one thread-local: each is a lookup in a shared
 /// library).
 struct Local {
-    buffer: Arc<Mutex<Vec<u8>>>,
+    ring: Arc<Thread>,
+    /// Where an event is encoded before it goes into the ring.
+    scratch: Cell<Vec<u8>>,
     /// The thread's number in the events; 0 until it is named.
     number: Cell<u32>,
     /// Events kept that are not yet added to [`KEPT`].
@@ -40,10 +60,14 @@ struct Local {
 
 thread_local! {
     static LOCAL: Local = {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        lock(&BUFFERS).push(buffer.clone());
+        let ring = Arc::new(Thread {
+            ring: Ring::new(RING_BYTES),
+            dropped: AtomicU64::new(0),
+        });
+        lock(&REGISTRY).rings.push(ring.clone());
         Local {
-            buffer,
+            ring,
+            scratch: Cell::new(Vec::with_capacity(256)),
             number: Cell::new(0),
             uncounted: Cell::new(0),
             last_at: Cell::new(0),
@@ -67,28 +91,51 @@ pub(crate) enum At {
     Given(u64),
 }
 
-/// Records one event in this thread's buffer, unless the cell's limit is reached:
-/// `encode(bytes, thread, at)` writes it.
+/// Records one event, unless the cell's limit is reached: `encode(bytes, thread, at)`
+/// writes it.
 pub(crate) fn record(at: At, encode: impl FnOnce(&mut Vec<u8>, u32, u64)) {
-    if KEPT.load(Ordering::Relaxed) >= MOST_EVENTS {
-        DROPPED.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    // A thread being torn down has no buffer any more: its last events are not kept.
+    with_local(at, |local, thread, at| {
+        let mut scratch = local.scratch.take();
+        scratch.clear();
+        encode(&mut scratch, thread, at);
+        let kept = keep(local, &scratch);
+        local.scratch.set(scratch);
+        kept
+    });
+}
+
+/// Records a poll's start or end, or a task's end (the events there are most of: written
+/// straight into the ring).
+pub(crate) fn record_task_event(at: At, what: events::TaskEvent, task: u64) {
+    with_local(at, |local, thread, at| {
+        keep(local, &events::task_event(what, task, at, thread))
+    });
+}
+
+/// Hands `write(local, thread, at)` this thread's recording state, the thread's number and
+/// the event's time, unless the cell's limit is reached; `write` says whether it kept it.
+#[inline]
+fn with_local(at: At, write: impl FnOnce(&Local, u32, u64) -> bool) {
+    // A thread being torn down has no ring any more: its last events are not kept.
     let _ = LOCAL.try_with(|local| {
+        if KEPT.load(Ordering::Relaxed) >= MOST_EVENTS {
+            local.ring.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let at = match at {
             At::Now => monotonic_ns(),
             At::Last => local.last_at.get(),
             At::Given(at) => at,
         };
         local.last_at.set(at);
-        let mut bytes = lock(&local.buffer);
         let thread = match local.number.get() {
-            0 => name_this_thread(local, &mut bytes),
+            0 => name_this_thread(local),
             known => known,
         };
-        encode(&mut bytes, thread, at);
-        drop(bytes);
+        if !write(local, thread, at) {
+            local.ring.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let uncounted = local.uncounted.get() + 1;
         if uncounted == COUNT_BATCH {
             KEPT.fetch_add(COUNT_BATCH, Ordering::Relaxed);
@@ -99,8 +146,26 @@ pub(crate) fn record(at: At, encode: impl FnOnce(&mut Vec<u8>, u32, u64)) {
     });
 }
 
+/// Puts `event` in this thread's ring; when it is full, the thread empties it first (a
+/// lock once per ~6,000 events). `false` if it still does not fit.
+#[inline]
+fn keep(local: &Local, event: &[u8]) -> bool {
+    let ring = &local.ring.ring;
+    // SAFETY: only this thread writes its ring (it is reached through its thread-local).
+    let kept = unsafe { ring.push(event) };
+    kept || {
+        let mut registry = lock(&REGISTRY);
+        let Registry { emptied, .. } = &mut *registry;
+        // SAFETY: reads happen under REGISTRY's lock, held here; this thread writes it.
+        unsafe {
+            ring.drain_into(emptied);
+            ring.push(event)
+        }
+    }
+}
+
 /// Numbers this thread and names it in its events (the number goes with every event).
-fn name_this_thread(local: &Local, bytes: &mut Vec<u8>) -> u32 {
+fn name_this_thread(local: &Local) -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let number = NEXT.fetch_add(1, Ordering::Relaxed);
     local.number.set(number);
@@ -110,19 +175,23 @@ fn name_this_thread(local: &Local, bytes: &mut Vec<u8>) -> u32 {
         Some(name) => name.to_owned(),
         None => format!("{:?}", thread.id()),
     };
-    events::encode_thread_named(bytes, number, &name);
+    let mut named = Vec::new();
+    events::encode_thread_named(&mut named, number, &name);
+    keep(local, &named);
     lock(&NAMES).push((number, name));
     number
 }
 
-/// Every thread's events so far, taken (threads that ended and left nothing are let go).
-/// The threads' events follow one another, not interleaved: the kernel orders them by time.
+/// Every thread's events so far, taken (threads that ended are let go once read). The
+/// threads' events follow one another, not interleaved: the kernel orders them by time.
 pub(crate) fn take() -> Vec<u8> {
-    let mut buffers = lock(&BUFFERS);
-    let mut taken = Vec::new();
-    buffers.retain(|buffer| {
-        taken.append(&mut lock(buffer));
-        Arc::strong_count(buffer) > 1
+    let mut registry = lock(&REGISTRY);
+    let Registry { rings, emptied } = &mut *registry;
+    let mut taken = std::mem::take(emptied);
+    rings.retain(|thread| {
+        // SAFETY: reads happen under REGISTRY's lock, held here.
+        unsafe { thread.ring.drain_into(&mut taken) };
+        Arc::strong_count(thread) > 1
     });
     taken
 }
@@ -132,7 +201,7 @@ pub(crate) fn take() -> Vec<u8> {
 pub(crate) fn forget() {
     drop(take());
     KEPT.store(0, Ordering::Relaxed);
-    DROPPED.store(0, Ordering::Relaxed);
+    take_dropped();
     let names = lock(&NAMES).clone();
     for (number, name) in &names {
         record(At::Last, |bytes, _, _| {
@@ -143,5 +212,9 @@ pub(crate) fn forget() {
 
 /// How many events the cell did not keep, since it started (the count restarts).
 pub(crate) fn take_dropped() -> u64 {
-    DROPPED.swap(0, Ordering::Relaxed)
+    let registry = lock(&REGISTRY);
+    let rings = registry.rings.iter();
+    rings
+        .map(|ring| ring.dropped.swap(0, Ordering::Relaxed))
+        .sum()
 }

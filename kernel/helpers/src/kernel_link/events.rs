@@ -86,14 +86,22 @@ pub enum TaskEvent {
 
 /// Appends a poll's start or end, or a task's end.
 pub fn encode_task_event(out: &mut Vec<u8>, what: TaskEvent, task: u64, at_ns: u64, thread: u32) {
-    out.push(match what {
+    out.extend_from_slice(&task_event(what, task, at_ns, thread));
+}
+
+/// A poll's start or end, or a task's end, encoded: always this many bytes (the poll
+/// recorder writes them straight where they are kept).
+pub fn task_event(what: TaskEvent, task: u64, at_ns: u64, thread: u32) -> [u8; 21] {
+    let mut bytes = [0; 21];
+    bytes[0] = match what {
         TaskEvent::PollStarted => POLL_STARTED,
         TaskEvent::PollEnded => POLL_ENDED,
         TaskEvent::Ended => ENDED,
-    });
-    out.extend_from_slice(&task.to_le_bytes());
-    out.extend_from_slice(&at_ns.to_le_bytes());
-    out.extend_from_slice(&thread.to_le_bytes());
+    };
+    bytes[1..9].copy_from_slice(&task.to_le_bytes());
+    bytes[9..17].copy_from_slice(&at_ns.to_le_bytes());
+    bytes[17..].copy_from_slice(&thread.to_le_bytes());
+    bytes
 }
 
 /// Appends a task's spawn, with the place it was spawned from.

@@ -9,6 +9,7 @@
 //! no link: every function here then says so, and nothing is printed.
 
 pub mod events;
+pub mod ring;
 
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
