@@ -176,9 +176,12 @@ fn run(cli: Cli) -> Result<()> {
                     .collect();
                 std::fs::write(&trace, presentation::chrome_trace(&cells))
                     .with_context(|| format!("writing {}", trace.display()))?;
+                let cells = match cells.len() {
+                    1 => "1 cell".to_owned(),
+                    n => format!("{n} cells"),
+                };
                 eprintln!(
-                    "tandem: the event loop of {} cells written to {} (open it in https://ui.perfetto.dev)",
-                    cells.len(),
+                    "tandem: the event loop of {cells} written to {} (open it in https://ui.perfetto.dev)",
                     trace.display()
                 );
             }

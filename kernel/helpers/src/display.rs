@@ -100,8 +100,8 @@ impl Default for Handle {
 pub fn input(prompt: &str) -> String {
     use std::io::Write;
     if crate::kernel_link::in_tandem() {
-        // evcxr's request for input: the kernel sends the notebook an input_request.
-        println!("EVCXR_INPUT_REQUEST:{prompt}");
+        // evcxr's request for input, a line: the kernel sends the notebook an input_request.
+        println!("EVCXR_INPUT_REQUEST:{}", prompt.replace(['\r', '\n'], " "));
     } else {
         print!("{prompt}");
         let _ = std::io::stdout().flush();

@@ -29,17 +29,18 @@ pub(crate) fn recording() -> bool {
     RECORDING.load(Ordering::Relaxed)
 }
 
-/// As a cell's future starts: learns whether the kernel wants it recorded, and sends what
-/// `take` gives (the events so far) every [`SEND_EVERY`] until the cell ends.
-pub(crate) fn cell_started(take: fn() -> Vec<u8>) {
-    {
-        let mut channel = connected();
-        if let Some(stream) = channel.as_mut() {
-            if !read_switch(stream, false) {
-                *channel = None;
-            }
+/// As a cell's future starts: learns whether the kernel wants it recorded.
+pub(crate) fn learn_switch() {
+    let mut channel = connected();
+    if let Some(stream) = channel.as_mut() {
+        if !read_switch(stream, false) {
+            *channel = None;
         }
     }
+}
+
+/// Sends what `take` gives (the events so far) every [`SEND_EVERY`] until the cell ends.
+pub(crate) fn start_sending(take: fn() -> Vec<u8>) {
     CELL_RUNNING.store(true, Ordering::SeqCst);
     static SENDER: Once = Once::new();
     SENDER.call_once(|| {
@@ -47,9 +48,7 @@ pub(crate) fn cell_started(take: fn() -> Vec<u8>) {
             .name("tandem-events".into())
             .spawn(move || loop {
                 std::thread::sleep(SEND_EVERY);
-                if CELL_RUNNING.load(Ordering::SeqCst) {
-                    send(take);
-                }
+                send_while_running(take);
             });
         // Without it the picture is drawn once, at the cell's end.
         drop(sender);
@@ -62,8 +61,22 @@ pub(crate) fn cell_ended(take: impl FnOnce() -> Vec<u8>) {
     send(take);
 }
 
+/// The sending thread's send: only while the cell runs (checked under the lock, so that
+/// nothing follows the cell's end).
+fn send_while_running(take: fn() -> Vec<u8>) {
+    if CELL_RUNNING.load(Ordering::SeqCst) {
+        let channel = connected();
+        if CELL_RUNNING.load(Ordering::SeqCst) {
+            send_on(channel, take);
+        }
+    }
+}
+
 fn send(take: impl FnOnce() -> Vec<u8>) {
-    let mut channel = connected();
+    send_on(connected(), take);
+}
+
+fn send_on(mut channel: MutexGuard<'static, Option<UnixStream>>, take: impl FnOnce() -> Vec<u8>) {
     let bytes = take();
     if bytes.is_empty() {
         return;
@@ -112,17 +125,25 @@ fn read_switch(stream: &mut UnixStream, wait: bool) -> bool {
         return false;
     }
     let mut words = [0u8; 64];
-    let open = match stream.read(&mut words) {
-        Ok(0) => false,
-        Ok(read) => {
-            match words[..read].last() {
-                Some(&events::RECORD_OFF) => RECORDING.store(false, Ordering::Relaxed),
-                Some(&events::RECORD_ON) => RECORDING.store(true, Ordering::Relaxed),
-                _ => {}
+    let open = loop {
+        match stream.read(&mut words) {
+            Ok(0) => break false,
+            Ok(read) => {
+                match words[..read].last() {
+                    Some(&events::RECORD_OFF) => RECORDING.store(false, Ordering::Relaxed),
+                    Some(&events::RECORD_ON) => RECORDING.store(true, Ordering::Relaxed),
+                    _ => {}
+                }
+                // More may wait; the words after the first are never waited for.
+                if stream.set_nonblocking(true).is_err() {
+                    break false;
+                }
             }
-            true
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) => {
+                break matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut);
+            }
         }
-        Err(error) => matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
     };
     open && stream.set_nonblocking(false).is_ok()
 }

@@ -8,10 +8,11 @@ mod events_sender;
 mod poll_recorder;
 mod recorded;
 pub mod runtime;
+pub mod task;
 
 #[doc(hidden)]
 pub mod __tandem {
-    pub use crate::poll_recorder::branch;
+    pub use crate::poll_recorder::{branch, Named};
     pub use ::futures;
     pub use ::tandem_helpers;
     /// tokio itself, for the macros below, which hand it each branch wrapped.
@@ -46,5 +47,58 @@ macro_rules! try_join {
         $crate::__tandem::real_tokio::try_join!($(
             $crate::__tandem::branch(stringify!($future), $future)
         ),*)
+    };
+}
+
+/// tokio's `select!`, with each branch's future recorded as in [`join!`](crate::join) (named
+/// by its source text). Everything else (patterns, `if` preconditions, handlers, `biased;`,
+/// `else`) goes to tokio's own `select!` as written, so it accepts and rejects what tokio's
+/// does. An expression handler is handed on in parentheses: tokio tries a `block` first,
+/// and an `expr` handed on bare would stop it with "expected `{`".
+#[macro_export]
+macro_rules! select {
+    // Every branch wrapped: tokio's `select!` takes it from here.
+    (@tandem ($($biased:tt)*) ($($done:tt)*)) => {
+        $crate::__tandem::real_tokio::select! { $($biased)* $($done)* }
+    };
+    (@tandem ($($biased:tt)*) ($($done:tt)*) else => $else:expr $(,)?) => {
+        $crate::__tandem::real_tokio::select! { $($biased)* $($done)* else => $else }
+    };
+    // A block handler, with its comma or without.
+    (@tandem $biased:tt ($($done:tt)*)
+        $p:pat = $f:expr $(, if $c:expr)? => $h:block, $($rest:tt)*) => {
+        $crate::select!(@tandem $biased ($($done)*
+            $p = $crate::__tandem::Named { name: stringify!($f), future: $f } $(, if $c)? => $h,
+        ) $($rest)*)
+    };
+    (@tandem $biased:tt ($($done:tt)*)
+        $p:pat = $f:expr $(, if $c:expr)? => $h:block $($rest:tt)*) => {
+        $crate::select!(@tandem $biased ($($done)*
+            $p = $crate::__tandem::Named { name: stringify!($f), future: $f } $(, if $c)? => $h,
+        ) $($rest)*)
+    };
+    // An expression handler: the last branch's needs no comma.
+    (@tandem $biased:tt ($($done:tt)*)
+        $p:pat = $f:expr $(, if $c:expr)? => $h:expr) => {
+        $crate::select!(@tandem $biased ($($done)*
+            $p = $crate::__tandem::Named { name: stringify!($f), future: $f } $(, if $c)? => ($h),
+        ))
+    };
+    (@tandem $biased:tt ($($done:tt)*)
+        $p:pat = $f:expr $(, if $c:expr)? => $h:expr, $($rest:tt)*) => {
+        $crate::select!(@tandem $biased ($($done)*
+            $p = $crate::__tandem::Named { name: stringify!($f), future: $f } $(, if $c)? => ($h),
+        ) $($rest)*)
+    };
+    // A branch none of the above takes: tokio's `select!` reports it.
+    (@tandem ($($biased:tt)*) ($($done:tt)*) $($rest:tt)*) => {
+        $crate::__tandem::real_tokio::select! { $($biased)* $($done)* $($rest)* }
+    };
+    // Entry.
+    (biased; $($branches:tt)*) => {
+        $crate::select!(@tandem (biased;) () $($branches)*)
+    };
+    ($($branches:tt)*) => {
+        $crate::select!(@tandem () () $($branches)*)
     };
 }

@@ -32,7 +32,6 @@ pub(crate) fn task_event(what: TaskEvent, task: u64) {
 }
 
 /// Records a task's spawn from `place`.
-#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 pub(crate) fn spawned(task: u64, place: &'static std::panic::Location<'static>) {
     if !recording() {
         return;
@@ -62,8 +61,40 @@ pub(crate) fn spawned(task: u64, place: &'static std::panic::Location<'static>) 
 /// Called as a cell's future starts: what was recorded between cells (a task left running
 /// from an earlier cell) is not this cell's, and is forgotten.
 pub(crate) fn cell_started() {
-    events_sender::cell_started(recorded::take);
+    events_sender::learn_switch();
+    // Before the sending thread may send again: what it sends next is this cell's.
     recorded::forget();
+    events_sender::start_sending(recorded::take);
+}
+
+/// A `spawn_blocking` closure, recorded as a task of its own (tokio's hooks do not see
+/// it): spawned from its caller's place, polled once for its whole run, on the thread
+/// that ran it.
+pub(crate) struct BlockingTask {
+    id: u64,
+}
+
+impl BlockingTask {
+    pub(crate) fn spawned(place: &'static std::panic::Location<'static>) -> BlockingTask {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let id = events::BLOCKING_TASKS | NEXT.fetch_add(1, Ordering::Relaxed);
+        spawned(id, place);
+        BlockingTask { id }
+    }
+
+    /// Runs `work`, recorded (its end too when it panics).
+    pub(crate) fn run<R>(self, work: impl FnOnce() -> R) -> R {
+        struct Ends(u64);
+        impl Drop for Ends {
+            fn drop(&mut self) {
+                task_event(TaskEvent::PollEnded, self.0);
+                task_event(TaskEvent::Ended, self.0);
+            }
+        }
+        task_event(TaskEvent::PollStarted, self.id);
+        let _ends = Ends(self.id);
+        work()
+    }
 }
 
 /// tokio's task id as a number (its `Hash` writes the number it holds).
@@ -142,6 +173,8 @@ impl std::future::Future for Recording<'_> {
 /// whose polls and wake-ups are recorded as that task's branch.
 pub struct Branch<F> {
     id: u64,
+    /// Whether `future` finished (a branch dropped before that was cancelled).
+    finished: bool,
     /// The waker last given to `future`, which records its wake-ups, and the one it wraps.
     waker: Option<(std::task::Waker, std::task::Waker)>,
     future: F,
@@ -159,8 +192,26 @@ pub fn branch<F: std::future::IntoFuture>(name: &'static str, future: F) -> Bran
     }
     Branch {
         id,
+        finished: false,
         waker: None,
         future: future.into_future(),
+    }
+}
+
+/// A `select!` branch's future and its name; tokio's `select!` makes it a [`Branch`] (it
+/// calls `into_future`). A struct expression, not a call, so that temporaries in the
+/// future's expression (`&mut Box::pin(..)`, `pin!(..)`) live as long as in tokio's own.
+pub struct Named<F> {
+    pub name: &'static str,
+    pub future: F,
+}
+
+impl<F: std::future::IntoFuture> std::future::IntoFuture for Named<F> {
+    type Output = F::Output;
+    type IntoFuture = Branch<F::IntoFuture>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        branch(self.name, self.future)
     }
 }
 
@@ -186,9 +237,11 @@ impl std::task::Wake for RecordingWaker {
 
     fn wake_by_ref(self: &std::sync::Arc<Self>) {
         let branch = self.branch;
-        recorded::record(At::Now, |bytes, _, at| {
-            events::encode_branch_woken(bytes, branch, at)
-        });
+        if recording() {
+            recorded::record(At::Now, |bytes, _, at| {
+                events::encode_branch_woken(bytes, branch, at)
+            });
+        }
         self.inner.wake_by_ref();
     }
 }
@@ -200,13 +253,15 @@ impl<F: std::future::Future> std::future::Future for Branch<F> {
         self: std::pin::Pin<&mut Self>,
         context: &mut std::task::Context<'_>,
     ) -> std::task::Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of the `Branch`,
-        // and the other fields are never pinned.
+        // SAFETY: `future` is structurally pinned: it is never moved out of the `Branch`
+        // (`drop` only reads `finished`), and the other fields are never pinned.
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: as above.
         let future = unsafe { std::pin::Pin::new_unchecked(&mut this.future) };
         if !recording() {
-            return future.poll(context);
+            let polled = future.poll(context);
+            this.finished = polled.is_ready();
+            return polled;
         }
         let given = context.waker();
         let reuse = matches!(&this.waker, Some((_, inner)) if inner.will_wake(given));
@@ -217,8 +272,9 @@ impl<F: std::future::Future> std::future::Future for Branch<F> {
             });
             this.waker = Some((std::task::Waker::from(recording), given.clone()));
         }
-        let Some((recording, _)) = &this.waker else {
-            return future.poll(context);
+        let recording = match &this.waker {
+            Some((recording, _)) => recording,
+            None => given,
         };
         let mut recorded_context = std::task::Context::from_waker(recording);
         let start = monotonic_ns();
@@ -229,6 +285,19 @@ impl<F: std::future::Future> std::future::Future for Branch<F> {
         recorded::record(At::Given(end), |bytes, thread, _| {
             events::encode_branch_polled(bytes, id, task, (start, end), thread)
         });
+        this.finished = polled.is_ready();
         polled
+    }
+}
+
+impl<F> Drop for Branch<F> {
+    /// A branch dropped before it finished was cancelled: the loser of a `select!`.
+    fn drop(&mut self) {
+        if !self.finished && recording() {
+            let branch = self.id;
+            recorded::record(At::Now, |bytes, _, at| {
+                events::encode_branch_cancelled(bytes, branch, at)
+            });
+        }
     }
 }

@@ -15,7 +15,8 @@ const MOST_EVENTS: u64 = 200_000;
 const COUNT_BATCH: u64 = 256;
 /// The name the events give the thread that runs cells (the process's main thread).
 const CELL_THREAD: &str = "cell thread";
-/// Bytes in each thread's ring (about 12,000 events); a full ring is emptied by its thread.
+/// Bytes in each thread's ring (about 12,000 poll events); a full ring is emptied by its
+/// own thread.
 const RING_BYTES: usize = 256 * 1024;
 
 /// Events kept in this cell (all threads, as they last added their batch). Read by every
@@ -25,12 +26,12 @@ static KEPT: AtomicU64 = AtomicU64::new(0);
 /// Every thread's ring, and the bytes taken out of rings that filled up: read by whoever
 /// holds the lock (one reader at a time).
 struct Registry {
-    rings: Vec<Arc<Thread>>,
+    rings: Vec<Arc<ThreadRing>>,
     emptied: Vec<u8>,
 }
 
 /// A thread's ring, and the events it did not keep since the cell started.
-struct Thread {
+struct ThreadRing {
     ring: Ring,
     dropped: AtomicU64,
 }
@@ -47,7 +48,7 @@ static NAMES: Mutex<Vec<(u32, String)>> = Mutex::new(Vec::new());
 /// What a thread keeps for recording (one thread-local: each is a lookup in a shared
 /// library).
 struct Local {
-    ring: Arc<Thread>,
+    ring: Arc<ThreadRing>,
     /// Where an event is encoded before it goes into the ring.
     scratch: Cell<Vec<u8>>,
     /// The thread's number in the events; 0 until it is named.
@@ -60,7 +61,7 @@ struct Local {
 
 thread_local! {
     static LOCAL: Local = {
-        let ring = Arc::new(Thread {
+        let ring = Arc::new(ThreadRing {
             ring: Ring::new(RING_BYTES),
             dropped: AtomicU64::new(0),
         });
@@ -147,7 +148,7 @@ fn with_local(at: At, write: impl FnOnce(&Local, u32, u64) -> bool) {
 }
 
 /// Puts `event` in this thread's ring; when it is full, the thread empties it first (a
-/// lock once per ~6,000 events). `false` if it still does not fit.
+/// lock once per ring-full, ~12,000 events). `false` if it still does not fit.
 #[inline]
 fn keep(local: &Local, event: &[u8]) -> bool {
     let ring = &local.ring.ring;
@@ -189,9 +190,12 @@ pub(crate) fn take() -> Vec<u8> {
     let Registry { rings, emptied } = &mut *registry;
     let mut taken = std::mem::take(emptied);
     rings.retain(|thread| {
+        // Whether its thread is alive, before the last read: a thread that pushes after the
+        // read and then ends is read next time.
+        let alive = Arc::strong_count(thread) > 1;
         // SAFETY: reads happen under REGISTRY's lock, held here.
         unsafe { thread.ring.drain_into(&mut taken) };
-        Arc::strong_count(thread) > 1
+        alive
     });
     taken
 }
@@ -202,6 +206,10 @@ pub(crate) fn forget() {
     drop(take());
     KEPT.store(0, Ordering::Relaxed);
     take_dropped();
+    // The kernel keeps nothing it received before this.
+    record(At::Now, |bytes, _, at| {
+        events::encode_cell_started(bytes, at)
+    });
     let names = lock(&NAMES).clone();
     for (number, name) in &names {
         record(At::Last, |bytes, _, _| {

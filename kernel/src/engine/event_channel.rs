@@ -18,15 +18,40 @@ use tandem_helpers::kernel_link::events::{self, Event};
 pub struct CellEvents {
     pub events: Vec<Event>,
     pub thread_names: HashMap<u32, String>,
+    /// When the cell's future started (its `CellStarted`), once that came.
+    started_at: Option<u64>,
     /// Whether the cell's `CellEnded` came: nothing more of it will.
     pub ended: bool,
 }
 
 impl CellEvents {
+    /// Takes in what came. Only what follows the cell's start is the cell's: a `CellEnded`
+    /// before it is an earlier cell's (come late), and events from before its time are
+    /// from between cells. (Threads' events come one thread after another, so some of the
+    /// cell's may come before its `CellStarted`: they are kept.)
     fn absorb(&mut self, piece: Piece) {
-        self.events.extend(piece.events);
         self.thread_names = piece.thread_names;
-        self.ended |= piece.ends_cell;
+        for event in piece.events {
+            match event {
+                Event::CellStarted { at_ns } => {
+                    self.started_at = Some(at_ns);
+                    self.ended = false;
+                    self.events
+                        .retain(|event| event.at_ns().is_none_or(|at| at >= at_ns));
+                }
+                Event::CellEnded { .. } if self.started_at.is_none() => {}
+                Event::CellEnded { .. } => {
+                    self.ended = true;
+                    self.events.push(event);
+                }
+                event if self.too_early(&event) => {}
+                event => self.events.push(event),
+            }
+        }
+    }
+
+    fn too_early(&self, event: &Event) -> bool {
+        matches!((self.started_at, event.at_ns()), (Some(start), Some(at)) if at < start)
     }
 }
 
@@ -34,7 +59,6 @@ impl CellEvents {
 struct Piece {
     events: Vec<Event>,
     thread_names: HashMap<u32, String>,
-    ends_cell: bool,
 }
 
 /// Receives the cells' events from the engine's process, and tells it whether to record.
@@ -176,12 +200,16 @@ fn accept(
             }
             *engine = stream.try_clone().ok();
         }
-        read_pieces(stream, to_kernel);
+        read_pieces(&stream, to_kernel);
+        // Gone, or it sent what cannot be read: it is not waited for (its sends fail at once
+        // instead of filling the socket), and reconnects at its next cell.
+        *engine.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let _ = stream.shutdown(std::net::Shutdown::Both);
     }
 }
 
 /// Decodes events and hands them on as they come, until the connection ends.
-fn read_pieces(mut stream: UnixStream, to_kernel: &Sender<Piece>) {
+fn read_pieces(mut stream: &UnixStream, to_kernel: &Sender<Piece>) {
     let mut pending = Vec::new();
     let mut thread_names = HashMap::new();
     let mut chunk = vec![0u8; 64 * 1024];
@@ -202,7 +230,7 @@ fn read_pieces(mut stream: UnixStream, to_kernel: &Sender<Piece>) {
                     }
                     let ended = matches!(event, Event::CellEnded { .. });
                     piece.push(event);
-                    if ended && !hand_on(to_kernel, &mut piece, &thread_names, true) {
+                    if ended && !hand_on(to_kernel, &mut piece, &thread_names) {
                         return;
                     }
                 }
@@ -213,7 +241,7 @@ fn read_pieces(mut stream: UnixStream, to_kernel: &Sender<Piece>) {
                 }
             }
         }
-        if !piece.is_empty() && !hand_on(to_kernel, &mut piece, &thread_names, false) {
+        if !piece.is_empty() && !hand_on(to_kernel, &mut piece, &thread_names) {
             return;
         }
         pending.drain(..used);
@@ -224,12 +252,62 @@ fn hand_on(
     to_kernel: &Sender<Piece>,
     events: &mut Vec<Event>,
     thread_names: &HashMap<u32, String>,
-    ends_cell: bool,
 ) -> bool {
     let piece = Piece {
         events: std::mem::take(events),
         thread_names: thread_names.clone(),
-        ends_cell,
     };
     to_kernel.send(piece).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn piece(events: Vec<Event>) -> Piece {
+        Piece {
+            events,
+            thread_names: HashMap::new(),
+        }
+    }
+
+    fn poll(task: u64, at_ns: u64) -> Event {
+        Event::PollStarted {
+            task,
+            at_ns,
+            thread: 1,
+        }
+    }
+
+    #[test]
+    fn only_what_follows_the_cells_start_is_the_cells() {
+        let mut cell = CellEvents::default();
+        // An earlier cell's end, come late, and an event of this cell's from a worker's
+        // ring, sent before the cell thread's ring that holds the start.
+        cell.absorb(piece(vec![
+            poll(3, 50),
+            Event::CellEnded {
+                at_ns: 60,
+                dropped: 0,
+            },
+            poll(4, 120),
+        ]));
+        assert!(!cell.ended, "an earlier cell's end");
+        cell.absorb(piece(vec![Event::CellStarted { at_ns: 100 }, poll(5, 90)]));
+        cell.absorb(piece(vec![
+            poll(6, 130),
+            Event::CellEnded {
+                at_ns: 200,
+                dropped: 0,
+            },
+        ]));
+        assert!(cell.ended);
+        let tasks: Vec<u64> = (cell.events.iter())
+            .filter_map(|event| match event {
+                Event::PollStarted { task, .. } => Some(*task),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(tasks, [4, 6], "before the start in time is between cells");
+    }
 }

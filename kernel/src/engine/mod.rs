@@ -221,7 +221,9 @@ impl Engine {
         let mut cell = so_far.unwrap_or_default();
         let wait = if ran { TRACE_WAIT } else { Duration::ZERO };
         channel.receive_until_ended(&mut cell, Instant::now() + wait);
-        if !cell.ended {
+        // Without its end (the process died, the events came too late) what came is drawn:
+        // a picture drawn live is not left as it was.
+        if !cell.ended && cell.events.is_empty() {
             return None;
         }
         Some(RuntimeTrace::assemble(&cell.events, &cell.thread_names))

@@ -30,7 +30,7 @@ pub struct TaskTrace {
     pub branches: Vec<BranchTrace>,
 }
 
-/// A future inside a task: a branch of `join!` or `try_join!`.
+/// A future inside a task: a branch of `join!`, `try_join!` or `select!`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BranchTrace {
     pub id: u64,
@@ -39,6 +39,8 @@ pub struct BranchTrace {
     pub polls: Vec<Poll>,
     /// When it was ready to be polled: when it was made, and each wake-up.
     pub ready: Vec<Duration>,
+    /// When it was dropped before it finished (a `select!` branch that lost).
+    pub cancelled: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,14 +59,14 @@ impl RuntimeTrace {
         // order, a task's spawn comes before its first poll on a worker (ties keep their
         // order, which is each thread's).
         let mut ordered: Vec<&Event> = events.iter().collect();
-        ordered.sort_by_key(|event| at_ns(event).unwrap_or(0));
-        let origin = events
+        ordered.sort_by_key(|event| event.at_ns().unwrap_or(0));
+        let origin = ordered
             .iter()
             .find_map(|event| match event {
                 Event::PollStarted { task: 0, at_ns, .. } => Some(*at_ns),
                 _ => None,
             })
-            .or_else(|| events.iter().find_map(at_ns))
+            .or_else(|| ordered.iter().find_map(|event| event.at_ns()))
             .unwrap_or(0);
         let since = |at: u64| Duration::from_nanos(at.saturating_sub(origin));
         let mut trace = RuntimeTrace::default();
@@ -76,6 +78,8 @@ impl RuntimeTrace {
         let mut branch_names: HashMap<u64, String> = HashMap::new();
         let mut branch_ready: HashMap<u64, Vec<Duration>> = HashMap::new();
         let mut branch_index: HashMap<u64, (usize, usize)> = HashMap::new();
+        let mut ended = Vec::new();
+        let mut cancelled: HashMap<u64, Duration> = HashMap::new();
         for event in ordered {
             match event {
                 Event::Spawned { task, place, .. } => {
@@ -106,11 +110,8 @@ impl RuntimeTrace {
                         thread,
                     });
                 }
-                Event::Ended { task, .. } => {
-                    if let Some(&index) = task_index.get(task) {
-                        trace.tasks[index].ended = true;
-                    }
-                }
+                // Its time may be another thread's last event's: applied after the loop.
+                Event::Ended { task, .. } => ended.push(*task),
                 Event::CellEnded { at_ns, dropped } => {
                     trace.dropped = *dropped;
                     // A task's last poll wakes the cell before tokio's hook reports its end:
@@ -135,6 +136,9 @@ impl RuntimeTrace {
                     branch_names.insert(*branch, name.clone());
                     branch_ready.entry(*branch).or_default().push(since(*at_ns));
                 }
+                Event::BranchCancelled { branch, at_ns } => {
+                    cancelled.insert(*branch, since(*at_ns));
+                }
                 Event::BranchWoken { branch, at_ns } => {
                     branch_ready.entry(*branch).or_default().push(since(*at_ns));
                 }
@@ -157,6 +161,7 @@ impl RuntimeTrace {
                                 .unwrap_or_else(|| format!("branch {branch}")),
                             polls: Vec::new(),
                             ready: Vec::new(),
+                            cancelled: None,
                         });
                         (task_at, branches.len() - 1)
                     });
@@ -166,7 +171,12 @@ impl RuntimeTrace {
                         thread,
                     });
                 }
-                Event::ThreadNamed { .. } => {}
+                Event::ThreadNamed { .. } | Event::CellStarted { .. } => {}
+            }
+        }
+        for task in ended {
+            if let Some(&index) = task_index.get(&task) {
+                trace.tasks[index].ended = true;
             }
         }
         for branch in trace
@@ -175,6 +185,7 @@ impl RuntimeTrace {
             .flat_map(|task| task.branches.iter_mut())
         {
             branch.ready = branch_ready.remove(&branch.id).unwrap_or_default();
+            branch.cancelled = cancelled.remove(&branch.id);
         }
         trace
     }
@@ -233,20 +244,6 @@ fn thread_label(name: Option<&String>, number: u32) -> String {
         Some("cell thread") => "cell thread".to_owned(),
         Some(name) if !name.starts_with("ThreadId(") => format!("{name} #{number}"),
         _ => format!("thread #{number}"),
-    }
-}
-
-fn at_ns(event: &Event) -> Option<u64> {
-    match event {
-        Event::Spawned { at_ns, .. }
-        | Event::PollStarted { at_ns, .. }
-        | Event::PollEnded { at_ns, .. }
-        | Event::Ended { at_ns, .. }
-        | Event::CellEnded { at_ns, .. }
-        | Event::BranchMade { at_ns, .. }
-        | Event::BranchWoken { at_ns, .. } => Some(*at_ns),
-        Event::BranchPolled { start_ns, .. } => Some(*start_ns),
-        Event::ThreadNamed { .. } => None,
     }
 }
 
@@ -346,5 +343,55 @@ mod tests {
         assert_eq!(branches[0].ready, [Duration::from_nanos(5)]);
         assert!(trace.has_tasks());
         assert_eq!(trace.task_threads(), 1);
+    }
+
+    #[test]
+    fn threads_events_concatenated_out_of_time_order_pair_up_and_an_early_end_counts() {
+        let names = HashMap::from([(1, "cell thread".to_owned()), (2, "worker".to_owned())]);
+        // The worker's ring first, then the cell thread's; the task's end took the time of
+        // the terminating thread's last event, earlier than its poll.
+        let events = [
+            Event::Ended {
+                task: 5,
+                at_ns: 1_050,
+                thread: 2,
+            },
+            Event::PollStarted {
+                task: 5,
+                at_ns: 1_300,
+                thread: 2,
+            },
+            Event::PollEnded {
+                task: 5,
+                at_ns: 1_500,
+                thread: 2,
+            },
+            Event::PollStarted {
+                task: 0,
+                at_ns: 1_000,
+                thread: 1,
+            },
+            Event::Spawned {
+                task: 5,
+                at_ns: 1_000,
+                place: "src/lib.rs:2:1".into(),
+            },
+            Event::PollEnded {
+                task: 0,
+                at_ns: 1_100,
+                thread: 1,
+            },
+            Event::CellEnded {
+                at_ns: 2_000,
+                dropped: 0,
+            },
+        ];
+        let trace = RuntimeTrace::assemble(&events, &names);
+        assert_eq!(trace.tasks[0].id, 0, "the cell's future first");
+        let task = trace.tasks.iter().find(|task| task.id == 5).unwrap();
+        assert!(task.ended);
+        assert_eq!(task.spawned_at.as_deref(), Some("src/lib.rs:2:1"));
+        assert_eq!(task.polls.len(), 1);
+        assert_eq!(task.polls[0].start, Duration::from_nanos(300));
     }
 }

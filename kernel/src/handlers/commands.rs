@@ -1,5 +1,6 @@
-//! tandem's own commands, answered by the kernel without the engine: `:help`, and
-//! `:timing [on|off]` (the footer under each cell). Every other `:` command is evcxr's.
+//! tandem's own commands, answered by the kernel without the engine: `:help`, `:timing` and
+//! `:timeline [on|off]` (the footer, the event-loop picture), `:trace save FILE`. Every
+//! other `:` command is evcxr's.
 
 use crate::engine::{syntax, RuntimeTrace};
 use crate::presentation;

@@ -132,6 +132,7 @@ mod tests {
                 })
                 .collect(),
             ready: ready.iter().map(|&at| ms(at)).collect(),
+            cancelled: None,
         }
     }
 

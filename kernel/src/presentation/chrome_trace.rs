@@ -82,6 +82,20 @@ fn cell_events(trace: &RuntimeTrace, pid: u32, out: &mut Vec<TraceEvent>) {
                 args.insert("task".into(), name.clone().into());
                 out.push(slice(&branch.name, "branch poll", (pid, poll), args));
             }
+            if let Some(at) = branch.cancelled {
+                let thread = branch.polls.last().map_or(0, |poll| poll.thread);
+                out.push(TraceEvent {
+                    name: format!("{} cancelled", branch.name),
+                    ph: "i",
+                    cat: Some("cancelled"),
+                    ts: Some(micros(at)),
+                    dur: None,
+                    pid,
+                    tid: thread,
+                    id: None,
+                    args: serde_json::Map::new(),
+                });
+            }
         }
         if let (Some(first), Some(last)) = (task.polls.first(), task.polls.last()) {
             let mut args = serde_json::Map::new();
@@ -157,6 +171,7 @@ mod tests {
                         name: "fetch(\"a\")".into(),
                         polls: vec![poll(0, 1, 0)],
                         ready: vec![],
+                        cancelled: None,
                     }],
                 },
                 TaskTrace {

@@ -12,6 +12,16 @@ const RESET: &str = "\x1b[0m";
 pub fn traceback(diagnostics: &[Diagnostic], cell: &str) -> Vec<String> {
     let lines: Vec<&str> = cell.lines().collect();
     let mut out = Vec::new();
+    if let Some(name) = diagnostics.iter().find_map(untyped_variable) {
+        // rustc's errors are about evcxr's code, not the learner's: say what to do.
+        out.push(format!(
+            "{BOLD}tandem:{RESET} the engine could not work out the type of `{name}` to keep it \
+             for later cells (its analyser sees `!`, as it does for a `tokio::select!`'s \
+             value). Write the type: `let {name}: TheType = ...;` (or use the value inside \
+             this cell only, in braces)."
+        ));
+        out.push(String::new());
+    }
     for (index, diagnostic) in diagnostics.iter().enumerate() {
         if index > 0 {
             out.push(String::new());
@@ -19,6 +29,16 @@ pub fn traceback(diagnostics: &[Diagnostic], cell: &str) -> Vec<String> {
         draw(diagnostic, &lines, &mut out);
     }
     out
+}
+
+/// The variable evcxr tried to keep with the type `!` (its analyser's guess when it cannot
+/// see through a macro), from the error in evcxr's generated code.
+fn untyped_variable(diagnostic: &Diagnostic) -> Option<&str> {
+    let Found::Generated { rendered } = &diagnostic.found else {
+        return None;
+    };
+    let after = rendered.split("put_variable::<!>(stringify!(").nth(1)?;
+    after.split(')').next()
 }
 
 fn draw(diagnostic: &Diagnostic, lines: &[&str], out: &mut Vec<String>) {
@@ -152,5 +172,22 @@ mod tests {
                 "  = help: try `5`",
             ]
         );
+    }
+
+    #[test]
+    fn a_variable_kept_with_the_never_type_gets_a_hint_to_write_its_type() {
+        let generated = Diagnostic {
+            level: "error".into(),
+            code: Some("E0658".into()),
+            message: "the `!` type is experimental".into(),
+            found: Found::Generated {
+                rendered:
+                    "115 | evcxr_variable_store.put_variable::<!>(stringify!(winner), winner);"
+                        .into(),
+            },
+        };
+        let lines = traceback(&[generated], "let winner = tokio::select! { .. };");
+        assert!(lines[0].contains("type of `winner`"), "{lines:?}");
+        assert!(lines[0].contains("let winner: TheType"), "{lines:?}");
     }
 }

@@ -44,6 +44,11 @@ pub enum Event {
         branch: u64,
         at_ns: u64,
     },
+    /// A branch was dropped before it finished: cancelled (a `select!` branch that lost).
+    BranchCancelled {
+        branch: u64,
+        at_ns: u64,
+    },
     /// One poll of a branch, inside a poll of `task`.
     BranchPolled {
         branch: u64,
@@ -52,6 +57,11 @@ pub enum Event {
         end_ns: u64,
         thread: u32,
     },
+    /// A cell's top-level future started: what follows is that cell's (what came before
+    /// belongs to an earlier cell, or to the time between cells).
+    CellStarted {
+        at_ns: u64,
+    },
     /// The cell's top-level future is done: what follows belongs to the next cell.
     /// `dropped` events were not kept (the recorder keeps a bounded number per cell).
     CellEnded {
@@ -59,6 +69,29 @@ pub enum Event {
         dropped: u64,
     },
 }
+
+impl Event {
+    /// When it happened (a thread's name has no time; a branch's poll, when it started).
+    pub fn at_ns(&self) -> Option<u64> {
+        match self {
+            Event::Spawned { at_ns, .. }
+            | Event::PollStarted { at_ns, .. }
+            | Event::PollEnded { at_ns, .. }
+            | Event::Ended { at_ns, .. }
+            | Event::CellStarted { at_ns }
+            | Event::CellEnded { at_ns, .. }
+            | Event::BranchMade { at_ns, .. }
+            | Event::BranchWoken { at_ns, .. }
+            | Event::BranchCancelled { at_ns, .. } => Some(*at_ns),
+            Event::BranchPolled { start_ns, .. } => Some(*start_ns),
+            Event::ThreadNamed { .. } => None,
+        }
+    }
+}
+
+/// The bit set in the task ids the recorder gives `spawn_blocking` closures, which are no
+/// tokio tasks with ids of their own (tokio's ids count up from 1 and never get here).
+pub const BLOCKING_TASKS: u64 = 1 << 62;
 
 /// The kernel's word on the events channel (its only words there): record the cells'
 /// events (sent first on each connection, and again at `:timeline on`).
@@ -75,6 +108,8 @@ const CELL_ENDED: u8 = 6;
 const BRANCH_MADE: u8 = 7;
 const BRANCH_POLLED: u8 = 8;
 const BRANCH_WOKEN: u8 = 9;
+const CELL_STARTED: u8 = 10;
+const BRANCH_CANCELLED: u8 = 11;
 
 /// The kinds of events that name a task and a thread (see [`encode_task_event`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +184,19 @@ pub fn encode_branch_polled(
     out.extend_from_slice(&thread.to_le_bytes());
 }
 
+/// Appends a branch's cancellation.
+pub fn encode_branch_cancelled(out: &mut Vec<u8>, branch: u64, at_ns: u64) {
+    out.push(BRANCH_CANCELLED);
+    out.extend_from_slice(&branch.to_le_bytes());
+    out.extend_from_slice(&at_ns.to_le_bytes());
+}
+
+/// Appends the start of a cell's top-level future.
+pub fn encode_cell_started(out: &mut Vec<u8>, at_ns: u64) {
+    out.push(CELL_STARTED);
+    out.extend_from_slice(&at_ns.to_le_bytes());
+}
+
 /// Appends the end of the cell's top-level future.
 pub fn encode_cell_ended(out: &mut Vec<u8>, at_ns: u64, dropped: u64) {
     out.push(CELL_ENDED);
@@ -205,6 +253,13 @@ pub fn decode(bytes: &[u8]) -> Result<Option<(Event, usize)>, String> {
             Some(Event::ThreadNamed {
                 thread: reader.u32()?,
                 name: reader.text()?,
+            })
+        })(),
+        CELL_STARTED => reader.u64().map(|at_ns| Event::CellStarted { at_ns }),
+        BRANCH_CANCELLED => (|| {
+            Some(Event::BranchCancelled {
+                branch: reader.u64()?,
+                at_ns: reader.u64()?,
             })
         })(),
         CELL_ENDED => (|| {
@@ -279,12 +334,14 @@ mod tests {
     #[test]
     fn events_round_trip_and_a_part_is_not_an_event() {
         let mut bytes = Vec::new();
+        encode_cell_started(&mut bytes, 90);
         encode_spawned(&mut bytes, 7, 100, "cell:3:5");
         encode_task_event(&mut bytes, TaskEvent::PollStarted, 7, 110, 2);
         encode_thread_named(&mut bytes, 2, "tokio-runtime-worker");
         encode_branch_made(&mut bytes, 9, 115, "fetch(\"A\", 2)");
         encode_branch_polled(&mut bytes, 9, 0, (120, 130), 1);
         encode_branch_woken(&mut bytes, 9, 150);
+        encode_branch_cancelled(&mut bytes, 9, 160);
         encode_cell_ended(&mut bytes, 200, 3);
         let mut events = Vec::new();
         let mut at = 0;
@@ -296,6 +353,7 @@ mod tests {
         assert_eq!(
             events,
             [
+                Event::CellStarted { at_ns: 90 },
                 Event::Spawned {
                     task: 7,
                     at_ns: 100,
@@ -325,6 +383,10 @@ mod tests {
                 Event::BranchWoken {
                     branch: 9,
                     at_ns: 150
+                },
+                Event::BranchCancelled {
+                    branch: 9,
+                    at_ns: 160
                 },
                 Event::CellEnded {
                     at_ns: 200,

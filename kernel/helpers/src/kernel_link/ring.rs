@@ -21,6 +21,7 @@ unsafe impl Sync for Ring {}
 
 impl Ring {
     pub fn new(capacity: usize) -> Ring {
+        assert!(capacity > 0, "a ring holds at least a byte");
         Ring {
             bytes: (0..capacity).map(|_| UnsafeCell::new(0)).collect(),
             head: AtomicUsize::new(0),

@@ -43,18 +43,11 @@ impl CellOutput {
         let CellOutput::Iopub(sink) = self else {
             return;
         };
-        let live = sink
-            .event_loop_display
-            .lock()
-            .ok()
-            .and_then(|display| display.clone());
-        let transient = live.as_deref().map(with_display_id).unwrap_or_default();
-        let picture = DisplayData {
-            data,
-            metadata,
-            transient,
-        };
-        sink.publish(displayed_as(live.is_some()), content::to_value(&picture));
+        let live = (sink.event_loop_display.lock())
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        // In place of the live one (all displays of the id change), or anew.
+        sink.publish_picture(live.as_deref(), live.is_some(), (data, metadata));
     }
 }
 
@@ -143,16 +136,22 @@ impl OutputSink for IopubSink {
         let Some((data, metadata)) = presentation::event_loop_so_far(trace) else {
             return;
         };
-        let Ok(mut display) = self.event_loop_display.lock() else {
-            return;
-        };
+        let mut display = (self.event_loop_display.lock()).unwrap_or_else(|p| p.into_inner());
         let update = display.is_some();
         let id =
             display.get_or_insert_with(|| format!("tandem-event-loop-{}", uuid::Uuid::new_v4()));
+        self.publish_picture(Some(id), update, (data, metadata));
+    }
+}
+
+impl IopubSink {
+    /// An event-loop picture: a display (with the `id` that names it, if any), or
+    /// (`update`) the new content of the display `id` names.
+    fn publish_picture(&self, id: Option<&str>, update: bool, (data, metadata): timing::Bundle) {
         let picture = DisplayData {
             data,
             metadata,
-            transient: with_display_id(id),
+            transient: id.map(with_display_id).unwrap_or_default(),
         };
         self.publish(displayed_as(update), content::to_value(&picture));
     }

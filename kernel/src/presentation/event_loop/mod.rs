@@ -2,28 +2,23 @@
 //! poll recorder's trace. A lane per thread shows which task held it when; a row per task
 //! shows its polls solid and its waits hollow, on the cell's time axis in seconds.
 
+mod svg;
+
 use super::blocking;
 use crate::engine::{Poll, RuntimeTrace, TaskTrace};
 use crate::timing::Bundle;
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
 use std::time::Duration;
+use tandem_helpers::kernel_link::events::BLOCKING_TASKS;
 
 /// Marks the picture among a cell's outputs (`metadata.tandem.role`).
 pub const EVENT_LOOP_ROLE: &str = "event-loop";
 
 /// Tasks drawn one row each; the rest are counted under the picture.
 const MOST_ROWS: usize = 12;
-const WIDTH: f64 = 720.0;
-const LABEL: f64 = 210.0;
-const ROW: f64 = 18.0;
-/// The colour of bars that stand for several tasks' polls.
-const MANY: &str = "#9a9a9a";
 /// Tasks whose figures the metadata lists (past this, it gives their number).
 const MOST_LISTED: usize = 1000;
-const COLOURS: [&str; 6] = [
-    "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2",
-];
 
 /// The picture and its figures (`last`: the cell is over, and so is the picture); `None`
 /// when no tokio task ran during the cell.
@@ -44,10 +39,15 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
     let holdings = blocking::held_the_loop(trace);
     let warnings: Vec<String> = holdings.iter().map(blocking::warning).collect();
     let mut data = Map::new();
-    let svg = svg(trace, end, &holdings);
+    let svg = svg::svg(trace, end, &holdings);
     let lines: String = warnings
         .iter()
-        .map(|line| format!("<p class=\"tandem-held-the-loop\">{}</p>", escape(line)))
+        .map(|line| {
+            format!(
+                "<p class=\"tandem-held-the-loop\">{}</p>",
+                svg::escape(line)
+            )
+        })
         .collect();
     data.insert(
         "text/html".into(),
@@ -76,6 +76,7 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
                 "threads": threads,
                 "branches": task.branches.iter().map(|branch| json!({
                     "name": branch.name,
+                    "cancelled_at": branch.cancelled.map(|at| at.as_secs_f64()),
                     "polls": branch.polls.len(),
                     "busy_seconds": branch.polls.iter().map(poll_time).sum::<Duration>().as_secs_f64(),
                     "first_poll": branch.polls.first().map(|poll| poll.start.as_secs_f64()),
@@ -110,6 +111,9 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
 pub(super) fn task_name(task: &TaskTrace) -> String {
     match (&task.spawned_at, task.id) {
         (_, 0) => "the cell's future".to_owned(),
+        (Some(place), id) if id & BLOCKING_TASKS != 0 => {
+            format!("spawn_blocking ({})", short_place(place))
+        }
         (Some(place), id) => format!("task {id} ({})", short_place(place)),
         (None, id) => format!("task {id}"),
     }
@@ -167,7 +171,12 @@ fn rows(trace: &RuntimeTrace) -> Vec<Row<'_>> {
         });
         for (at, branch) in task.branches.iter().enumerate() {
             rows.push(Row {
-                label: format!("  └ {}", branch.name),
+                label: match branch.cancelled {
+                    Some(at) => {
+                        format!("  └ {} ✗ cancelled {:.2} s", branch.name, at.as_secs_f64())
+                    }
+                    None => format!("  └ {}", branch.name),
+                },
                 polls: &branch.polls,
                 colour: index + at + 1,
                 branch: Some(branch.id),
@@ -175,177 +184,6 @@ fn rows(trace: &RuntimeTrace) -> Vec<Row<'_>> {
         }
     }
     rows
-}
-
-/// Polls drawn as one bar: those of one task (`task`, its index) or of several.
-struct Slice {
-    start: Duration,
-    end: Duration,
-    task: Option<usize>,
-    polls: usize,
-}
-
-/// `polls` (with their task's index) as bars, merging those less than `pixel` apart: a
-/// lane of 10,000 tasks' polls is a few hundred bars, not 20,000.
-fn merged<'a>(polls: impl Iterator<Item = (&'a Poll, usize)>, pixel: Duration) -> Vec<Slice> {
-    let mut polls: Vec<(&Poll, usize)> = polls.collect();
-    polls.sort_by_key(|(poll, _)| poll.start);
-    let mut slices: Vec<Slice> = Vec::new();
-    for (poll, task) in polls {
-        match slices.last_mut() {
-            Some(last) if poll.start < last.end + pixel => {
-                last.end = last.end.max(poll.end);
-                last.polls += 1;
-                if last.task != Some(task) {
-                    last.task = None;
-                }
-            }
-            _ => slices.push(Slice {
-                start: poll.start,
-                end: poll.end,
-                task: Some(task),
-                polls: 1,
-            }),
-        }
-    }
-    slices
-}
-
-fn colour(index: usize) -> &'static str {
-    COLOURS[index % COLOURS.len()]
-}
-
-fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Holding]) -> String {
-    let scale = (WIDTH - LABEL - 10.0) / end.as_secs_f64();
-    let x = |at: Duration| LABEL + at.as_secs_f64() * scale;
-    let rows = rows(trace);
-    let shown_rows = rows.len().min(MOST_ROWS + 1);
-    let height = ROW * (trace.threads.len() + shown_rows) as f64 + 3.0 * ROW;
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
-    );
-    let mut y = ROW;
-    let _ = write!(
-        out,
-        r#"<text x="0" y="{}" font-weight="bold">threads</text>"#,
-        y - 4.0
-    );
-    let pixel = Duration::from_secs_f64(1.0 / scale);
-    for (lane, thread) in trace.threads.iter().enumerate() {
-        let _ = write!(
-            out,
-            r#"<text x="8" y="{}">{}</text><line x1="{LABEL}" x2="{}" y1="{}" y2="{}" stroke="silver"/>"#,
-            y + ROW - 5.0,
-            escape(thread),
-            WIDTH - 10.0,
-            y + ROW / 2.0,
-            y + ROW / 2.0
-        );
-        let polls = trace.tasks.iter().enumerate().flat_map(|(index, task)| {
-            let on_lane = task.polls.iter().filter(move |poll| poll.thread == lane);
-            on_lane.map(move |poll| (poll, index))
-        });
-        for slice in merged(polls, pixel) {
-            let (fill, title) = match slice.task {
-                Some(index) => (colour(index), task_name(&trace.tasks[index])),
-                None => (MANY, format!("{} polls of several tasks", slice.polls)),
-            };
-            let _ = write!(
-                out,
-                r#"<rect x="{:.1}" y="{}" width="{:.1}" height="{}" fill="{fill}"><title>{}: {:.3}–{:.3} s</title></rect>"#,
-                x(slice.start),
-                y + 3.0,
-                (x(slice.end) - x(slice.start)).max(0.5),
-                ROW - 6.0,
-                escape(&title),
-                slice.start.as_secs_f64(),
-                slice.end.as_secs_f64()
-            );
-        }
-        y += ROW;
-    }
-    y += ROW;
-    let _ = write!(
-        out,
-        r#"<text x="0" y="{}" font-weight="bold">tasks</text>"#,
-        y - 4.0
-    );
-    for row in rows.iter().take(MOST_ROWS) {
-        let _ = write!(
-            out,
-            r#"<text x="8" y="{}">{}</text>"#,
-            y + ROW - 5.0,
-            escape(&row.label)
-        );
-        if let (Some(first), Some(last)) = (row.polls.first(), row.polls.last()) {
-            let _ = write!(
-                out,
-                r#"<rect x="{:.1}" y="{}" width="{:.1}" height="{}" fill="none" stroke="{}"/>"#,
-                x(first.start),
-                y + 4.0,
-                (x(last.end) - x(first.start)).max(0.5),
-                ROW - 8.0,
-                colour(row.colour)
-            );
-        }
-        let flagged = holdings
-            .iter()
-            .find(|holding| row.branch == Some(holding.branch))
-            .map_or(&[][..], |holding| holding.polls.as_slice());
-        for poll in row.polls {
-            // A poll that held the loop while others waited is outlined in red.
-            let mark = if flagged.contains(&poll.start) {
-                r#" stroke="red" stroke-width="2""#
-            } else {
-                ""
-            };
-            let _ = write!(
-                out,
-                r#"<rect x="{:.1}" y="{}" width="{:.1}" height="{}" fill="{}"{mark}/>"#,
-                x(poll.start),
-                y + 4.0,
-                (x(poll.end) - x(poll.start)).max(0.5),
-                ROW - 8.0,
-                colour(row.colour)
-            );
-        }
-        y += ROW;
-    }
-    if rows.len() > MOST_ROWS {
-        // The rest, drawn together on one row: how busy they were, not who was.
-        let rest = &rows[MOST_ROWS..];
-        let _ = write!(
-            out,
-            r#"<text x="8" y="{}">… {} more rows, together</text>"#,
-            y + ROW - 5.0,
-            rest.len()
-        );
-        let polls = rest
-            .iter()
-            .flat_map(|row| row.polls.iter().map(|poll| (poll, 0)));
-        for slice in merged(polls, pixel) {
-            let _ = write!(
-                out,
-                r#"<rect x="{:.1}" y="{}" width="{:.1}" height="{}" fill="{MANY}"/>"#,
-                x(slice.start),
-                y + 4.0,
-                (x(slice.end) - x(slice.start)).max(0.5),
-                ROW - 8.0,
-            );
-        }
-        y += ROW;
-    }
-    let _ = write!(
-        out,
-        r#"<text x="{LABEL}" y="{}">0 s</text><text x="{}" y="{}" text-anchor="end">{:.2} s</text></svg>"#,
-        y + ROW - 4.0,
-        WIDTH - 10.0,
-        y + ROW - 4.0,
-        end.as_secs_f64()
-    );
-    out
 }
 
 /// The figures in words, for terminals and `text/plain`.
@@ -379,12 +217,6 @@ fn text(trace: &RuntimeTrace) -> String {
         );
     }
     out
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]
