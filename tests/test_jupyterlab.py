@@ -315,6 +315,63 @@ def test_help_menu_links_to_rust_and_tokio_docs_and_the_start_page(page, lab):
         assert any(wanted in item for item in items), items
 
 
+def test_the_event_loop_grows_live_and_draws_the_tutorials_examples(page, lab):
+    page.goto(f"{lab.base}/lab?reset")
+    page.locator(".jp-LauncherCard[data-category='Notebook']", has_text="Rust (tandem)").click()
+    page.locator(".jp-NotebookPanel:visible .jp-Toolbar-kernelName",
+                 has_text="Rust (tandem)").wait_for()
+    wait_for_idle(page)
+    # Live: a task ticking for 4 s. Its picture is there while the cell still runs ([*]),
+    # and its bars grow in place.
+    run_in_new_cell(page, "let ticker = tokio::spawn(async {\n"
+                          "    for _ in 0..40 { tokio::time::sleep(std::time::Duration::from_millis(100)).await; }\n"
+                          "});\n"
+                          "ticker.await.unwrap();")
+    picture = output_of_cell(page, 0).locator(".tandem-event-loop svg")
+    picture.wait_for(timeout=120_000)
+    prompt = page.locator(".jp-NotebookPanel:visible .jp-CodeCell").nth(0) \
+        .locator(".jp-InputPrompt")
+    assert prompt.text_content().strip() == "[*]:", "drawn while the cell runs"
+    bars = picture.locator("rect").count()
+    page.wait_for_function(
+        """(before) => {
+            const svg = document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) '
+                + '.jp-CodeCell')[0].querySelector('.tandem-event-loop svg');
+            return svg && svg.querySelectorAll('rect').length > before;
+        }""", arg=bars, timeout=10_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    picture.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "event-loop-live.png"))
+    wait_for_idle(page)
+    assert output_of_cell(page, 0).locator(".tandem-event-loop").count() == 1, "one, in place"
+
+    # The tutorial's examples, typed in plain Rust: join! branches on one thread, and a
+    # blocking sleep inside async code outlined in red and named.
+    run_in_new_cell(page, "async fn fetch(name: &str, millis: u64) -> &str {\n"
+                          "    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;\n"
+                          "    name\n"
+                          "}\n"
+                          'tokio::join!(fetch("orders", 600), fetch("users", 300));')
+    joined = output_of_cell(page, 1).locator(".tandem-event-loop svg")
+    expect(joined.get_by_text('fetch("orders", 600)')).to_be_visible(timeout=120_000)
+    wait_for_idle(page)
+    joined.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "event-loop-join.png"))
+    run_in_new_cell(page, "async fn pause(name: &str, millis: u64) -> &str {\n"
+                          "    std::thread::sleep(std::time::Duration::from_millis(millis));\n"
+                          "    name\n"
+                          "}\n"
+                          'tokio::join!(pause("blocking", 400), fetch("polite", 100));')
+    blocked = output_of_cell(page, 2).locator(".tandem-event-loop")
+    expect(blocked.locator("rect[stroke='red']")).to_have_count(1, timeout=120_000)
+    expect(blocked.get_by_text("held the event loop")).to_be_visible()
+    wait_for_idle(page)
+    blocked.scroll_into_view_if_needed()
+    shot = SCREENSHOTS / "event-loop-blocking.png"
+    page.screenshot(path=str(shot))
+    assert_not_blank(shot)
+
+
 def luminance(css_colour):
     """Relative luminance (WCAG) of `rgb(r, g, b)` or `#rrggbb`."""
     if css_colour.startswith("#"):

@@ -471,6 +471,32 @@ def test_a_select_race_draws_both_branches_and_its_loser_cancelled(kc):
     cancelled = branches['wait("slow", 600)']["cancelled_at"]
     assert cancelled is not None and cancelled >= branches['wait("quick", 100)']["last_poll_end"]
     assert cancelled < 0.6, "dropped before its 0.6 s were up"
+    # A future borrowed for each turn of a loop lives on: never drawn cancelled, while each
+    # turn's losing sleep is.
+    looped = run_cell(kc, "let ticks = {\n"
+                          "    let deadline = tokio::time::sleep(std::time::Duration::from_millis(300));\n"
+                          "    tokio::pin!(deadline);\n"
+                          "    let mut ticks = 0u32;\n"
+                          "    loop {\n"
+                          "        tokio::select! {\n"
+                          "            _ = &mut deadline => break,\n"
+                          "            _ = tokio::time::sleep(std::time::Duration::from_millis(70)) => ticks += 1,\n"
+                          "        }\n"
+                          "    }\n"
+                          "    ticks\n"
+                          "};\n"
+                          "ticks")
+    assert looped.status == "ok", looped.reply["content"]
+    rows = [branch for task in event_loop(looped)["tasks"] for branch in task["branches"]]
+    borrowed = [row for row in rows if row["name"] == "&mut deadline"]
+    sleeps = [row for row in rows if row["name"].startswith("tokio::time::sleep")]
+    assert borrowed and all(row["cancelled_at"] is None for row in borrowed), borrowed
+    # Each turn the sleep won is finished; the last turn's, if it was polled, lost.
+    won = int(looped.value())
+    assert won >= 2 and len(sleeps) in (won, won + 1), (won, sleeps)
+    cancelled = [row["cancelled_at"] is not None for row in sleeps]
+    assert cancelled == [False] * won + [True] * (len(sleeps) - won), sleeps
+
     # Without the type, evcxr cannot keep the variable (its analyser sees `!`): said so.
     untyped = run_cell(kc, 'let w = tokio::select! { a = wait("x", 1) => a, b = wait("y", 2) => b };')
     assert untyped.status == "error"

@@ -116,6 +116,7 @@ fn outside_any_runtime<T: Send>(thread_name: &str, work: impl FnOnce() -> T + Se
 }
 
 /// Starts a task on the current runtime (`tokio::spawn`).
+#[track_caller]
 pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -134,6 +135,7 @@ where
 /// });
 /// assert_eq!(report, "file read waited 0.05 s");
 /// ```
+#[track_caller]
 pub fn spawn_blocking<F, R>(work: F) -> tokio::task::JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,

@@ -64,30 +64,56 @@ macro_rules! select {
     (@tandem ($($biased:tt)*) ($($done:tt)*) else => $else:expr $(,)?) => {
         $crate::__tandem::real_tokio::select! { $($biased)* $($done)* else => $else }
     };
+    // A future borrowed for this `select!` (`&mut sleep` in a loop): it lives on after.
+    // Block handlers, then expression handlers, as below.
+    (@tandem $biased:tt ($($done:tt)*)
+        $p:pat = &mut $f:expr $(, if $c:expr)? => $h:block, $($rest:tt)*) => {
+        $crate::select!(@tandem $biased ($($done)*
+            $p = $crate::__tandem::Named { name: concat!("&mut ", stringify!($f)), future: &mut $f, borrowed: true } $(, if $c)? => $h,
+        ) $($rest)*)
+    };
+    (@tandem $biased:tt ($($done:tt)*)
+        $p:pat = &mut $f:expr $(, if $c:expr)? => $h:block $($rest:tt)*) => {
+        $crate::select!(@tandem $biased ($($done)*
+            $p = $crate::__tandem::Named { name: concat!("&mut ", stringify!($f)), future: &mut $f, borrowed: true } $(, if $c)? => $h,
+        ) $($rest)*)
+    };
+    (@tandem $biased:tt ($($done:tt)*)
+        $p:pat = &mut $f:expr $(, if $c:expr)? => $h:expr) => {
+        $crate::select!(@tandem $biased ($($done)*
+            $p = $crate::__tandem::Named { name: concat!("&mut ", stringify!($f)), future: &mut $f, borrowed: true } $(, if $c)? => ($h),
+        ))
+    };
+    (@tandem $biased:tt ($($done:tt)*)
+        $p:pat = &mut $f:expr $(, if $c:expr)? => $h:expr, $($rest:tt)*) => {
+        $crate::select!(@tandem $biased ($($done)*
+            $p = $crate::__tandem::Named { name: concat!("&mut ", stringify!($f)), future: &mut $f, borrowed: true } $(, if $c)? => ($h),
+        ) $($rest)*)
+    };
     // A block handler, with its comma or without.
     (@tandem $biased:tt ($($done:tt)*)
         $p:pat = $f:expr $(, if $c:expr)? => $h:block, $($rest:tt)*) => {
         $crate::select!(@tandem $biased ($($done)*
-            $p = $crate::__tandem::Named { name: stringify!($f), future: $f } $(, if $c)? => $h,
+            $p = $crate::__tandem::Named { name: stringify!($f), future: $f, borrowed: false } $(, if $c)? => $h,
         ) $($rest)*)
     };
     (@tandem $biased:tt ($($done:tt)*)
         $p:pat = $f:expr $(, if $c:expr)? => $h:block $($rest:tt)*) => {
         $crate::select!(@tandem $biased ($($done)*
-            $p = $crate::__tandem::Named { name: stringify!($f), future: $f } $(, if $c)? => $h,
+            $p = $crate::__tandem::Named { name: stringify!($f), future: $f, borrowed: false } $(, if $c)? => $h,
         ) $($rest)*)
     };
     // An expression handler: the last branch's needs no comma.
     (@tandem $biased:tt ($($done:tt)*)
         $p:pat = $f:expr $(, if $c:expr)? => $h:expr) => {
         $crate::select!(@tandem $biased ($($done)*
-            $p = $crate::__tandem::Named { name: stringify!($f), future: $f } $(, if $c)? => ($h),
+            $p = $crate::__tandem::Named { name: stringify!($f), future: $f, borrowed: false } $(, if $c)? => ($h),
         ))
     };
     (@tandem $biased:tt ($($done:tt)*)
         $p:pat = $f:expr $(, if $c:expr)? => $h:expr, $($rest:tt)*) => {
         $crate::select!(@tandem $biased ($($done)*
-            $p = $crate::__tandem::Named { name: stringify!($f), future: $f } $(, if $c)? => ($h),
+            $p = $crate::__tandem::Named { name: stringify!($f), future: $f, borrowed: false } $(, if $c)? => ($h),
         ) $($rest)*)
     };
     // A branch none of the above takes: tokio's `select!` reports it.

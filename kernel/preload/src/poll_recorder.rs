@@ -77,7 +77,7 @@ pub(crate) struct BlockingTask {
 impl BlockingTask {
     pub(crate) fn spawned(place: &'static std::panic::Location<'static>) -> BlockingTask {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let id = events::BLOCKING_TASKS | NEXT.fetch_add(1, Ordering::Relaxed);
+        let id = events::BLOCKING_TASK_BIT | NEXT.fetch_add(1, Ordering::Relaxed);
         spawned(id, place);
         BlockingTask { id }
     }
@@ -175,6 +175,8 @@ pub struct Branch<F> {
     id: u64,
     /// Whether `future` finished (a branch dropped before that was cancelled).
     finished: bool,
+    /// Whether `future` is a `&mut` borrow of one that outlives the branch.
+    borrowed: bool,
     /// The waker last given to `future`, which records its wake-ups, and the one it wraps.
     waker: Option<(std::task::Waker, std::task::Waker)>,
     future: F,
@@ -193,6 +195,7 @@ pub fn branch<F: std::future::IntoFuture>(name: &'static str, future: F) -> Bran
     Branch {
         id,
         finished: false,
+        borrowed: false,
         waker: None,
         future: future.into_future(),
     }
@@ -204,6 +207,8 @@ pub fn branch<F: std::future::IntoFuture>(name: &'static str, future: F) -> Bran
 pub struct Named<F> {
     pub name: &'static str,
     pub future: F,
+    /// The branch is `&mut fut`: `fut` lives on when the branch is dropped (not cancelled).
+    pub borrowed: bool,
 }
 
 impl<F: std::future::IntoFuture> std::future::IntoFuture for Named<F> {
@@ -211,7 +216,9 @@ impl<F: std::future::IntoFuture> std::future::IntoFuture for Named<F> {
     type IntoFuture = Branch<F::IntoFuture>;
 
     fn into_future(self) -> Self::IntoFuture {
-        branch(self.name, self.future)
+        let mut branch = branch(self.name, self.future);
+        branch.borrowed = self.borrowed;
+        branch
     }
 }
 
@@ -291,9 +298,11 @@ impl<F: std::future::Future> std::future::Future for Branch<F> {
 }
 
 impl<F> Drop for Branch<F> {
-    /// A branch dropped before it finished was cancelled: the loser of a `select!`.
+    /// A branch dropped before it finished was cancelled: the loser of a `select!`. (Not a
+    /// future borrowed for one turn of a loop, `&mut sleep`, which lives on; nor one
+    /// dropped as a panic unwinds.)
     fn drop(&mut self) {
-        if !self.finished && recording() {
+        if !self.finished && !self.borrowed && !std::thread::panicking() && recording() {
             let branch = self.id;
             recorded::record(At::Now, |bytes, _, at| {
                 events::encode_branch_cancelled(bytes, branch, at)

@@ -22,6 +22,8 @@ const RING_BYTES: usize = 256 * 1024;
 /// Events kept in this cell (all threads, as they last added their batch). Read by every
 /// event and written once a batch: threads that count what they drop write their own.
 static KEPT: AtomicU64 = AtomicU64::new(0);
+/// When the running cell started (its `CellStarted`).
+static CELL_START: AtomicU64 = AtomicU64::new(0);
 
 /// Every thread's ring, and the bytes taken out of rings that filled up: read by whoever
 /// holds the lock (one reader at a time).
@@ -125,7 +127,8 @@ fn with_local(at: At, write: impl FnOnce(&Local, u32, u64) -> bool) {
         }
         let at = match at {
             At::Now => monotonic_ns(),
-            At::Last => local.last_at.get(),
+            // Not before the cell's start (a thread with no event in this cell yet).
+            At::Last => local.last_at.get().max(CELL_START.load(Ordering::Relaxed)),
             At::Given(at) => at,
         };
         local.last_at.set(at);
@@ -207,7 +210,9 @@ pub(crate) fn forget() {
     KEPT.store(0, Ordering::Relaxed);
     take_dropped();
     // The kernel keeps nothing it received before this.
-    record(At::Now, |bytes, _, at| {
+    let start = monotonic_ns();
+    CELL_START.store(start, Ordering::Relaxed);
+    record(At::Given(start), |bytes, _, at| {
         events::encode_cell_started(bytes, at)
     });
     let names = lock(&NAMES).clone();

@@ -20,11 +20,28 @@ pub struct CellEvents {
     pub thread_names: HashMap<u32, String>,
     /// When the cell's future started (its `CellStarted`), once that came.
     started_at: Option<u64>,
+    /// When the kernel asked for the cell: a `CellStarted` before this is an earlier
+    /// cell's (all of whose events came late).
+    asked_at: u64,
     /// Whether the cell's `CellEnded` came: nothing more of it will.
     pub ended: bool,
 }
 
 impl CellEvents {
+    /// The events of a cell the kernel asked for at `asked_at` (CLOCK_MONOTONIC ns, the
+    /// recorder's clock).
+    pub fn asked_at(asked_at: u64) -> CellEvents {
+        CellEvents {
+            asked_at,
+            ..CellEvents::default()
+        }
+    }
+
+    /// Whether the cell's start came (else nothing that came is known to be the cell's).
+    pub fn started(&self) -> bool {
+        self.started_at.is_some()
+    }
+
     /// Takes in what came. Only what follows the cell's start is the cell's: a `CellEnded`
     /// before it is an earlier cell's (come late), and events from before its time are
     /// from between cells. (Threads' events come one thread after another, so some of the
@@ -33,6 +50,7 @@ impl CellEvents {
         self.thread_names = piece.thread_names;
         for event in piece.events {
             match event {
+                Event::CellStarted { at_ns } if at_ns < self.asked_at => {}
                 Event::CellStarted { at_ns } => {
                     self.started_at = Some(at_ns);
                     self.ended = false;
@@ -281,7 +299,7 @@ mod tests {
 
     #[test]
     fn only_what_follows_the_cells_start_is_the_cells() {
-        let mut cell = CellEvents::default();
+        let mut cell = CellEvents::asked_at(80);
         // An earlier cell's end, come late, and an event of this cell's from a worker's
         // ring, sent before the cell thread's ring that holds the start.
         cell.absorb(piece(vec![
@@ -309,5 +327,17 @@ mod tests {
             })
             .collect();
         assert_eq!(tasks, [4, 6], "before the start in time is between cells");
+
+        // All of an earlier cell, come late: its start is before the kernel asked.
+        let mut cell = CellEvents::asked_at(1_000);
+        cell.absorb(piece(vec![
+            Event::CellStarted { at_ns: 500 },
+            poll(7, 600),
+            Event::CellEnded {
+                at_ns: 700,
+                dropped: 0,
+            },
+        ]));
+        assert!(!cell.started() && !cell.ended);
     }
 }

@@ -14,9 +14,14 @@ const BETWEEN: Duration = Duration::from_millis(200);
 /// How long one wait for events lasts before the follower looks at the clock again.
 const LOOK_EVERY: Duration = Duration::from_millis(100);
 
-/// Follows the cell's events until `stop` fires (or is dropped); returns what came.
-pub fn follow(channel: &EventChannel, sink: &dyn OutputSink, stop: &Receiver<()>) -> CellEvents {
-    let mut cell = CellEvents::default();
+/// Follows the cell's events (`cell`, so far none) until `stop` fires (or is dropped);
+/// returns what came.
+pub fn follow(
+    channel: &EventChannel,
+    sink: &dyn OutputSink,
+    stop: &Receiver<()>,
+    mut cell: CellEvents,
+) -> CellEvents {
     let mut first_came: Option<Instant> = None;
     let mut handed_on: Option<Instant> = None;
     let mut unseen = false;

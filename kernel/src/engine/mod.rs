@@ -132,12 +132,14 @@ impl Engine {
         };
         let building = build_progress::Watch::start(&self.build_dir, sink.clone());
         // While the cell runs, what the runtime did so far goes to the sink as it comes.
+        let asked_at = tandem_helpers::kernel_link::monotonic_ns();
         let (context, channel) = (&mut self.context, self.events.as_ref());
         let (outcome, cell_events) = std::thread::scope(|scope| {
             let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
             let follower = channel.map(|channel| {
                 let sink = sink.clone();
-                scope.spawn(move || live_trace::follow(channel, sink.as_ref(), &stopped))
+                let cell = CellEvents::asked_at(asked_at);
+                scope.spawn(move || live_trace::follow(channel, sink.as_ref(), &stopped, cell))
             });
             let outcome = context.execute_with_callbacks(code, &mut callbacks);
             drop(stop);
@@ -165,7 +167,7 @@ impl Engine {
         timings.compile -= timings.dependencies;
         let mut report = self.forwarder.finish_cell(u64::from(timings.ran));
         let spans = std::mem::take(&mut report.spans);
-        let trace = self.runtime_trace(cell_events, timings.ran);
+        let trace = self.runtime_trace(cell_events, asked_at, timings.ran);
         let result = match outcome {
             Ok(_) if report.panicked && interrupted => {
                 // The helpers stopped the cell when asked: evcxr caught the panic, and the
@@ -216,14 +218,19 @@ impl Engine {
 
     /// What the runtime did while the cell ran: `so_far` from the poll recorder, and the
     /// rest (sent as the cell's future ended, so it is there by now, or about to be).
-    fn runtime_trace(&self, so_far: Option<CellEvents>, ran: bool) -> Option<RuntimeTrace> {
+    fn runtime_trace(
+        &self,
+        so_far: Option<CellEvents>,
+        asked_at: u64,
+        ran: bool,
+    ) -> Option<RuntimeTrace> {
         let channel = self.events.as_ref()?;
-        let mut cell = so_far.unwrap_or_default();
+        let mut cell = so_far.unwrap_or_else(|| CellEvents::asked_at(asked_at));
         let wait = if ran { TRACE_WAIT } else { Duration::ZERO };
         channel.receive_until_ended(&mut cell, Instant::now() + wait);
         // Without its end (the process died, the events came too late) what came is drawn:
         // a picture drawn live is not left as it was.
-        if !cell.ended && cell.events.is_empty() {
+        if !cell.ended && (!cell.started() || cell.events.is_empty()) {
             return None;
         }
         Some(RuntimeTrace::assemble(&cell.events, &cell.thread_names))

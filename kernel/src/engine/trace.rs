@@ -349,11 +349,11 @@ mod tests {
     fn threads_events_concatenated_out_of_time_order_pair_up_and_an_early_end_counts() {
         let names = HashMap::from([(1, "cell thread".to_owned()), (2, "worker".to_owned())]);
         // The worker's ring first, then the cell thread's; the task's end took the time of
-        // the terminating thread's last event, earlier than its poll.
+        // the terminating thread's last event, earlier than anything else of the task.
         let events = [
             Event::Ended {
                 task: 5,
-                at_ns: 1_050,
+                at_ns: 950,
                 thread: 2,
             },
             Event::PollStarted {

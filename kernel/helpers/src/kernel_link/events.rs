@@ -91,7 +91,7 @@ impl Event {
 
 /// The bit set in the task ids the recorder gives `spawn_blocking` closures, which are no
 /// tokio tasks with ids of their own (tokio's ids count up from 1 and never get here).
-pub const BLOCKING_TASKS: u64 = 1 << 62;
+pub const BLOCKING_TASK_BIT: u64 = 1 << 62;
 
 /// The kernel's word on the events channel (its only words there): record the cells'
 /// events (sent first on each connection, and again at `:timeline on`).

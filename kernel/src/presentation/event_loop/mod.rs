@@ -10,7 +10,7 @@ use crate::timing::Bundle;
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
 use std::time::Duration;
-use tandem_helpers::kernel_link::events::BLOCKING_TASKS;
+use tandem_helpers::kernel_link::events::BLOCKING_TASK_BIT;
 
 /// Marks the picture among a cell's outputs (`metadata.tandem.role`).
 pub const EVENT_LOOP_ROLE: &str = "event-loop";
@@ -111,9 +111,10 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
 pub(super) fn task_name(task: &TaskTrace) -> String {
     match (&task.spawned_at, task.id) {
         (_, 0) => "the cell's future".to_owned(),
-        (Some(place), id) if id & BLOCKING_TASKS != 0 => {
+        (Some(place), id) if id & BLOCKING_TASK_BIT != 0 => {
             format!("spawn_blocking ({})", short_place(place))
         }
+        (None, id) if id & BLOCKING_TASK_BIT != 0 => "spawn_blocking".to_owned(),
         (Some(place), id) => format!("task {id} ({})", short_place(place)),
         (None, id) => format!("task {id}"),
     }

@@ -10,6 +10,8 @@ use std::time::Duration;
 const WIDTH: f64 = 720.0;
 const LABEL: f64 = 210.0;
 const ROW: f64 = 18.0;
+/// The colour of its words: grey, which reads on light and dark themes alike.
+const TEXT: &str = "#8a8a8a";
 /// The colour of bars that stand for several tasks' polls.
 const MANY: &str = "#9a9a9a";
 const COLOURS: [&str; 6] = [
@@ -26,7 +28,7 @@ pub(super) fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Hol
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" font-family="sans-serif" font-size="11" fill="{TEXT}">"#
     );
     let mut y = ROW;
     let _ = write!(
