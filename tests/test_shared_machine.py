@@ -395,36 +395,51 @@ def wait_until_ended(pids, within, what):
         time.sleep(0.05)
 
 
-START_SLEEP = ('let sleeper = std::process::Command::new("sleep").arg("600").spawn().unwrap();\n'
-               'println!("{} {}", sleeper.id(), std::process::id());')
+# A sleep that leaves the engine's process group and session (setsid) and is orphaned (its
+# shell exits): a daemon's escape. Prints the sleeper's pid, the engine's and the escapee's.
+START_ESCAPEE = (
+    'let sleeper = std::process::Command::new("sleep").arg("600").spawn().unwrap();\n'
+    'let out = std::process::Command::new("sh").args(["-c", "setsid sleep 601 >/dev/null '
+    '2>&1 & echo $!"]).output().unwrap();\n'
+    'let escapee: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();\n'
+    'println!("{} {} {}", sleeper.id(), std::process::id(), escapee);')
 
 
-def printed_pids(kc, msg_id, timeout=120):
-    """The two numbers the cell of `msg_id` printed (the sleeper's pid, the engine's)."""
+def printed_pids(kc, msg_id, timeout=120, count=2):
+    """The `count` numbers the cell of `msg_id` printed (the sleeper's pid, the engine's,
+    ...)."""
     deadline = time.monotonic() + timeout
     text = ""
-    while len(text.split()) < 2:
+    while len(text.split()) < count:
         msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
         if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
             text += msg["content"]["text"]
-    return tuple(map(int, text.split()[:2]))
+    return tuple(map(int, text.split()[:count]))
 
 
 def test_nothing_a_cell_started_outlives_its_engine(attacked):
     """Last in this module: it ends the module's kernel with SIGKILL."""
     kc, km = attacked[0], attacked[4]
     # An interrupt that has to end the engine's process ends what its cells started too.
-    msg_id = kc.execute(START_SLEEP + "\nloop { std::hint::spin_loop(); }")
-    sleeper, engine = printed_pids(kc, msg_id)
+    # A program that left the engine's session (setsid, orphaned) is ended too.
+    msg_id = kc.execute(START_ESCAPEE + "\nloop { std::hint::spin_loop(); }")
+    sleeper, engine, escapee = printed_pids(kc, msg_id, count=3)
+    # (It is running setsid, or about to: its session changes once setsid has run.)
+    deadline = time.monotonic() + 10
+    while os.getsid(escapee) == os.getsid(engine):
+        assert time.monotonic() < deadline, "it left the engine's session"
+        time.sleep(0.02)
     km.interrupt_kernel()
     reply = kc.get_shell_msg(timeout=60)
     assert reply["content"]["status"] == "error", reply["content"]
-    wait_until_ended([sleeper, engine], 10, "the sleep and the engine ended with the interrupt")
+    wait_until_ended([sleeper, engine, escapee], 10,
+                     "the sleeps and the engine ended with the interrupt")
 
     # A kernel killed outright (SIGKILL: it can clean up nothing) takes them along too.
-    msg_id = kc.execute(START_SLEEP)
-    sleeper, engine = printed_pids(kc, msg_id)
+    msg_id = kc.execute(START_ESCAPEE)
+    sleeper, engine, escapee = printed_pids(kc, msg_id, count=3)
     kc.get_shell_msg(timeout=60)
-    assert not ended(sleeper)
+    assert not ended(sleeper) and not ended(escapee)
     os.kill(km.provisioner.pid, signal.SIGKILL)
-    wait_until_ended([sleeper, engine], 10, "the sleep and the engine ended with the kernel")
+    wait_until_ended([sleeper, engine, escapee], 10,
+                     "the sleeps and the engine ended with the kernel")

@@ -100,11 +100,13 @@ impl Interrupter {
         .unwrap_or(false)
     }
 
-    /// Ends the engine's child process and every program its cells started, which share
-    /// its process group (used by interrupts and at shutdown).
+    /// Ends the engine's child process and every program its cells started: those that
+    /// share its process group, and those that left it but still descend from it (used by
+    /// interrupts and at shutdown).
     pub fn kill_engine(&self) {
         self.with_child(|child| {
             if let Some(pid) = unreaped_pid(child) {
+                super::process_tree::kill_descendants(pid);
                 // SAFETY: while the child is unreaped its pid, and so the group it leads,
                 // cannot be given to another process.
                 unsafe { libc::killpg(pid, libc::SIGKILL) };

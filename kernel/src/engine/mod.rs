@@ -13,6 +13,7 @@ mod live_trace;
 mod markers;
 mod output;
 mod prelude;
+mod process_tree;
 mod starting;
 mod startup;
 pub mod syntax;

@@ -25,6 +25,11 @@ pub fn install() {
     // them with the engine, and so can the relay below when the kernel is gone.
     // SAFETY: setpgid on this process; it fails only if it already leads a session.
     unsafe { libc::setpgid(0, 0) };
+    // What leaves the group (`setsid`, a daemon's double fork) is still ours to end: its
+    // orphans come to this process instead of init. (Those that end stay zombies until
+    // this process does: reaping them could take a cell's own child's exit status.)
+    // (Refused, they can outlive the kernel as before; nothing here can tell anyone.)
+    let _ = crate::engine::process_tree::adopt_orphans();
     extern "C" fn on_interrupt(_: libc::c_int) {
         TANDEM_CELL_STATE.request_interrupt();
     }
@@ -61,6 +66,9 @@ fn relay(from_kernel: File, mut to_runtime: File) {
             break;
         }
     }
+    // First every descendant, in this group or not (see `install`).
+    // SAFETY: getpid cannot fail.
+    crate::engine::process_tree::kill_descendants(unsafe { libc::getpid() });
     // SAFETY: getpgrp cannot fail; the group is this process's own (see `install`), so the
     // signal reaches only the engine and what its cells started.
     unsafe {
