@@ -401,6 +401,25 @@ def test_the_event_loop_shows_spawned_tasks_of_plain_rust_on_their_threads(kc):
     assert event_loop(run_cell(kc, "1 + 1")) is None
 
 
+def test_the_helpers_own_runtimes_are_drawn_too(kc):
+    # run_on_threads builds a runtime of its own: its two spawned CPU jobs run on two of
+    # its workers at once; run_on_one_thread's run on its one thread, one after the other.
+    jobs = f"async {{ let a = spawn({CPU_JOB}); let b = spawn({CPU_JOB}); " \
+           "a.await.unwrap() ^ b.await.unwrap() }"
+    apart = run_cell(kc, f"run_on_threads(2, {jobs}) % 2")
+    assert apart.status == "ok", apart.reply["content"]
+    figures = event_loop(apart)
+    spawned = [task for task in figures["tasks"] if task["id"] != 0]
+    assert len(spawned) == 2, figures["tasks"]
+    assert figures["task_threads"] == 2 and all(
+        thread.startswith("worker") for task in spawned for thread in task["threads"]), spawned
+    together = run_cell(kc, f"run_on_one_thread({jobs}) % 2")
+    assert together.status == "ok", together.reply["content"]
+    figures = event_loop(together)
+    threads = {thread for task in figures["tasks"] if task["id"] != 0 for thread in task["threads"]}
+    assert len(threads) == 1 and threads.pop().startswith("event-loop"), figures["tasks"]
+
+
 def test_join_branches_of_plain_rust_interleave_on_one_thread(kc):
     # The tutorial's example typed in plain Rust: its own async fn, two calls under
     # tokio::join!. They are futures inside one task (the cell's), not tasks: each is a
@@ -423,6 +442,21 @@ def test_join_branches_of_plain_rust_interleave_on_one_thread(kc):
     assert a["first_poll"] < b["last_poll_end"] and b["first_poll"] < a["last_poll_end"]
     assert a["threads"] == b["threads"] and len(a["threads"]) == 1, (a, b)
     assert a["polls"] >= 2 and b["polls"] >= 2, "each gave the thread back at its .await"
+
+    # futures' join_all and join! are drawn the same way: join_all's futures by position.
+    gathered = run_cell(kc, 'let all = futures::future::join_all(vec![fetch("a", 300), '
+                            'fetch("b", 200), fetch("c", 100)]).await;\n'
+                            'let pair: (String, String) = '
+                            'futures::join!(fetch("x", 200), fetch("y", 100));\n'
+                            'println!("{all:?} {pair:?}");')
+    assert gathered.status == "ok", gathered.reply["content"]
+    assert gathered.text() == '["A", "B", "C"] ("X", "Y")\n'
+    cell_future, = [task for task in event_loop(gathered)["tasks"] if task["id"] == 0]
+    names = [branch["name"] for branch in cell_future["branches"]]
+    assert names == ["join_all[0]", "join_all[1]", "join_all[2]",
+                     'fetch("x", 200)', 'fetch("y", 100)'], names
+    first, *rest = cell_future["branches"][:3]
+    assert all(other["first_poll"] < first["last_poll_end"] for other in rest), "they overlap"
 
 
 def test_a_blocking_sleep_inside_async_code_is_caught_and_an_async_one_is_not(kc):

@@ -62,7 +62,9 @@ where
     F::Output: Send,
 {
     outside_any_runtime("event-loop", move || {
-        tokio::runtime::Builder::new_current_thread()
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        crate::kernel_link::attach_runtime_hooks(&mut builder);
+        builder
             .enable_all()
             .build()
             .expect("building a tokio runtime")
@@ -88,7 +90,9 @@ where
     F::Output: Send,
 {
     outside_any_runtime("runtime-main", move || {
-        tokio::runtime::Builder::new_multi_thread()
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        crate::kernel_link::attach_runtime_hooks(&mut builder);
+        builder
             .worker_threads(threads.max(1))
             .thread_name("worker")
             .enable_all()

@@ -4,6 +4,8 @@
 
 pub use ::tokio::*;
 
+#[doc(hidden)]
+pub mod cell_futures;
 mod events_sender;
 mod poll_recorder;
 mod recorded;
@@ -12,8 +14,10 @@ pub mod task;
 
 #[doc(hidden)]
 pub mod __tandem {
+    pub use crate::cell_futures as futures;
     pub use crate::poll_recorder::{branch, Named};
-    pub use ::futures;
+    /// The futures crate itself, for the `join!` cells see as `futures::join!`.
+    pub use ::futures as real_futures;
     pub use ::tandem_helpers;
     /// tokio itself, for the macros below, which hand it each branch wrapped.
     pub use ::tokio as real_tokio;

@@ -61,6 +61,8 @@ pub(crate) fn spawned(task: u64, place: &'static std::panic::Location<'static>) 
 /// Called as a cell's future starts: what was recorded between cells (a task left running
 /// from an earlier cell) is not this cell's, and is forgotten.
 pub(crate) fn cell_started() {
+    // The helpers' own runtimes (run_on_one_thread, run_on_threads) get the hooks too.
+    kernel_link::set_runtime_hooks(attach);
     events_sender::learn_switch();
     // Before the sending thread may send again: what it sends next is this cell's.
     recorded::forget();
@@ -183,7 +185,7 @@ pub struct Branch<F> {
 }
 
 /// Wraps `future` (the `join!` macros of the preloaded `tokio` call this for each branch).
-pub fn branch<F: std::future::IntoFuture>(name: &'static str, future: F) -> Branch<F::IntoFuture> {
+pub fn branch<F: std::future::IntoFuture>(name: &str, future: F) -> Branch<F::IntoFuture> {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     if recording() {

@@ -16,9 +16,9 @@ pub fn traceback(diagnostics: &[Diagnostic], cell: &str) -> Vec<String> {
         // rustc's errors are about evcxr's code, not the learner's: say what to do.
         out.push(format!(
             "{BOLD}tandem:{RESET} the engine could not work out the type of `{name}` to keep it \
-             for later cells (its analyser sees `!`, as it does for a `tokio::select!`'s \
-             value). Write the type: `let {name}: TheType = ...;` (or use the value inside \
-             this cell only, in braces)."
+             for later cells (its analyser cannot see through some macros: `tokio::select!`, \
+             `futures::join!`). Write the type: `let {name}: TheType = ...;` (or use the \
+             value inside this cell only, in braces)."
         ));
         out.push(String::new());
     }
@@ -31,13 +31,18 @@ pub fn traceback(diagnostics: &[Diagnostic], cell: &str) -> Vec<String> {
     out
 }
 
-/// The variable evcxr tried to keep with the type `!` (its analyser's guess when it cannot
-/// see through a macro), from the error in evcxr's generated code.
+/// The variable evcxr tried to keep with a type its analyser guessed wrong (`!` or `()`,
+/// when it cannot see through a macro), from the error in evcxr's generated code.
 fn untyped_variable(diagnostic: &Diagnostic) -> Option<&str> {
     let Found::Generated { rendered } = &diagnostic.found else {
         return None;
     };
-    let after = rendered.split("put_variable::<!>(stringify!(").nth(1)?;
+    let after = [
+        "put_variable::<!>(stringify!(",
+        "put_variable::<()>(stringify!(",
+    ]
+    .iter()
+    .find_map(|guess| rendered.split(guess).nth(1))?;
     after.split(')').next()
 }
 

@@ -174,6 +174,23 @@ pub fn peer_is_this_user(stream: &std::os::unix::net::UnixStream) -> bool {
     peer_credentials(stream).is_some_and(|peer| peer.uid == unsafe { libc::getuid() })
 }
 
+/// How the preloaded crate puts the poll recorder's hooks on a runtime (it depends on the
+/// helpers, so they cannot name it): given once, used by the runtimes the helpers build.
+static RUNTIME_HOOKS: std::sync::OnceLock<fn(&mut tokio::runtime::Builder)> =
+    std::sync::OnceLock::new();
+
+/// The preloaded crate's poll recorder gives its hooks (once; later calls change nothing).
+pub fn set_runtime_hooks(attach: fn(&mut tokio::runtime::Builder)) {
+    let _ = RUNTIME_HOOKS.set(attach);
+}
+
+/// Puts the poll recorder's hooks on `builder`, if there is a recorder (inside tandem).
+pub(crate) fn attach_runtime_hooks(builder: &mut tokio::runtime::Builder) {
+    if let Some(attach) = RUNTIME_HOOKS.get() {
+        attach(builder);
+    }
+}
+
 /// `<marker prefix>span <json>`: a helper task finished (a `spans::Span`).
 pub const SPAN_MARKER: &str = "span";
 
