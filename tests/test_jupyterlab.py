@@ -321,10 +321,10 @@ def test_the_event_loop_grows_live_and_draws_the_tutorials_examples(page, lab):
     page.locator(".jp-NotebookPanel:visible .jp-Toolbar-kernelName",
                  has_text="Rust (tandem)").wait_for()
     wait_for_idle(page)
-    # Live: a task ticking for 4 s. Its picture is there while the cell still runs ([*]),
+    # Live: a task ticking for 6 s. Its picture is there while the cell still runs ([*]),
     # and its bars grow in place.
     run_in_new_cell(page, "let ticker = tokio::spawn(async {\n"
-                          "    for _ in 0..40 { tokio::time::sleep(std::time::Duration::from_millis(100)).await; }\n"
+                          "    for _ in 0..60 { tokio::time::sleep(std::time::Duration::from_millis(100)).await; }\n"
                           "});\n"
                           "ticker.await.unwrap();")
     picture = output_of_cell(page, 0).locator(".tandem-event-loop svg")

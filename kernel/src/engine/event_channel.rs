@@ -69,7 +69,9 @@ impl CellEvents {
     }
 
     fn too_early(&self, event: &Event) -> bool {
-        matches!((self.started_at, event.at_ns()), (Some(start), Some(at)) if at < start)
+        // Before the start, once it came; before the kernel asked for the cell, always.
+        let start = self.started_at.unwrap_or(self.asked_at);
+        event.at_ns().is_some_and(|at| at < start)
     }
 }
 

@@ -106,6 +106,10 @@ impl Interrupter {
     pub fn kill_engine(&self) {
         self.with_child(|child| {
             if let Some(pid) = unreaped_pid(child) {
+                // Stopped first, the group forks no more while its tree is walked.
+                // SAFETY: while the child is unreaped its pid, and so the group it leads,
+                // cannot be given to another process.
+                unsafe { libc::killpg(pid, libc::SIGSTOP) };
                 super::process_tree::kill_descendants(pid);
                 // SAFETY: while the child is unreaped its pid, and so the group it leads,
                 // cannot be given to another process.

@@ -2,7 +2,8 @@
 //! started that left the engine's process group (`setsid`, a daemon's double fork) is still
 //! a descendant: the engine's process adopts what its cells orphan (it is a subreaper).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 /// How many times the tree is walked and killed while something is left in it (a process
 /// that forks as it is killed leaves children for the next round).
@@ -17,43 +18,50 @@ pub fn adopt_orphans() -> bool {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0 }
 }
 
-/// Sends SIGKILL to every process descended from `root` (not `root` itself), round after
-/// round until none is left. Each is signalled through a pidfd, after checking that the
-/// process the pidfd holds still descends from `root`: a pid freed and given to another
-/// process meanwhile is not signalled. Returns how many processes were signalled.
+/// Sends SIGKILL to every live process descended from `root` (not `root` itself), round
+/// after round until none is left (a process killed stays a zombie until it is reaped:
+/// zombies are not counted). Each is signalled through a pidfd opened first and then
+/// checked to hold a descendant of `root`, so a pid freed and given to another process is
+/// not signalled. Returns how many processes were signalled.
 pub fn kill_descendants(root: libc::pid_t) -> usize {
     let mut killed = 0;
     for _ in 0..MOST_ROUNDS {
-        let parents = parents();
-        let found = descendants(root, &parents);
+        let found = descendants(root, &live_parents());
         if found.is_empty() {
             break;
         }
-        killed += found
-            .iter()
+        killed += (found.iter())
             .filter(|&&pid| kill_if_descendant(pid, root))
             .count();
     }
     killed
 }
 
-/// Every process's parent, from /proc.
-fn parents() -> HashMap<libc::pid_t, libc::pid_t> {
+/// Every live process's parent, from /proc (zombies, already dead, are left out).
+fn live_parents() -> HashMap<libc::pid_t, libc::pid_t> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return HashMap::new();
     };
     entries
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-        .filter_map(|pid| Some((pid, parent_of(pid)?)))
+        .filter_map(|pid| match stat_of(pid)? {
+            ('Z' | 'X', _) => None,
+            (_, parent) => Some((pid, parent)),
+        })
         .collect()
 }
 
-/// The parent of `pid`, from /proc/PID/stat (the field after the name, which is in
-/// parentheses and may hold any character).
-fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+/// The state and the parent of `pid`, from /proc/PID/stat (the two fields after the name,
+/// which is in parentheses and may hold any character).
+fn stat_of(pid: libc::pid_t) -> Option<(char, libc::pid_t)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(1)?.parse().ok()
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
+}
+
+fn parent_of(pid: libc::pid_t) -> Option<libc::pid_t> {
+    stat_of(pid).map(|(_, parent)| parent)
 }
 
 /// The processes below `root` in `parents`, parents before their children.
@@ -63,10 +71,11 @@ fn descendants(root: libc::pid_t, parents: &HashMap<libc::pid_t, libc::pid_t>) -
         children.entry(parent).or_default().push(pid);
     }
     let mut found = Vec::new();
+    let mut seen = HashSet::from([root]);
     let mut next = vec![root];
     while let Some(pid) = next.pop() {
         for &child in children.get(&pid).into_iter().flatten() {
-            if child != root && !found.contains(&child) {
+            if seen.insert(child) {
                 found.push(child);
                 next.push(child);
             }
@@ -88,31 +97,33 @@ fn descends_from(pid: libc::pid_t, root: libc::pid_t) -> bool {
     false
 }
 
-/// SIGKILL to `pid` if, held by a pidfd, it still descends from `root`.
+/// SIGKILL to `pid` if it still descends from `root`. The pidfd is opened before the check:
+/// if the pid is freed and reused after that, the signal goes to the process the pidfd
+/// held, which is gone, and reaches no one. (Without pidfds, Linux before 5.3, a plain kill
+/// follows the check: a narrow window, not none.)
 fn kill_if_descendant(pid: libc::pid_t, root: libc::pid_t) -> bool {
     // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    let Ok(fd) = libc::c_int::try_from(fd) else {
-        return false;
+    let Some(fd) = libc::c_int::try_from(fd).ok().filter(|&fd| fd >= 0) else {
+        let unsupported = std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS);
+        // SAFETY: kill with a pid just checked to descend from `root`.
+        return unsupported
+            && descends_from(pid, root)
+            && unsafe { libc::kill(pid, libc::SIGKILL) } == 0;
     };
-    if fd < 0 {
-        return false;
-    }
-    // The pidfd holds one process; checked after it was opened, the pid is that one's.
-    let signalled = descends_from(pid, root)
+    // SAFETY: pidfd_open returned a new descriptor, owned here alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    descends_from(pid, root)
         // SAFETY: pidfd_send_signal with a pidfd we own, a signal, no info, no flags.
         && unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
-                fd,
+                fd.as_raw_fd(),
                 libc::SIGKILL,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
             )
-        } == 0;
-    // SAFETY: fd is ours and closed once.
-    unsafe { libc::close(fd) };
-    signalled
+        } == 0
 }
 
 #[cfg(test)]
@@ -137,6 +148,8 @@ mod tests {
         // SAFETY: getppid cannot fail.
         let parent = unsafe { libc::getppid() };
         assert_eq!(parent_of(me), Some(parent));
+        let state = stat_of(me).map(|(state, _)| state);
+        assert!(matches!(state, Some('R' | 'S' | 'D')), "alive: {state:?}");
         assert!(descends_from(me, parent));
         assert!(!descends_from(me, me));
     }
