@@ -377,6 +377,12 @@ def test_the_event_loop_shows_spawned_tasks_of_plain_rust_on_their_threads(kc):
     first, second = spawned
     assert first["first_poll"] < second["last_poll_end"] and \
         second["first_poll"] < first["last_poll_end"], "they ran at the same time"
+    # Each is named by what it spawned and its line in the cell; on workers of their own,
+    # neither kept the other waiting.
+    assert [task["cell_line"] for task in spawned] == [1, 2], spawned
+    assert all(task["name"].startswith("task async { let mut n = 0u64;") and
+               task["name"].endswith("(cell:%d)" % task["cell_line"]) for task in spawned), spawned
+    assert figures["held_the_loop"] == [], figures["held_the_loop"]
 
     together = run_cell(kc, f"tokio::spawn(async {{ {CPU_JOB}.await ^ {CPU_JOB}.await }})"
                             ".await.unwrap() % 2")
@@ -474,15 +480,64 @@ def test_a_blocking_sleep_inside_async_code_is_caught_and_an_async_one_is_not(kc
     assert cell.status == "ok", cell.reply["content"]
     figures = event_loop(cell)
     held, = figures["held_the_loop"]
-    assert held["name"] == 'pause("blocking", 400)', held
-    assert held["waiting"] == ['nap("polite", 100)'], held
+    # Named by their source text and the cell line of their join!.
+    assert held["name"] == 'pause("blocking", 400) (cell:9)', held
+    assert held["waiting"] == ['nap("polite", 100) (cell:9)'], held
     assert held["seconds"] >= 0.4 * 0.9, held
     said = event_loop_pictures(cell)[-1]["content"]["data"]["text/plain"]
-    assert 'pause("blocking", 400) held the event loop for' in said and "spawn_blocking" in said
+    assert 'pause("blocking", 400) (cell:9) held the event loop for' in said and \
+        "spawn_blocking" in said, said
 
     polite = run_cell(kc, 'tokio::join!(nap("a", 400), nap("b", 100));')
     assert polite.status == "ok", polite.reply["content"]
     assert event_loop(polite)["held_the_loop"] == []
+
+
+def test_aborted_tasks_timers_gather_and_a_task_that_blocks_its_thread(kc):
+    # Plain Rust: a task aborted before it finished is drawn cancelled, one that finished
+    # is not; the sleep and timeout each one waited on are drawn with their durations.
+    cell = run_cell(kc, "async fn doze(millis: u64) -> u64 {\n"
+                        "    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;\n"
+                        "    millis\n"
+                        "}\n"
+                        "let long = tokio::spawn(doze(5_000));\n"
+                        "let short = tokio::spawn(doze(100));\n"
+                        "short.await.unwrap();\n"
+                        "long.abort();\n"
+                        "let late = tokio::time::timeout(std::time::Duration::from_millis(50), doze(1_000)).await;\n"
+                        "let both = gather(vec![doze(30), doze(20)]).await;\n"
+                        'println!("{} {both:?} {}", late.is_err(), long.await.unwrap_err().is_cancelled());')
+    assert cell.status == "ok", cell.reply["content"]
+    assert cell.text() == "true [30, 20] true\n"
+    tasks = {task["name"]: task for task in event_loop(cell)["tasks"]}
+    long, short = tasks["task doze(5_000) (cell:5)"], tasks["task doze(100) (cell:6)"]
+    assert short["cancelled_at"] is None and long["cancelled_at"] is not None, tasks
+    assert long["cancelled_at"] >= short["last_poll_end"], (long, short)
+    assert [(t["kind"], t["seconds"]) for t in long["timers"]] == [("sleep", 5.0)], long
+    assert [(t["kind"], t["seconds"]) for t in short["timers"]] == [("sleep", 0.1)], short
+    cell_future = tasks["the cell's future"]
+    waits = [(t["kind"], t["seconds"]) for t in cell_future["timers"]]
+    assert waits[:2] == [("timeout", 0.05), ("sleep", 1.0)], cell_future["timers"]
+    # The helpers' gather draws each future as a branch, like join_all.
+    branches = [(b["name"], b["cell_line"]) for b in cell_future["branches"]]
+    assert branches == [("gather[0]", 10), ("gather[1]", 10)], branches
+    assert [[t["seconds"] for t in b["timers"]] for b in cell_future["branches"]] == [[0.03], [0.02]]
+
+    # On a runtime with one thread, a task that blocks it keeps the ready one waiting:
+    # flagged with both names and the blocking task's cell line.
+    stuck = run_cell(kc, "run_on_one_thread(async {\n"
+                         "    let stuck = tokio::spawn(async { std::thread::sleep(std::time::Duration::from_millis(300)) });\n"
+                         "    let waiting = tokio::spawn(doze(50));\n"
+                         "    stuck.await.unwrap();\n"
+                         "    waiting.await.unwrap()\n"
+                         "})")
+    assert stuck.status == "ok", stuck.reply["content"]
+    held, = event_loop(stuck)["held_the_loop"]
+    assert held["kind"] == "task" and held["name"].startswith("task async { std::thread::sleep"), held
+    assert held["name"].endswith("(cell:2)") and held["waiting"] == ["task doze(50) (cell:3)"], held
+    assert held["seconds"] >= 0.3 * 0.9, held
+    said = event_loop_pictures(stuck)[-1]["content"]["data"]["text/plain"]
+    assert "(cell:2) held the event loop for" in said, said
 
 
 def test_a_select_race_draws_both_branches_and_its_loser_cancelled(kc):

@@ -4,18 +4,25 @@
 
 pub use ::tokio::*;
 
+mod branch;
 #[doc(hidden)]
 pub mod cell_futures;
 mod events_sender;
 mod poll_recorder;
 mod recorded;
 pub mod runtime;
+mod spawned;
 pub mod task;
+pub mod time;
+
+pub use spawned::spawn;
 
 #[doc(hidden)]
 pub mod __tandem {
+    pub use crate::branch::{branch, Named};
     pub use crate::cell_futures as futures;
-    pub use crate::poll_recorder::{branch, Named};
+    /// The helpers' `gather`, with its futures recorded (cells see this one).
+    pub use crate::cell_futures::gather;
     /// The futures crate itself, for the `join!` cells see as `futures::join!`.
     pub use ::futures as real_futures;
     pub use ::tandem_helpers;

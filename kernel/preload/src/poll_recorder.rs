@@ -3,47 +3,90 @@
 //! that spawned it, the start and end of every poll and the thread it ran on, and each
 //! task's end. The cell's top-level future is no tokio task; `Runtime::block_on` records
 //! its polls as task 0. Futures inside one task (each branch of `join!`) are wrapped in a
-//! [`Branch`] that records its own polls. The events go to the kernel over a channel of
-//! their own (never the cell's stdout), every 100 ms and as the cell's future ends.
+//! `Branch` that records its own polls (`branch.rs`); spawned futures, to see their
+//! wake-ups and cancellation (`spawned.rs`); timers are noted as they are set (`time.rs`).
+//! The events go to the kernel over a channel of their own (never the cell's stdout),
+//! every 100 ms and as the cell's future ends.
 
 use crate::events_sender;
 use crate::recorded::{self, At};
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use tandem_helpers::kernel_link::events::{self, TaskEvent};
 use tandem_helpers::kernel_link::{self, monotonic_ns};
 
 /// Whether to record: inside tandem, unless the kernel said `:timeline off`.
-fn recording() -> bool {
+pub(crate) fn recording() -> bool {
     kernel_link::in_tandem() && events_sender::recording()
 }
 
 /// Records a poll's start or end, or a task's end, on this thread.
 pub(crate) fn task_event(what: TaskEvent, task: u64) {
-    if !recording() {
-        return;
+    if recording() {
+        recorded::record_task_event(what, task);
     }
-    // A task's end comes right after its last poll: its time is that poll's end.
-    let at = match what {
-        TaskEvent::Ended => At::Last,
-        TaskEvent::PollStarted | TaskEvent::PollEnded => At::Now,
-    };
-    recorded::record_task_event(at, what, task);
 }
 
 /// Records a task's spawn from `place`.
 pub(crate) fn spawned(task: u64, place: &'static std::panic::Location<'static>) {
-    if !recording() {
-        return;
+    if recording() {
+        recorded::record_spawned(task, place_number(place));
     }
+}
+
+/// The number of `place` in this cell's events; the first time this thread uses it in the
+/// cell, its text goes into the events first.
+fn place_number(place: &'static std::panic::Location<'static>) -> u32 {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
     thread_local! {
-        /// The last place this thread spawned from, written out (10,000 tasks are spawned
-        /// from one line).
+        /// The cell (its start) the numbers are for, and each place's address and number.
+        static NUMBERED: std::cell::RefCell<(u64, Vec<(usize, u32)>)> =
+            const { std::cell::RefCell::new((0, Vec::new())) };
+    }
+    let address = std::ptr::from_ref(place) as usize;
+    let cell = recorded::cell_start();
+    let known = NUMBERED.try_with(|numbered| {
+        let mut numbered = numbered.try_borrow_mut().ok()?;
+        if numbered.0 != cell {
+            *numbered = (cell, Vec::new());
+        }
+        if let Some(&(_, number)) = numbered.1.iter().find(|(at, _)| *at == address) {
+            return Some((number, false));
+        }
+        let number = NEXT.fetch_add(1, Ordering::Relaxed);
+        // A thread spawning from many places (a generated loop): the oldest are named again.
+        if numbered.1.len() == 64 {
+            numbered.1.remove(0);
+        }
+        numbered.1.push((address, number));
+        Some((number, true))
+    });
+    match known {
+        Ok(Some((number, false))) => number,
+        Ok(Some((number, true))) => {
+            place_text(place, |text| {
+                recorded::record(At::Last, |bytes, _, _| {
+                    events::encode_place_named(bytes, number, text)
+                });
+            });
+            number
+        }
+        // A thread being torn down: the place goes unnamed.
+        _ => 0,
+    }
+}
+
+/// Hands `use_it` the place written out, `file:line:column` (written once for a run of
+/// calls from one place: 10,000 tasks are spawned from one line).
+pub(crate) fn place_text(place: &'static std::panic::Location<'static>, use_it: impl FnOnce(&str)) {
+    thread_local! {
         static LAST_PLACE: std::cell::RefCell<(usize, String)> =
             const { std::cell::RefCell::new((0, String::new())) };
     }
     let _ = LAST_PLACE.try_with(|last| {
-        let mut last = last.borrow_mut();
+        let Ok(mut last) = last.try_borrow_mut() else {
+            return;
+        };
         let address = std::ptr::from_ref(place) as usize;
         if last.0 != address {
             *last = (
@@ -51,10 +94,7 @@ pub(crate) fn spawned(task: u64, place: &'static std::panic::Location<'static>) 
                 format!("{}:{}:{}", place.file(), place.line(), place.column()),
             );
         }
-        // Spawned inside the poll that spawns it: the time of that poll's start will do.
-        recorded::record(At::Last, |bytes, _, at| {
-            events::encode_spawned(bytes, task, at, &last.1)
-        });
+        use_it(&last.1);
     });
 }
 
@@ -89,8 +129,9 @@ impl BlockingTask {
         struct Ends(u64);
         impl Drop for Ends {
             fn drop(&mut self) {
-                task_event(TaskEvent::PollEnded, self.0);
+                // Its end inside its one poll, as tokio reports a task's: one event.
                 task_event(TaskEvent::Ended, self.0);
+                task_event(TaskEvent::PollEnded, self.0);
             }
         }
         task_event(TaskEvent::PollStarted, self.id);
@@ -168,147 +209,5 @@ impl std::future::Future for Recording<'_> {
         let polled = self.future.as_mut().poll(context);
         task_event(TaskEvent::PollEnded, 0);
         polled
-    }
-}
-
-/// A future inside a task (a branch of `join!`, `try_join!`), named by its source text,
-/// whose polls and wake-ups are recorded as that task's branch.
-pub struct Branch<F> {
-    id: u64,
-    /// Whether `future` finished (a branch dropped before that was cancelled).
-    finished: bool,
-    /// Whether `future` is a `&mut` borrow of one that outlives the branch.
-    borrowed: bool,
-    /// The waker last given to `future`, which records its wake-ups, and the one it wraps.
-    waker: Option<(std::task::Waker, std::task::Waker)>,
-    future: F,
-}
-
-/// Wraps `future` (the `join!` macros of the preloaded `tokio` call this for each branch).
-pub fn branch<F: std::future::IntoFuture>(name: &str, future: F) -> Branch<F::IntoFuture> {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let id = NEXT.fetch_add(1, Ordering::Relaxed);
-    if recording() {
-        let name = branch_name(name);
-        recorded::record(At::Now, |bytes, _, at| {
-            events::encode_branch_made(bytes, id, at, &name)
-        });
-    }
-    Branch {
-        id,
-        finished: false,
-        borrowed: false,
-        waker: None,
-        future: future.into_future(),
-    }
-}
-
-/// A `select!` branch's future and its name; tokio's `select!` makes it a [`Branch`] (it
-/// calls `into_future`). A struct expression, not a call, so that temporaries in the
-/// future's expression (`&mut Box::pin(..)`, `pin!(..)`) live as long as in tokio's own.
-pub struct Named<F> {
-    pub name: &'static str,
-    pub future: F,
-    /// The branch is `&mut fut`: `fut` lives on when the branch is dropped (not cancelled).
-    pub borrowed: bool,
-}
-
-impl<F: std::future::IntoFuture> std::future::IntoFuture for Named<F> {
-    type Output = F::Output;
-    type IntoFuture = Branch<F::IntoFuture>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        let mut branch = branch(self.name, self.future);
-        branch.borrowed = self.borrowed;
-        branch
-    }
-}
-
-/// A branch's name: its source text on one line, cut to about 60 characters.
-fn branch_name(source: &str) -> String {
-    let one_line = source.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(60) {
-        Some((cut, _)) => format!("{}…", &one_line[..cut]),
-        None => one_line,
-    }
-}
-
-/// Wakes a branch's task, and records that the branch is ready again.
-struct RecordingWaker {
-    branch: u64,
-    inner: std::task::Waker,
-}
-
-impl std::task::Wake for RecordingWaker {
-    fn wake(self: std::sync::Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &std::sync::Arc<Self>) {
-        let branch = self.branch;
-        if recording() {
-            recorded::record(At::Now, |bytes, _, at| {
-                events::encode_branch_woken(bytes, branch, at)
-            });
-        }
-        self.inner.wake_by_ref();
-    }
-}
-
-impl<F: std::future::Future> std::future::Future for Branch<F> {
-    type Output = F::Output;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned: it is never moved out of the `Branch`
-        // (`drop` only reads `finished`), and the other fields are never pinned.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: as above.
-        let future = unsafe { std::pin::Pin::new_unchecked(&mut this.future) };
-        if !recording() {
-            let polled = future.poll(context);
-            this.finished = polled.is_ready();
-            return polled;
-        }
-        let given = context.waker();
-        let reuse = matches!(&this.waker, Some((_, inner)) if inner.will_wake(given));
-        if !reuse {
-            let recording = std::sync::Arc::new(RecordingWaker {
-                branch: this.id,
-                inner: given.clone(),
-            });
-            this.waker = Some((std::task::Waker::from(recording), given.clone()));
-        }
-        let recording = match &this.waker {
-            Some((recording, _)) => recording,
-            None => given,
-        };
-        let mut recorded_context = std::task::Context::from_waker(recording);
-        let start = monotonic_ns();
-        let polled = future.poll(&mut recorded_context);
-        let end = monotonic_ns();
-        let task = ::tokio::task::try_id().map_or(0, task_number);
-        let id = this.id;
-        recorded::record(At::Given(end), |bytes, thread, _| {
-            events::encode_branch_polled(bytes, id, task, (start, end), thread)
-        });
-        this.finished = polled.is_ready();
-        polled
-    }
-}
-
-impl<F> Drop for Branch<F> {
-    /// A branch dropped before it finished was cancelled: the loser of a `select!`. (Not a
-    /// future borrowed for one turn of a loop, `&mut sleep`, which lives on; nor one
-    /// dropped as a panic unwinds.)
-    fn drop(&mut self) {
-        if !self.finished && !self.borrowed && !std::thread::panicking() && recording() {
-            let branch = self.id;
-            recorded::record(At::Now, |bytes, _, at| {
-                events::encode_branch_cancelled(bytes, branch, at)
-            });
-        }
     }
 }

@@ -59,7 +59,14 @@ struct Local {
     uncounted: Cell<u64>,
     /// When this thread's last event happened.
     last_at: Cell<u64>,
+    /// The task this thread is polling ([`NO_TASK`]: none), and whether tokio reported
+    /// its end during the poll (sent with the poll's end).
+    polling: Cell<u64>,
+    ended_in_poll: Cell<bool>,
 }
+
+/// No task: tokio's ids count up from 1, and 0 is the cell's future.
+const NO_TASK: u64 = u64::MAX;
 
 thread_local! {
     static LOCAL: Local = {
@@ -74,6 +81,8 @@ thread_local! {
             number: Cell::new(0),
             uncounted: Cell::new(0),
             last_at: Cell::new(0),
+            polling: Cell::new(NO_TASK),
+            ended_in_poll: Cell::new(false),
         }
     };
 }
@@ -108,11 +117,53 @@ pub(crate) fn record(at: At, encode: impl FnOnce(&mut Vec<u8>, u32, u64)) {
 }
 
 /// Records a poll's start or end, or a task's end (the events there are most of: written
-/// straight into the ring).
-pub(crate) fn record_task_event(at: At, what: events::TaskEvent, task: u64) {
-    with_local(at, |local, thread, at| {
-        keep(local, &events::task_event(what, task, at, thread))
+/// straight into the ring). tokio reports a task's end inside its last poll: that end is
+/// held back and goes with the poll's end, as one event.
+pub(crate) fn record_task_event(what: events::TaskEvent, task: u64) {
+    use events::TaskEvent::{Ended, LastPollEnded, PollEnded, PollStarted};
+    let _ = LOCAL.try_with(|local| {
+        let (what, at) = match what {
+            PollStarted => {
+                local.polling.set(task);
+                local.ended_in_poll.set(false);
+                (PollStarted, At::Now)
+            }
+            Ended if local.polling.get() == task => {
+                local.ended_in_poll.set(true);
+                return;
+            }
+            // Its time is that of the thread's last event (its last poll's end, mostly).
+            Ended => (Ended, At::Last),
+            PollEnded | LastPollEnded => {
+                let polling = local.polling.replace(NO_TASK);
+                let ended = local.ended_in_poll.replace(false);
+                if ended && polling != task {
+                    // A poll inside another's (nested runtimes): the outer task's end.
+                    write_local(local, At::Last, |local, thread, at| {
+                        keep(local, &events::task_event(Ended, polling, at, thread))
+                    });
+                }
+                let last = ended && polling == task || what == LastPollEnded;
+                (if last { LastPollEnded } else { PollEnded }, At::Now)
+            }
+        };
+        write_local(local, at, |local, thread, at| {
+            keep(local, &events::task_event(what, task, at, thread))
+        });
     });
+}
+
+/// Records a task's spawn from the place numbered `place` (fixed size, like polls).
+pub(crate) fn record_spawned(task: u64, place: u32) {
+    // Spawned inside the poll that spawns it: the time of that poll's start will do.
+    with_local(At::Last, |local, _, at| {
+        keep(local, &events::spawned(task, at, place))
+    });
+}
+
+/// When the running cell started: places are named again in each cell's events.
+pub(crate) fn cell_start() -> u64 {
+    CELL_START.load(Ordering::Relaxed)
 }
 
 /// Hands `write(local, thread, at)` this thread's recording state, the thread's number and
@@ -120,7 +171,13 @@ pub(crate) fn record_task_event(at: At, what: events::TaskEvent, task: u64) {
 #[inline]
 fn with_local(at: At, write: impl FnOnce(&Local, u32, u64) -> bool) {
     // A thread being torn down has no ring any more: its last events are not kept.
-    let _ = LOCAL.try_with(|local| {
+    let _ = LOCAL.try_with(|local| write_local(local, at, write));
+}
+
+/// [`with_local`], with the thread's state at hand.
+#[inline]
+fn write_local(local: &Local, at: At, write: impl FnOnce(&Local, u32, u64) -> bool) {
+    {
         if KEPT.load(Ordering::Relaxed) >= MOST_EVENTS {
             local.ring.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -147,7 +204,7 @@ fn with_local(at: At, write: impl FnOnce(&Local, u32, u64) -> bool) {
         } else {
             local.uncounted.set(uncounted);
         }
-    });
+    }
 }
 
 /// Puts `event` in this thread's ring; when it is full, the thread empties it first (a

@@ -14,6 +14,7 @@ mod markers;
 mod output;
 mod prelude;
 mod process_tree;
+mod sites;
 mod starting;
 mod startup;
 pub mod syntax;
@@ -29,7 +30,7 @@ pub use interrupt::Interrupter;
 pub use markers::{choose_key as choose_marker_key, KEY_VARIABLE as MARKER_KEY_VARIABLE};
 pub use output::{Discard, OutputSink, StreamName};
 pub use starting::{StartStatus, Starting};
-pub use trace::{BranchTrace, Poll, RuntimeTrace, TaskTrace};
+pub use trace::{BranchTrace, Poll, RuntimeTrace, Site, TaskTrace, Timer};
 
 use crate::timing::CellTimings;
 use anyhow::{anyhow, Result};
@@ -135,12 +136,16 @@ impl Engine {
         // While the cell runs, what the runtime did so far goes to the sink as it comes.
         let asked_at = tandem_helpers::kernel_link::monotonic_ns();
         let (context, channel) = (&mut self.context, self.events.as_ref());
+        let build_dir = self.build_dir.as_path();
         let (outcome, cell_events) = std::thread::scope(|scope| {
             let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
             let follower = channel.map(|channel| {
                 let sink = sink.clone();
                 let cell = CellEvents::asked_at(asked_at);
-                scope.spawn(move || live_trace::follow(channel, sink.as_ref(), &stopped, cell))
+                let sites = sites::Sites::new(code, build_dir);
+                scope.spawn(move || {
+                    live_trace::follow(channel, sink.as_ref(), &stopped, cell, sites)
+                })
             });
             let outcome = context.execute_with_callbacks(code, &mut callbacks);
             drop(stop);
@@ -168,7 +173,7 @@ impl Engine {
         timings.compile -= timings.dependencies;
         let mut report = self.forwarder.finish_cell(u64::from(timings.ran));
         let spans = std::mem::take(&mut report.spans);
-        let trace = self.runtime_trace(cell_events, asked_at, timings.ran);
+        let trace = self.runtime_trace(cell_events, asked_at, timings.ran, code);
         let result = match outcome {
             Ok(_) if report.panicked && interrupted => {
                 // The helpers stopped the cell when asked: evcxr caught the panic, and the
@@ -224,6 +229,7 @@ impl Engine {
         so_far: Option<CellEvents>,
         asked_at: u64,
         ran: bool,
+        code: &str,
     ) -> Option<RuntimeTrace> {
         let channel = self.events.as_ref()?;
         let mut cell = so_far.unwrap_or_else(|| CellEvents::asked_at(asked_at));
@@ -234,7 +240,9 @@ impl Engine {
         if !cell.ended && (!cell.started() || cell.events.is_empty()) {
             return None;
         }
-        Some(RuntimeTrace::assemble(&cell.events, &cell.thread_names))
+        let mut trace = RuntimeTrace::assemble(&cell.events, &cell.thread_names);
+        sites::Sites::new(code, &self.build_dir).locate(&mut trace);
+        Some(trace)
     }
 
     /// `:timeline on|off`: whether cells record what the runtime does, from the next one on.

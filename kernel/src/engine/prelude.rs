@@ -17,7 +17,7 @@ const OPT_LEVEL: &str = ":opt 0";
 const USES_AND_DISPLAY: &str = r#"
 use tokio::__tandem::{futures, tandem_helpers};
 use tandem_helpers::prelude::*;
-use tokio::{spawn, task::spawn_blocking};
+use tokio::{spawn, task::spawn_blocking, __tandem::gather};
 #[doc(hidden)]
 pub trait TandemShowDebug {
     fn evcxr_display(&self);

@@ -1,7 +1,7 @@
 //! Cells' runtime traces as Chrome's trace-event JSON, which Perfetto and chrome://tracing
 //! open: a process per cell, a track per thread with each poll, each task's life as a slice.
 
-use super::event_loop::task_name;
+use super::runtime_names::task_name;
 use crate::engine::{Poll, RuntimeTrace};
 use serde::Serialize;
 use std::time::Duration;
@@ -170,16 +170,16 @@ mod tests {
                         id: 1,
                         name: "fetch(\"a\")".into(),
                         polls: vec![poll(0, 1, 0)],
-                        ready: vec![],
-                        cancelled: None,
+                        ..BranchTrace::default()
                     }],
+                    ..TaskTrace::default()
                 },
                 TaskTrace {
                     id: 7,
                     spawned_at: Some("src/lib.rs:3:9".into()),
                     polls: vec![poll(1, 3, 1), poll(5, 6, 1)],
                     ended: true,
-                    branches: vec![],
+                    ..TaskTrace::default()
                 },
             ],
             threads: vec!["cell thread".into(), "tokio-runtime-worker #2".into()],

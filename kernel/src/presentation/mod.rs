@@ -5,6 +5,7 @@ mod blocking;
 mod chrome_trace;
 mod compile_errors;
 mod event_loop;
+mod runtime_names;
 
 pub use chrome_trace::chrome_trace;
 pub use event_loop::EVENT_LOOP_ROLE;

@@ -4,13 +4,13 @@
 
 mod svg;
 
-use super::blocking;
-use crate::engine::{Poll, RuntimeTrace, TaskTrace};
+use super::blocking::{self, Row as RowKey};
+use super::runtime_names::task_name;
+use crate::engine::{Poll, RuntimeTrace, TaskTrace, Timer};
 use crate::timing::Bundle;
 use serde_json::{json, Map, Value};
 use std::fmt::Write;
 use std::time::Duration;
-use tandem_helpers::kernel_link::events::BLOCKING_TASK_BIT;
 
 /// Marks the picture among a cell's outputs (`metadata.tandem.role`).
 pub const EVENT_LOOP_ROLE: &str = "event-loop";
@@ -19,6 +19,8 @@ pub const EVENT_LOOP_ROLE: &str = "event-loop";
 const MOST_ROWS: usize = 12;
 /// Tasks whose figures the metadata lists (past this, it gives their number).
 const MOST_LISTED: usize = 1000;
+/// Timers listed in the metadata per task or branch (past this, their number).
+const MOST_TIMERS: usize = 20;
 
 /// The picture and its figures (`last`: the cell is over, and so is the picture); `None`
 /// when no tokio task ran during the cell.
@@ -69,6 +71,11 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
                 "id": task.id,
                 "name": task_name(task),
                 "spawned_at": task.spawned_at,
+                "spawned": task.site.what,
+                "cell_line": task.site.cell_line,
+                "cancelled_at": task.cancelled.map(|at| at.as_secs_f64()),
+                "timers": timers(&task.timers),
+                "timers_total": task.timers.len(),
                 "polls": task.polls.len(),
                 "busy_seconds": busy(task).as_secs_f64(),
                 "first_poll": task.polls.first().map(|poll| poll.start.as_secs_f64()),
@@ -76,7 +83,10 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
                 "threads": threads,
                 "branches": task.branches.iter().map(|branch| json!({
                     "name": branch.name,
+                    "cell_line": branch.cell_line,
                     "cancelled_at": branch.cancelled.map(|at| at.as_secs_f64()),
+                    "timers": timers(&branch.timers),
+                    "timers_total": branch.timers.len(),
                     "polls": branch.polls.len(),
                     "busy_seconds": branch.polls.iter().map(poll_time).sum::<Duration>().as_secs_f64(),
                     "first_poll": branch.polls.first().map(|poll| poll.start.as_secs_f64()),
@@ -99,6 +109,10 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
             "dropped_events": trace.dropped,
             "held_the_loop": holdings.iter().map(|holding| json!({
                 "name": holding.name,
+                "kind": match holding.row {
+                    RowKey::Task(_) => "task",
+                    RowKey::Branch(_) => "branch",
+                },
                 "seconds": holding.held.as_secs_f64(),
                 "waiting": holding.waiting,
             })).collect::<Vec<_>>(),
@@ -107,29 +121,24 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
     Some((data, metadata))
 }
 
-/// A task's label: the cell's own future, or the task and where it was spawned.
-pub(super) fn task_name(task: &TaskTrace) -> String {
-    match (&task.spawned_at, task.id) {
-        (_, 0) => "the cell's future".to_owned(),
-        (Some(place), id) if id & BLOCKING_TASK_BIT != 0 => {
-            format!("spawn_blocking ({})", short_place(place))
-        }
-        (None, id) if id & BLOCKING_TASK_BIT != 0 => "spawn_blocking".to_owned(),
-        (Some(place), id) => format!("task {id} ({})", short_place(place)),
-        (None, id) => format!("task {id}"),
-    }
+/// The first timers of a task or branch, for the metadata.
+fn timers(timers: &[Timer]) -> Vec<Value> {
+    (timers.iter().take(MOST_TIMERS))
+        .map(|timer| {
+            json!({
+                "kind": timer.kind.name(),
+                "set_at": timer.set.as_secs_f64(),
+                "seconds": timer.due.saturating_sub(timer.set).as_secs_f64(),
+            })
+        })
+        .collect()
 }
 
-/// `line:column` of a spawn place in the cell's generated code, or the file's last part.
-fn short_place(place: &str) -> String {
-    let parts: Vec<&str> = place.rsplitn(3, ':').collect();
-    match parts.as_slice() {
-        [column, line, file] => {
-            let file = file.rsplit('/').next().unwrap_or(file);
-            format!("{file}:{line}:{column}")
-        }
-        _ => place.to_owned(),
-    }
+/// "cancelled at" for a label, when it was.
+fn cancelled(at: Option<Duration>) -> String {
+    at.map_or(String::new(), |at| {
+        format!(" ✗ cancelled {:.2} s", at.as_secs_f64())
+    })
 }
 
 fn busy(task: &TaskTrace) -> Duration {
@@ -155,32 +164,40 @@ fn thread_names<'a>(trace: &'a RuntimeTrace, polls: &[Poll]) -> Vec<&'a str> {
 struct Row<'a> {
     label: String,
     polls: &'a [Poll],
+    timers: &'a [Timer],
     colour: usize,
-    /// The branch's id, for a branch's row.
-    branch: Option<u64>,
+    key: RowKey,
 }
 
-/// Each task, followed by its branches, indented.
+/// Each task, followed by its branches, indented. Tasks spawned from one place (a loop)
+/// are told apart by tokio's number.
 fn rows(trace: &RuntimeTrace) -> Vec<Row<'_>> {
     let mut rows = Vec::new();
+    let names: Vec<String> = trace.tasks.iter().map(task_name).collect();
+    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    for name in &names {
+        *seen.entry(name.as_str()).or_default() += 1;
+    }
     for (index, task) in trace.tasks.iter().enumerate() {
+        let name = &names[index];
+        let label = match seen.get(name.as_str()) {
+            Some(&count) if count > 1 && task.id != 0 => format!("{name} #{}", task.id),
+            _ => name.clone(),
+        };
         rows.push(Row {
-            label: task_name(task),
+            label: label + &cancelled(task.cancelled),
             polls: &task.polls,
+            timers: &task.timers,
             colour: index,
-            branch: None,
+            key: RowKey::Task(task.id),
         });
         for (at, branch) in task.branches.iter().enumerate() {
             rows.push(Row {
-                label: match branch.cancelled {
-                    Some(at) => {
-                        format!("  └ {} ✗ cancelled {:.2} s", branch.name, at.as_secs_f64())
-                    }
-                    None => format!("  └ {}", branch.name),
-                },
+                label: format!("  └ {}{}", branch.name, cancelled(branch.cancelled)),
                 polls: &branch.polls,
+                timers: &branch.timers,
                 colour: index + at + 1,
-                branch: Some(branch.id),
+                key: RowKey::Branch(branch.id),
             });
         }
     }
@@ -198,9 +215,18 @@ fn text(trace: &RuntimeTrace) -> String {
     let rows = rows(trace);
     for row in rows.iter().take(MOST_ROWS) {
         let busy: Duration = row.polls.iter().map(poll_time).sum();
+        let timers = match row.timers {
+            [] => String::new(),
+            [timer] => format!(
+                ", waited on {} {:.2} s",
+                timer.kind.name(),
+                timer.due.saturating_sub(timer.set).as_secs_f64()
+            ),
+            many => format!(", set {} timers", many.len()),
+        };
         let _ = writeln!(
             out,
-            "  {}: {} polls, busy {:.3} s, on {}",
+            "  {}: {} polls, busy {:.3} s, on {}{timers}",
             row.label.trim_start(),
             row.polls.len(),
             busy.as_secs_f64(),
@@ -237,7 +263,7 @@ mod tests {
                 })
                 .collect(),
             ended: true,
-            branches: Vec::new(),
+            ..TaskTrace::default()
         }
     }
 

@@ -1,9 +1,11 @@
 //! The event-loop picture's SVG: a lane per thread with the polls it ran, a row per task
-//! and branch with its polls solid and its life hollow; bars less than a pixel apart merged.
+//! and branch with its polls solid, its life hollow and the timers it waited on dashed;
+//! bars less than a pixel apart merged.
 
-use super::{rows, task_name, MOST_ROWS};
-use crate::engine::{Poll, RuntimeTrace};
+use super::{rows, MOST_ROWS};
+use crate::engine::{Poll, RuntimeTrace, Timer};
 use crate::presentation::blocking;
+use crate::presentation::runtime_names::task_name;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -14,6 +16,8 @@ const ROW: f64 = 18.0;
 const TEXT: &str = "#8a8a8a";
 /// The colour of bars that stand for several tasks' polls.
 const MANY: &str = "#9a9a9a";
+/// Timers drawn per row (a loop that sleeps 10,000 times is drawn by its first ones).
+const MOST_TIMERS: usize = 200;
 const COLOURS: [&str; 6] = [
     "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2",
 ];
@@ -94,9 +98,12 @@ pub(super) fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Hol
                 colour(row.colour)
             );
         }
+        for timer in row.timers.iter().take(MOST_TIMERS) {
+            let _ = write!(out, "{}", timer_line(timer, row.polls, x, y + ROW / 2.0));
+        }
         let flagged = holdings
             .iter()
-            .find(|holding| row.branch == Some(holding.branch))
+            .find(|holding| row.key == holding.row)
             .map_or(&[][..], |holding| holding.polls.as_slice());
         // Polls less than a pixel apart are one bar (a task that yields 100,000 times).
         for slice in merged(row.polls.iter().map(|poll| (poll, 0)), pixel) {
@@ -152,6 +159,23 @@ pub(super) fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Hol
         end.as_secs_f64()
     );
     out
+}
+
+/// A timer as a dashed line at height `y`, from when it was set to when it fell due or the
+/// row was polled again, whichever came first (woken sooner: a `timeout` that did not fire).
+fn timer_line(timer: &Timer, polls: &[Poll], x: impl Fn(Duration) -> f64, y: f64) -> String {
+    let next = (polls.iter().map(|poll| poll.start))
+        .filter(|&start| start > timer.set)
+        .min();
+    let end = next.map_or(timer.due, |next| next.min(timer.due));
+    format!(
+        r#"<line x1="{:.1}" x2="{:.1}" y1="{y}" y2="{y}" stroke="{TEXT}" stroke-dasharray="3 2"><title>{} {:.3} s, set at {:.3} s</title></line>"#,
+        x(timer.set),
+        x(end).max(x(timer.set) + 0.5),
+        timer.kind.name(),
+        timer.due.saturating_sub(timer.set).as_secs_f64(),
+        timer.set.as_secs_f64()
+    )
 }
 
 /// Polls drawn as one bar: those of one task (`task`, its index) or of several.

@@ -1,10 +1,10 @@
 //! What the runtime did during one cell, assembled from the poll recorder's events: each
-//! task with the place that spawned it and its polls (when, on which thread), the cell's
-//! own future as task 0, times from the cell's first poll.
+//! task with the place that spawned it, its polls (when, on which thread), wake-ups, timers
+//! and cancellation, the cell's own future as task 0, times from the cell's first poll.
 
 use std::collections::HashMap;
 use std::time::Duration;
-use tandem_helpers::kernel_link::events::Event;
+use tandem_helpers::kernel_link::events::{Event, TimerKind};
 
 /// The tasks of one cell and the threads their polls ran on.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -17,30 +17,61 @@ pub struct RuntimeTrace {
     pub dropped: u64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TaskTrace {
     /// tokio's task id; 0 is the cell's own future.
     pub id: u64,
     /// Where it was spawned (`file:line:column`), when it was spawned during the cell.
     pub spawned_at: Option<String>,
+    /// What that place's code spawned, and its line in the cell (see `Sites`).
+    pub site: Site,
     pub polls: Vec<Poll>,
     /// Whether it finished (or was dropped) before the cell ended.
     pub ended: bool,
+    /// When it was ready to be polled: when it was spawned (its wake-ups are not seen;
+    /// the timers it set say when it was due).
+    pub ready: Vec<Duration>,
+    /// When it was dropped before it finished (aborted, or its runtime shut down).
+    pub cancelled: Option<Duration>,
+    /// Timers its own code set (not its branches').
+    pub timers: Vec<Timer>,
     /// Futures polled inside it (branches of `join!`), in the order first polled.
     pub branches: Vec<BranchTrace>,
 }
 
 /// A future inside a task: a branch of `join!`, `try_join!` or `select!`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct BranchTrace {
     pub id: u64,
     /// Its source text (`fetch("orders", 2)`).
     pub name: String,
+    /// Where the macro (or `join_all`) that made it was (`file:line:column`).
+    pub place: Option<String>,
+    /// That place's line in the cell (see `Sites`).
+    pub cell_line: Option<usize>,
     pub polls: Vec<Poll>,
     /// When it was ready to be polled: when it was made, and each wake-up.
     pub ready: Vec<Duration>,
     /// When it was dropped before it finished (a `select!` branch that lost).
     pub cancelled: Option<Duration>,
+    /// Timers it set (`sleep`, `timeout`).
+    pub timers: Vec<Timer>,
+}
+
+/// A spawn's place read in the cell's code: what was spawned, and on which cell line.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Site {
+    /// The spawned expression's source text (`fetch("a", 2)`), cut short.
+    pub what: Option<String>,
+    pub cell_line: Option<usize>,
+}
+
+/// A timer a task or branch set, which it then waited for (unless woken sooner).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timer {
+    pub kind: TimerKind,
+    pub set: Duration,
+    pub due: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,16 +106,46 @@ impl RuntimeTrace {
         // Open polls, by (task, thread): a task woken during its poll can start its next poll
         // on another worker before this one reports its end.
         let mut open_polls: HashMap<(u64, u32), u64> = HashMap::new();
-        let mut branch_names: HashMap<u64, String> = HashMap::new();
+        let mut branch_names: HashMap<u64, (String, String)> = HashMap::new();
         let mut branch_ready: HashMap<u64, Vec<Duration>> = HashMap::new();
         let mut branch_index: HashMap<u64, (usize, usize)> = HashMap::new();
         let mut ended = Vec::new();
         let mut cancelled: HashMap<u64, Duration> = HashMap::new();
+        let mut branch_timers: HashMap<u64, Vec<Timer>> = HashMap::new();
+        let mut task_timers: Vec<(u64, Timer)> = Vec::new();
+        let places: HashMap<u32, &str> = (events.iter())
+            .filter_map(|event| match event {
+                Event::PlaceNamed { place, text } => Some((*place, text.as_str())),
+                _ => None,
+            })
+            .collect();
         for event in ordered {
             match event {
-                Event::Spawned { task, place, .. } => {
+                Event::Spawned { task, place, at_ns } => {
                     let index = trace.task(&mut task_index, *task);
-                    trace.tasks[index].spawned_at = Some(place.clone());
+                    trace.tasks[index].spawned_at = places.get(place).map(|text| text.to_string());
+                    trace.tasks[index].ready.push(since(*at_ns));
+                }
+                Event::TaskCancelled { task, at_ns } => {
+                    let index = trace.task(&mut task_index, *task);
+                    trace.tasks[index].cancelled = Some(since(*at_ns));
+                }
+                Event::TimerSet {
+                    task,
+                    branch,
+                    at_ns,
+                    deadline_ns,
+                    kind,
+                } => {
+                    let timer = Timer {
+                        kind: *kind,
+                        set: since(*at_ns),
+                        due: since(*deadline_ns),
+                    };
+                    match branch {
+                        0 => task_timers.push((*task, timer)),
+                        branch => branch_timers.entry(*branch).or_default().push(timer),
+                    }
                 }
                 Event::PollStarted {
                     task,
@@ -98,7 +159,15 @@ impl RuntimeTrace {
                     task,
                     at_ns,
                     thread,
+                }
+                | Event::LastPollEnded {
+                    task,
+                    at_ns,
+                    thread,
                 } => {
+                    if matches!(event, Event::LastPollEnded { .. }) {
+                        ended.push(*task);
+                    }
                     let Some(started) = open_polls.remove(&(*task, *thread)) else {
                         continue; // its start came before the cell: not part of it
                     };
@@ -132,8 +201,9 @@ impl RuntimeTrace {
                     branch,
                     at_ns,
                     name,
+                    place,
                 } => {
-                    branch_names.insert(*branch, name.clone());
+                    branch_names.insert(*branch, (name.clone(), place.clone()));
                     branch_ready.entry(*branch).or_default().push(since(*at_ns));
                 }
                 Event::BranchCancelled { branch, at_ns } => {
@@ -153,15 +223,15 @@ impl RuntimeTrace {
                     let task_at = trace.task(&mut task_index, *task);
                     let (task_at, at) = *branch_index.entry(*branch).or_insert_with(|| {
                         let branches = &mut trace.tasks[task_at].branches;
+                        let (name, place) = match branch_names.get(branch) {
+                            Some((name, place)) => (name.clone(), Some(place.clone())),
+                            None => (format!("branch {branch}"), None),
+                        };
                         branches.push(BranchTrace {
                             id: *branch,
-                            name: branch_names
-                                .get(branch)
-                                .cloned()
-                                .unwrap_or_else(|| format!("branch {branch}")),
-                            polls: Vec::new(),
-                            ready: Vec::new(),
-                            cancelled: None,
+                            name,
+                            place,
+                            ..BranchTrace::default()
                         });
                         (task_at, branches.len() - 1)
                     });
@@ -171,12 +241,24 @@ impl RuntimeTrace {
                         thread,
                     });
                 }
-                Event::ThreadNamed { .. } | Event::CellStarted { .. } => {}
+                Event::ThreadNamed { .. }
+                | Event::PlaceNamed { .. }
+                | Event::CellStarted { .. } => {}
             }
         }
         for task in ended {
             if let Some(&index) = task_index.get(&task) {
                 trace.tasks[index].ended = true;
+            }
+        }
+        for task in &mut trace.tasks {
+            // By when they started (a task's polls are reported as they end).
+            task.polls.sort_by_key(|poll| poll.start);
+        }
+        for (task, timer) in task_timers {
+            // A timer set between a task's polls (none) is not drawn.
+            if let Some(&index) = task_index.get(&task) {
+                trace.tasks[index].timers.push(timer);
             }
         }
         for branch in trace
@@ -186,6 +268,7 @@ impl RuntimeTrace {
         {
             branch.ready = branch_ready.remove(&branch.id).unwrap_or_default();
             branch.cancelled = cancelled.remove(&branch.id);
+            branch.timers = branch_timers.remove(&branch.id).unwrap_or_default();
         }
         trace
     }
@@ -206,10 +289,7 @@ impl RuntimeTrace {
         *index.entry(id).or_insert_with(|| {
             self.tasks.push(TaskTrace {
                 id,
-                spawned_at: None,
-                polls: Vec::new(),
-                ended: false,
-                branches: Vec::new(),
+                ..TaskTrace::default()
             });
             self.tasks.len() - 1
         })
@@ -248,150 +328,4 @@ fn thread_label(name: Option<&String>, number: u32) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn polls_pair_up_per_task_and_thread_from_the_cells_first_poll() {
-        let names = HashMap::from([(1, "cell thread".to_owned()), (2, "worker".to_owned())]);
-        let events = [
-            Event::PollStarted {
-                task: 0,
-                at_ns: 1_000,
-                thread: 1,
-            },
-            Event::Spawned {
-                task: 5,
-                at_ns: 1_100,
-                place: "src/lib.rs:9:5".into(),
-            },
-            Event::PollEnded {
-                task: 0,
-                at_ns: 1_200,
-                thread: 1,
-            },
-            Event::PollEnded {
-                task: 9,
-                at_ns: 1_250,
-                thread: 2,
-            }, // started before the cell
-            Event::PollStarted {
-                task: 5,
-                at_ns: 1_300,
-                thread: 2,
-            },
-            Event::PollEnded {
-                task: 5,
-                at_ns: 2_300,
-                thread: 2,
-            },
-            Event::Ended {
-                task: 5,
-                at_ns: 2_400,
-                thread: 2,
-            },
-            // Of a task of the cell before: ignored.
-            Event::Ended {
-                task: 8,
-                at_ns: 2_450,
-                thread: 2,
-            },
-            // Its end comes in the next cell's events.
-            Event::PollStarted {
-                task: 6,
-                at_ns: 2_500,
-                thread: 2,
-            },
-            Event::BranchMade {
-                branch: 11,
-                at_ns: 1_005,
-                name: "fetch(\"A\", 2)".into(),
-            },
-            Event::BranchPolled {
-                branch: 11,
-                task: 0,
-                start_ns: 1_010,
-                end_ns: 1_050,
-                thread: 1,
-            },
-            Event::CellEnded {
-                at_ns: 3_000,
-                dropped: 4,
-            },
-        ];
-        let trace = RuntimeTrace::assemble(&events, &names);
-        assert_eq!(trace.threads, ["cell thread", "worker #2"]);
-        assert_eq!(trace.dropped, 4);
-        let task = trace.tasks.iter().find(|task| task.id == 5).unwrap();
-        assert_eq!(task.spawned_at.as_deref(), Some("src/lib.rs:9:5"));
-        assert!(task.ended);
-        assert_eq!(
-            task.polls,
-            [Poll {
-                start: Duration::from_nanos(300),
-                end: Duration::from_nanos(1_300),
-                thread: 1
-            }]
-        );
-        assert!(trace.tasks.iter().all(|task| task.id != 8));
-        let last = trace.tasks.iter().find(|task| task.id == 6).unwrap();
-        assert_eq!(last.polls[0].end, Duration::from_nanos(2_000));
-        let branches = &trace.tasks[0].branches;
-        assert_eq!(branches.len(), 1);
-        assert_eq!(branches[0].name, "fetch(\"A\", 2)");
-        assert_eq!(branches[0].polls[0].start, Duration::from_nanos(10));
-        assert_eq!(branches[0].ready, [Duration::from_nanos(5)]);
-        assert!(trace.has_tasks());
-        assert_eq!(trace.task_threads(), 1);
-    }
-
-    #[test]
-    fn threads_events_concatenated_out_of_time_order_pair_up_and_an_early_end_counts() {
-        let names = HashMap::from([(1, "cell thread".to_owned()), (2, "worker".to_owned())]);
-        // The worker's ring first, then the cell thread's; the task's end took the time of
-        // the terminating thread's last event, earlier than anything else of the task.
-        let events = [
-            Event::Ended {
-                task: 5,
-                at_ns: 950,
-                thread: 2,
-            },
-            Event::PollStarted {
-                task: 5,
-                at_ns: 1_300,
-                thread: 2,
-            },
-            Event::PollEnded {
-                task: 5,
-                at_ns: 1_500,
-                thread: 2,
-            },
-            Event::PollStarted {
-                task: 0,
-                at_ns: 1_000,
-                thread: 1,
-            },
-            Event::Spawned {
-                task: 5,
-                at_ns: 1_000,
-                place: "src/lib.rs:2:1".into(),
-            },
-            Event::PollEnded {
-                task: 0,
-                at_ns: 1_100,
-                thread: 1,
-            },
-            Event::CellEnded {
-                at_ns: 2_000,
-                dropped: 0,
-            },
-        ];
-        let trace = RuntimeTrace::assemble(&events, &names);
-        assert_eq!(trace.tasks[0].id, 0, "the cell's future first");
-        let task = trace.tasks.iter().find(|task| task.id == 5).unwrap();
-        assert!(task.ended);
-        assert_eq!(task.spawned_at.as_deref(), Some("src/lib.rs:2:1"));
-        assert_eq!(task.polls.len(), 1);
-        assert_eq!(task.polls[0].start, Duration::from_nanos(300));
-    }
-}
+mod tests;
