@@ -281,16 +281,33 @@ def test_database_queries_block_or_overlap_without_stalling_the_runtime(kc):
     assert tick[1] - tick[0] < 1.25 * 0.4, "the runtime kept running the tick"
 
 
-def test_a_runtime_started_inside_a_cell_gets_a_clear_hint(kc):
+def test_a_runtime_started_inside_a_cell_runs_and_one_inside_a_single_thread_gets_a_hint(kc):
+    # The tutorial's programs start their own runtime: inside a cell (which already runs in
+    # the cells' runtime) #[tokio::main] runs, its tasks are drawn, and it is dropped
+    # without tokio's "Cannot drop a runtime" panic.
     cell = run_cell(kc, (
         "#[tokio::main]\n"
-        "async fn main() { tokio::time::sleep(std::time::Duration::from_millis(10)).await; }\n"
-        "main();"
+        "async fn main() -> u64 {\n"
+        "    let a = tokio::spawn(async { tokio::time::sleep(std::time::Duration::from_millis(60)).await; 6 });\n"
+        "    a.await.unwrap() * 7\n"
+        "}\n"
+        "main()"
     ))
-    assert cell.status == "error"
-    traceback = "\n".join(cell.reply["content"]["traceback"])
-    assert "Cannot start a runtime from within a runtime" in traceback
-    assert "already runs inside a tokio runtime" in traceback
+    assert cell.status == "ok", cell.reply["content"]
+    assert cell.value() == "42"
+    pictures = [m for _, m in cell.outputs if m["msg_type"] in ("display_data", "update_display_data")
+                and m["content"]["metadata"].get("tandem", {}).get("role") == "event-loop"]
+    assert pictures, "the runtime's task was drawn"
+    names = [task["name"] for task in pictures[-1]["content"]["metadata"]["tandem"]["tasks"]]
+    assert any(name.startswith("task async { tokio::time::sleep") and name.endswith("(cell:3)")
+               for name in names), names
+    # Inside a runtime with one thread, tokio refuses, and the hint says why.
+    nested = run_cell(kc, "run_on_one_thread(async { tokio::runtime::Runtime::new().unwrap()"
+                          ".block_on(async { 1 }) })")
+    assert nested.status == "error"
+    traceback = "\n".join(nested.reply["content"]["traceback"])
+    assert "Cannot start a runtime from within a runtime" in traceback, traceback
+    assert "runtime with a single thread" in traceback, traceback
     fixed = run_cell(kc, "run_on_threads(2, async { spawn(async { 6 * 7 }).await.unwrap() })")
     assert fixed.status == "ok" and fixed.value() == "42"
 

@@ -8,6 +8,10 @@
 //! to a function compiled once with this library. Everything else is tokio's own: the
 //! wrapper derefs to tokio's runtime, and the builder passes its stable settings through.
 //!
+//! A runtime a cell makes and runs itself (`#[tokio::main]`) would meet tokio's refusal to
+//! block inside a runtime; its `block_on` and its drop lend it the cell's thread with
+//! `block_in_place` instead.
+//!
 //! tokio's own two types stay reachable as `TokioRuntime` and `TokioBuilder`, with `From`
 //! both ways and `into_inner`, for a crate whose API asks for exactly them.
 
@@ -16,6 +20,7 @@ use std::future::Future;
 use std::io;
 use std::ops::{Deref, DerefMut};
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::poll_recorder;
@@ -29,7 +34,7 @@ const BOX_FUTURES_OVER: usize = 2048;
 
 /// tokio's `Runtime`, with a `block_on` compiled once for every cell. Derefs to
 /// [`tokio::runtime::Runtime`](::tokio::runtime::Runtime) for `spawn`, `handle`, `enter`...
-pub struct Runtime(::tokio::runtime::Runtime);
+pub struct Runtime(Option<::tokio::runtime::Runtime>);
 
 impl Runtime {
     /// A multi-threaded runtime with all of tokio's drivers, as `tokio::runtime::Runtime::new`.
@@ -59,61 +64,109 @@ impl Runtime {
     #[track_caller]
     #[inline(never)]
     fn block_on_erased(&self, task: Pin<&mut dyn Future<Output = ()>>) {
-        if !runs_cells() {
-            return self.0.block_on(task);
+        if !runs_cells() || CELL_RUNNING.load(Ordering::Relaxed) {
+            return self.block_on_nested(task);
         }
         // The cell's own future: its polls are recorded (as task 0), and the events go to
         // the kernel once it is done, whether it finished or panicked.
         struct CellEnds;
         impl Drop for CellEnds {
             fn drop(&mut self) {
+                CELL_RUNNING.store(false, Ordering::Relaxed);
                 poll_recorder::cell_ended();
             }
         }
+        CELL_RUNNING.store(true, Ordering::Relaxed);
         let _ends = CellEnds;
         poll_recorder::cell_started();
-        self.0.block_on(poll_recorder::Recording::cell(task))
+        self.inner().block_on(poll_recorder::Recording::cell(task))
+    }
+
+    /// tokio's runtime (there until it is dropped or handed out).
+    fn inner(&self) -> &::tokio::runtime::Runtime {
+        match &self.0 {
+            Some(runtime) => runtime,
+            None => unreachable!("a Runtime holds tokio's until it is dropped"),
+        }
+    }
+
+    fn take(mut self) -> ::tokio::runtime::Runtime {
+        match self.0.take() {
+            Some(runtime) => runtime,
+            None => unreachable!("a Runtime holds tokio's until it is dropped"),
+        }
+    }
+
+    /// A runtime a cell made and runs (`#[tokio::main]`, `Runtime::new()?.block_on(..)`):
+    /// inside the cells' own runtime, tokio refuses to block the thread, so the cell's part
+    /// in that runtime is handed over first (`block_in_place`), as a worker's would be.
+    #[track_caller]
+    fn block_on_nested(&self, task: Pin<&mut dyn Future<Output = ()>>) {
+        if inside_a_multi_thread_runtime() {
+            ::tokio::task::block_in_place(|| self.inner().block_on(task))
+        } else {
+            self.inner().block_on(task)
+        }
     }
 
     /// Shuts the runtime down, waiting at most `duration` for its blocking tasks.
     pub fn shutdown_timeout(self, duration: Duration) {
-        self.0.shutdown_timeout(duration)
+        self.take().shutdown_timeout(duration)
     }
 
     /// Shuts the runtime down without waiting for its blocking tasks.
     pub fn shutdown_background(self) {
-        self.0.shutdown_background()
+        self.take().shutdown_background()
     }
 
     /// tokio's own runtime, for an API that asks for exactly that type.
     pub fn into_inner(self) -> ::tokio::runtime::Runtime {
-        self.0
+        self.take()
     }
+}
+
+impl Drop for Runtime {
+    /// Dropped inside the cells' runtime (the end of a `#[tokio::main]` function), tokio's
+    /// runtime waits for its threads with the cell's part handed over, as in `block_on`.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            if inside_a_multi_thread_runtime() {
+                ::tokio::task::block_in_place(|| drop(runtime));
+            }
+        }
+    }
+}
+
+/// Whether this thread runs inside a multi-thread runtime, where `block_in_place` may hand
+/// its part over so that it can block.
+fn inside_a_multi_thread_runtime() -> bool {
+    ::tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
 impl Deref for Runtime {
     type Target = ::tokio::runtime::Runtime;
 
     fn deref(&self) -> &Self::Target {
-        &self.0
+        self.inner()
     }
 }
 
 impl From<::tokio::runtime::Runtime> for Runtime {
     fn from(runtime: ::tokio::runtime::Runtime) -> Self {
-        Runtime(runtime)
+        Runtime(Some(runtime))
     }
 }
 
 impl From<Runtime> for ::tokio::runtime::Runtime {
     fn from(runtime: Runtime) -> Self {
-        runtime.0
+        runtime.take()
     }
 }
 
 impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        self.inner().fmt(f)
     }
 }
 
@@ -166,7 +219,7 @@ impl Builder {
     /// Makes the runtime, as tokio's `Builder::build`, with the poll recorder's hooks.
     pub fn build(&mut self) -> io::Result<Runtime> {
         poll_recorder::attach(&mut self.0);
-        self.0.build().map(Runtime)
+        self.0.build().map(Runtime::from)
     }
 
     /// tokio's own builder, for an API that asks for exactly that type.
@@ -257,6 +310,9 @@ impl fmt::Debug for Builder {
         self.0.fmt(f)
     }
 }
+
+/// Whether a cell's future is running (a `block_on` inside it is a runtime the cell made).
+static CELL_RUNNING: AtomicBool = AtomicBool::new(false);
 
 /// Whether this thread is the one evcxr runs cells on (the process's main thread).
 pub(crate) fn runs_cells() -> bool {

@@ -16,11 +16,12 @@ use crate::wire::content::ErrorContent;
 use serde_json::{Map, Value};
 
 /// Shown under tokio's panic when a cell starts a runtime of its own (`#[tokio::main]`,
-/// `Runtime::new().block_on(..)`) inside the one every cell runs in.
-const NESTED_RUNTIME_HINT: &str = "\x1b[1mtandem:\x1b[0m every cell already runs inside a \
-    tokio runtime (that is what lets `.await` work at the top of a cell). Await the future \
-    directly, or use run_on_one_thread(..) / run_on_threads(n, ..), which start their \
-    runtime on a thread of their own.";
+/// `Runtime::new().block_on(..)`) inside one that runs on a single thread (the cells' own
+/// runtime hands its thread over, so there it works).
+const NESTED_RUNTIME_HINT: &str = "\x1b[1mtandem:\x1b[0m this code already runs inside a \
+    tokio runtime with a single thread (run_on_one_thread, a current_thread runtime), \
+    which cannot lend that thread to another runtime. Await the future directly, or \
+    start the runtime at the top of the cell (the cells' own runtime can lend its thread).";
 
 /// Said when an interrupt or a crash cost the session its variables.
 const VARIABLES_LOST: &str = "The engine's process had to be restarted, so every variable \

@@ -41,7 +41,8 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
     let holdings = blocking::held_the_loop(trace);
     let warnings: Vec<String> = holdings.iter().map(blocking::warning).collect();
     let mut data = Map::new();
-    let svg = svg::svg(trace, end, &holdings);
+    let totals = Totals::of(trace, end);
+    let svg = svg::svg(trace, &totals, &holdings);
     let lines: String = warnings
         .iter()
         .map(|line| {
@@ -59,7 +60,7 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
     );
     data.insert("image/svg+xml".into(), Value::String(svg));
     let mut plain: String = warnings.iter().map(|line| format!("{line}\n")).collect();
-    plain.push_str(&text(trace));
+    plain.push_str(&text(trace, &totals));
     data.insert("text/plain".into(), Value::String(plain));
     let tasks: Vec<Value> = trace
         .tasks
@@ -106,6 +107,9 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
             "task_threads": trace.task_threads(),
             "tasks": tasks,
             "tasks_total": trace.tasks.len(),
+            "seconds": totals.end.as_secs_f64(),
+            "busy_seconds": totals.busy.as_secs_f64(),
+            "waited_seconds": totals.waited.as_secs_f64(),
             "dropped_events": trace.dropped,
             "held_the_loop": holdings.iter().map(|holding| json!({
                 "name": holding.name,
@@ -204,13 +208,50 @@ fn rows(trace: &RuntimeTrace) -> Vec<Row<'_>> {
     rows
 }
 
+/// The picture's totals: how long it covers, how long threads ran tasks, and how long
+/// the tasks and branches (not the cell's own future) waited, summed.
+pub(super) struct Totals {
+    pub end: Duration,
+    pub busy: Duration,
+    pub waited: Duration,
+}
+
+impl Totals {
+    fn of(trace: &RuntimeTrace, end: Duration) -> Totals {
+        let busy = trace.tasks.iter().map(busy).sum();
+        let waited = rows(trace)
+            .iter()
+            .filter(|row| row.key != RowKey::Task(0))
+            .map(|row| match (row.polls.first(), row.polls.last()) {
+                (Some(first), Some(last)) => {
+                    let life = last.end.saturating_sub(first.start);
+                    life.saturating_sub(row.polls.iter().map(poll_time).sum())
+                }
+                _ => Duration::ZERO,
+            })
+            .sum();
+        Totals { end, busy, waited }
+    }
+
+    /// One line: `0.60 s · threads busy 0.40 s · waits summed 0.90 s`.
+    pub(super) fn line(&self) -> String {
+        format!(
+            "{:.2} s · threads busy {:.2} s · tasks' and branches' waits summed {:.2} s",
+            self.end.as_secs_f64(),
+            self.busy.as_secs_f64(),
+            self.waited.as_secs_f64()
+        )
+    }
+}
+
 /// The figures in words, for terminals and `text/plain`.
-fn text(trace: &RuntimeTrace) -> String {
+fn text(trace: &RuntimeTrace, totals: &Totals) -> String {
     let polls: usize = trace.tasks.iter().map(|task| task.polls.len()).sum();
     let mut out = format!(
-        "event loop: {} tasks, {polls} polls, on {} thread(s)\n",
+        "event loop: {} tasks, {polls} polls, on {} thread(s); {}\n",
         trace.tasks.len(),
-        trace.threads.len()
+        trace.threads.len(),
+        totals.line()
     );
     let rows = rows(trace);
     for row in rows.iter().take(MOST_ROWS) {
@@ -292,6 +333,10 @@ mod tests {
         let figures = &metadata["tandem"];
         assert_eq!(figures["role"], EVENT_LOOP_ROLE);
         assert_eq!(figures["task_threads"], 2);
+        // Threads were busy 1 + 200 + 200 ms; one poll each, so nothing waited.
+        assert!((figures["busy_seconds"].as_f64().unwrap() - 0.401).abs() < 1e-9);
+        assert_eq!(figures["waited_seconds"], 0.0);
+        assert!(svg.contains("threads busy 0.40 s"));
         let only_the_cell = RuntimeTrace {
             tasks: vec![task(0, &[(0, 5, 0)])],
             threads: vec!["cell thread".into()],

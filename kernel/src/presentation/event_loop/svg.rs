@@ -2,7 +2,7 @@
 //! and branch with its polls solid, its life hollow and the timers it waited on dashed;
 //! bars less than a pixel apart merged.
 
-use super::{rows, MOST_ROWS};
+use super::{rows, Totals, MOST_ROWS};
 use crate::engine::{Poll, RuntimeTrace, Timer};
 use crate::presentation::blocking;
 use crate::presentation::runtime_names::task_name;
@@ -22,13 +22,14 @@ const COLOURS: [&str; 6] = [
     "#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2",
 ];
 
-/// The picture of `trace`, `end` long, with the `holdings` outlined in red.
-pub(super) fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Holding]) -> String {
+/// The picture of `trace`, as long as its `totals` say, with the `holdings` outlined in red.
+pub(super) fn svg(trace: &RuntimeTrace, totals: &Totals, holdings: &[blocking::Holding]) -> String {
+    let end = totals.end;
     let scale = (WIDTH - LABEL - 10.0) / end.as_secs_f64();
     let x = |at: Duration| LABEL + at.as_secs_f64() * scale;
     let rows = rows(trace);
     let shown_rows = rows.len().min(MOST_ROWS + 1);
-    let height = ROW * (trace.threads.len() + shown_rows) as f64 + 3.0 * ROW;
+    let height = ROW * (trace.threads.len() + shown_rows) as f64 + 4.0 * ROW;
     let mut out = String::new();
     let _ = write!(
         out,
@@ -152,11 +153,13 @@ pub(super) fn svg(trace: &RuntimeTrace, end: Duration, holdings: &[blocking::Hol
     }
     let _ = write!(
         out,
-        r#"<text x="{LABEL}" y="{}">0 s</text><text x="{}" y="{}" text-anchor="end">{:.2} s</text></svg>"#,
+        r#"<text x="{LABEL}" y="{}">0 s</text><text x="{}" y="{}" text-anchor="end">{:.2} s</text><text x="0" y="{}">{}</text></svg>"#,
         y + ROW - 4.0,
         WIDTH - 10.0,
         y + ROW - 4.0,
-        end.as_secs_f64()
+        end.as_secs_f64(),
+        y + 2.0 * ROW - 4.0,
+        escape(&totals.line())
     );
     out
 }
