@@ -3,6 +3,7 @@ the real kernel: blocking tasks take the sum of their waits, gathered async task
 longest one, lines arrive live, every cell that ran tasks ends with a timeline whose bars
 match the spans, and an interrupt during a helper's wait keeps the session's variables.
 No :dep line anywhere."""
+import os
 import re
 import time
 
@@ -338,3 +339,57 @@ def test_runtimes_made_in_a_cell_behave_as_tokios(kc):
     ))
     assert cell.status == "ok", cell.reply["content"]
     assert cell.value() == '"true CurrentThread 42"'
+
+
+def test_the_lessons_checks_judge_real_answers_wrong_and_right(kc):
+    # Checks 4 and 5 read which thread each task ran on, which only real runs show: wrong
+    # answers a learner tries are told why, the solution and correct alternatives pass.
+    def verdict(exercise, check):
+        ran = run_cell(kc, exercise)
+        assert ran.status == "ok", ran.reply["content"]
+        checked = run_cell(kc, check)
+        assert checked.status == "ok", checked.reply["content"]
+        said = checked.text()
+        assert said.startswith(("✅ PASS: ", "💡 NOT YET: ")), said
+        return said
+
+    defined = run_cell(kc, 'fn legacy_report() -> String { blocking_task("legacy report", 0.6) }')
+    assert defined.status == "ok", defined.reply["content"]
+    check4 = "exercise::heartbeat_on_time(&exercise::previous_run()).show();"
+    beat = 'async_task("heartbeat", 0.25)'
+    answers = {
+        f"tokio::join!(async {{ legacy_report() }}, {beat});": "held the thread",
+        f"{beat}.await; legacy_report();": "only started after it",
+        f"tokio::join!(tokio::spawn(async {{ legacy_report() }}), {beat});": "runtime's workers",
+        f"tokio::join!(spawn_blocking(legacy_report), {beat});": "✅ PASS",
+        f"let own = std::thread::spawn(legacy_report); {beat}.await; own.join().unwrap();": "✅ PASS",
+    }
+    for answer, expected in answers.items():
+        said = verdict(answer, check4)
+        assert expected in said and ("PASS" in expected) == said.startswith("✅"), (answer, said)
+
+    check5 = "exercise::batches_in_parallel(&exercise::previous_run(), cores).show();"
+    primes = 'count_primes("batch {}", 1_500_000)'
+    assert run_cell(kc, "let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);").status == "ok"
+    answers = {
+        "gather((1..=2).map(|i| async move { %s })).await;" % primes.format("{i}").replace(
+            '"batch {i}"', '&format!("batch {i}")'): "1 thread(s)",
+        # spawn_blocking's threads share one name: they are two threads all the same.
+        "tokio::join!(spawn_blocking(|| %s), spawn_blocking(|| %s));" % (
+            primes.format(1), primes.format(2)): "✅ PASS",
+        "let a = tokio::spawn(async { %s }); let b = tokio::spawn(async { %s }); "
+        "a.await.unwrap(); b.await.unwrap();" % (primes.format(1), primes.format(2)): "✅ PASS",
+    }
+    for answer, expected in answers.items():
+        said = verdict(answer, check5)
+        if expected == "✅ PASS" and "1 thread" not in said and len(os.sched_getaffinity(0)) < 2:
+            continue  # one core: two threads cannot be faster
+        assert expected in said, (answer, said)
+
+    # Strict mode, for graders: a check that does not pass fails the cell.
+    strict = run_cell(kc, 'unsafe { std::env::set_var("TANDEM_STRICT_CHECKS", "1") };\n'
+                          'exercise::sync_or_async(&["Sync"]).show();')
+    assert strict.status == "error" and "💡 NOT YET" in strict.text(), strict.reply["content"]
+    relaxed = run_cell(kc, 'unsafe { std::env::remove_var("TANDEM_STRICT_CHECKS") };\n'
+                           'exercise::sync_or_async(&["Sync"]).show();')
+    assert relaxed.status == "ok" and "💡 NOT YET" in relaxed.text()

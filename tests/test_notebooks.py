@@ -63,6 +63,13 @@ def claim(nb, name):
     return cells[0], figures
 
 
+def event_loop_tasks(cell):
+    """The tasks of a cell's event-loop picture (the cell's future first)."""
+    pictures = [o for o in cell["outputs"] if role(o) == "event-loop"]
+    assert pictures, "the cell drew its event loop"
+    return pictures[-1]["metadata"]["tandem"]["tasks"]
+
+
 # -- stored clean -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -259,7 +266,7 @@ def test_async_waits_overlap_on_one_thread():
     nb = executed_by_nbclient("03-asynchronous.ipynb")
     _, sequential = claim(nb, "async-sequential")
     assert sequential["total_seconds"] >= 0.95 * sequential["sum_seconds"]
-    for name in ("async-max", "async-gather", "async-one-thread"):
+    for name in ("async-max", "async-gather", "async-spawn", "async-one-thread"):
         _, figures = claim(nb, name)
         longest = max(t["end"] - t["start"] for t in figures["tasks"])
         assert figures["overlapped"]
@@ -267,6 +274,11 @@ def test_async_waits_overlap_on_one_thread():
         assert figures["total_seconds"] < 1.2 * longest, "the total is about the longest wait"
     _, one_thread = claim(nb, "async-one-thread")
     assert one_thread["threads"] == 1
+    # join! makes no tasks: its futures are branches of the cell's future; spawn makes two.
+    assert [len(t["branches"]) for t in event_loop_tasks(claim(nb, "async-max")[0])] == [2]
+    spawned = event_loop_tasks(claim(nb, "async-spawn")[0])[1:]
+    assert [t["name"].split(" (cell:")[0] for t in spawned] == \
+        ['task async_task("A", 1.0)', 'task async_task("B", 0.5)'], spawned
 
 
 def test_blocking_inside_async_takes_the_sum_and_both_fixes_work():
@@ -288,6 +300,13 @@ def test_threads_speed_up_cpu_work_and_async_does_not():
     assert on_threads["threads"] == 2
     if len(os.sched_getaffinity(0)) >= 2:
         assert on_threads["total_seconds"] < 0.75 * on_threads["sum_seconds"]
+    # Spawned tasks on the cells' multi-thread runtime run on two workers at once.
+    cell, spawned = claim(nb, "cpu-spawn")
+    assert spawned["threads"] == 2, spawned
+    workers = {thread for task in event_loop_tasks(cell)[1:] for thread in task["threads"]}
+    assert len(workers) == 2, workers
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert spawned["total_seconds"] < 0.75 * spawned["sum_seconds"]
     _, io = claim(nb, "io-async")
     assert io["total_seconds"] < 0.7 * io["sum_seconds"]
 

@@ -110,18 +110,62 @@ pub(crate) fn clear() {
     with_spans(|spans, _| spans.clear());
 }
 
-/// The current thread's name, or its id when it has none.
+/// What the spans call a worker thread of a tokio runtime, and a thread of tokio's
+/// blocking pool (`spawn_blocking`): tokio gives both one name (`tokio-rt-worker` or
+/// `tokio-runtime-worker`, by version), and they play different parts.
+pub const WORKER: &str = "tokio worker";
+pub const BLOCKING_POOL: &str = "tokio blocking pool";
+
+/// The current thread's name and number (`tokio worker #7`): a runtime's workers share one
+/// name, and each is a thread of its own.
 pub fn thread_label() -> String {
     let thread = std::thread::current();
-    match thread.name() {
-        Some(name) => name.to_owned(),
-        None => format!("{:?}", thread.id()),
+    // `ThreadId(7)`: the number is the thread's for the life of the process.
+    let id = format!("{:?}", thread.id());
+    let number: String = id.chars().filter(char::is_ascii_digit).collect();
+    let name = match thread.name() {
+        Some(name) if name.starts_with("tokio-") => match runtime_part() {
+            Some(true) => WORKER,
+            Some(false) => BLOCKING_POOL,
+            None => name,
+        },
+        Some(name) => name,
+        None => "thread",
+    };
+    format!("{name} #{number}")
+}
+
+/// Whether this thread is one of its runtime's workers (`Some(true)`) or of its blocking
+/// pool (`Some(false)`); `None` outside a runtime, or where tokio cannot tell (it tells
+/// its workers' threads with `--cfg tokio_unstable`, which tandem sets).
+fn runtime_part() -> Option<bool> {
+    #[cfg(tokio_unstable)]
+    {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let metrics = runtime.metrics();
+        let here = std::thread::current().id();
+        Some(
+            (0..metrics.num_workers()).any(|worker| metrics.worker_thread_id(worker) == Some(here)),
+        )
     }
+    #[cfg(not(tokio_unstable))]
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_of_one_name_are_told_apart() {
+        let label = || {
+            let named = std::thread::Builder::new().name("tokio-rt-worker".into());
+            named.spawn(thread_label).unwrap().join().unwrap()
+        };
+        let (first, second) = (label(), label());
+        assert!(first.starts_with("tokio-rt-worker #"), "{first}");
+        assert_ne!(first, second);
+    }
 
     #[test]
     fn spans_round_trip_through_json() {

@@ -1,0 +1,73 @@
+//! Exercises that check themselves: a check cell looks at what the exercise cell just
+//! measured (its tasks' spans) and prints a clear pass, or a hint for the next try. The
+//! checks of the lessons are in `checks.rs`, one function each; strict mode turns a
+//! verdict that did not pass into an error, for graders.
+
+mod checks;
+
+pub use checks::*;
+
+use crate::spans;
+use crate::timeline::Timeline;
+use std::fmt::Display;
+
+/// Set to `1` for checks that fail with an error (for a grader such as nbgrader); by
+/// default a check only prints its verdict, so that "Run All" goes through.
+pub const STRICT_VARIABLE: &str = "TANDEM_STRICT_CHECKS";
+
+/// The tasks of the last earlier cell that ran any: the exercise cell, when the check cell
+/// runs right after it.
+pub fn previous_run() -> Timeline {
+    Timeline::new(spans::previous_cell())
+}
+
+/// Prints `✅ PASS: …` when `passed`, else `💡 NOT YET: …` with the hint. Never panics, so
+/// "Run All" goes through a notebook whose exercises are not done yet.
+///
+/// ```
+/// tandem_helpers::exercise::check(1 + 1 == 2, "arithmetic works", "check your sums");
+/// ```
+pub fn check(passed: bool, well_done: impl Display, hint: impl Display) {
+    if passed {
+        println!("✅ PASS: {well_done}");
+    } else {
+        println!("💡 NOT YET: {hint}");
+    }
+}
+
+/// What a check found: passed or not, and the sentence that says why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub passed: bool,
+    pub said: String,
+}
+
+impl Verdict {
+    pub fn pass(said: impl Display) -> Verdict {
+        Verdict {
+            passed: true,
+            said: said.to_string(),
+        }
+    }
+
+    pub fn not_yet(hint: impl Display) -> Verdict {
+        Verdict {
+            passed: false,
+            said: hint.to_string(),
+        }
+    }
+
+    /// Prints the verdict (`✅ PASS: …` or `💡 NOT YET: …`). With [`STRICT_VARIABLE`] set
+    /// to `1`, a verdict that did not pass is also an error (the cell fails).
+    pub fn show(&self) {
+        check(self.passed, &self.said, &self.said);
+        let strict = std::env::var(STRICT_VARIABLE).is_ok_and(|value| value == "1");
+        if strict && !self.passed {
+            panic!("the check did not pass ({STRICT_VARIABLE}=1)");
+        }
+    }
+}
+
+/// The usual first hint: the check found no tasks to look at.
+pub const RUN_THE_EXERCISE_FIRST: &str =
+    "no tasks were recorded yet: run the exercise cell just above, then this check";
