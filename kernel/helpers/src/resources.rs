@@ -32,6 +32,21 @@ fn sample() -> Sample {
 }
 
 /// CPU time the whole process has used so far (user + system), from `/proc/self/stat`.
+/// CPU time this thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given; this thread's CPU clock is
+    // always there on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    Duration::new(
+        now.tv_sec.max(0) as u64,
+        now.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which may contain spaces) start at `state`; utime
@@ -56,6 +71,8 @@ pub struct Usage {
     /// CPU time the process used meanwhile (the sampling adds a little): near zero while a
     /// thread only waits.
     pub cpu: Duration,
+    /// CPU time of the thread that ran the code (its own, whatever other threads did).
+    pub thread_cpu: Duration,
     /// Threads running at once, beyond those that were there already.
     pub extra_threads: usize,
     /// Memory actually in use (resident), in MiB.
@@ -117,8 +134,10 @@ pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Usage) {
     let before = ready_rx.recv().unwrap_or_else(|_| sample());
     let started = std::time::Instant::now();
     let cpu_before = cpu_time();
+    let thread_cpu_before = thread_cpu_time();
     let value = work();
     let took = started.elapsed();
+    let thread_cpu = thread_cpu_time().saturating_sub(thread_cpu_before);
     let cpu = cpu_time().saturating_sub(cpu_before);
     stop.store(true, Ordering::Relaxed);
     let peak = sampler
@@ -129,6 +148,7 @@ pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Usage) {
     let usage = Usage {
         took,
         cpu,
+        thread_cpu,
         extra_threads: peak.threads.saturating_sub(before.threads),
         extra_resident_mib: mib(peak.resident_kib, before.resident_kib),
         extra_reserved_mib: mib(peak.reserved_kib, before.reserved_kib),
