@@ -308,7 +308,7 @@ def test_a_runtime_started_inside_a_cell_runs_and_one_inside_a_single_thread_get
     assert nested.status == "error"
     traceback = "\n".join(nested.reply["content"]["traceback"])
     assert "Cannot start a runtime from within a runtime" in traceback, traceback
-    assert "runtime with a single thread" in traceback, traceback
+    assert "could not borrow the thread" in traceback, traceback
     fixed = run_cell(kc, "run_on_threads(2, async { spawn(async { 6 * 7 }).await.unwrap() })")
     assert fixed.status == "ok" and fixed.value() == "42"
 

@@ -31,7 +31,6 @@ fn sample() -> Sample {
     }
 }
 
-/// CPU time the whole process has used so far (user + system), from `/proc/self/stat`.
 /// CPU time this thread has used.
 fn thread_cpu_time() -> Duration {
     let mut now = libc::timespec {
@@ -47,6 +46,7 @@ fn thread_cpu_time() -> Duration {
     )
 }
 
+/// CPU time the whole process has used so far (user + system), from `/proc/self/stat`.
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which may contain spaces) start at `state`; utime

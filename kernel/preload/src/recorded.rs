@@ -135,15 +135,11 @@ pub(crate) fn record_task_event(what: events::TaskEvent, task: u64) {
             // Its time is that of the thread's last event (its last poll's end, mostly).
             Ended => (Ended, At::Last),
             PollEnded | LastPollEnded => {
+                // A task's end comes at the very end of its poll, after any poll nested in
+                // it (a runtime the task runs): `ended` can only be this task's.
                 let polling = local.polling.replace(NO_TASK);
-                let ended = local.ended_in_poll.replace(false);
-                if ended && polling != task {
-                    // A poll inside another's (nested runtimes): the outer task's end.
-                    write_local(local, At::Last, |local, thread, at| {
-                        keep(local, &events::task_event(Ended, polling, at, thread))
-                    });
-                }
-                let last = ended && polling == task || what == LastPollEnded;
+                let ended = local.ended_in_poll.replace(false) && polling == task;
+                let last = ended || what == LastPollEnded;
                 (if last { LastPollEnded } else { PollEnded }, At::Now)
             }
         };
@@ -155,8 +151,9 @@ pub(crate) fn record_task_event(what: events::TaskEvent, task: u64) {
 
 /// Records a task's spawn from the place numbered `place` (fixed size, like polls).
 pub(crate) fn record_spawned(task: u64, place: u32) {
-    // Spawned inside the poll that spawns it: the time of that poll's start will do.
-    with_local(At::Last, |local, _, at| {
+    // Its own time: a poll that blocks before it spawns must not look as if the new task
+    // had been waiting all along.
+    with_local(At::Now, |local, _, at| {
         keep(local, &events::spawned(task, at, place))
     });
 }
@@ -230,11 +227,11 @@ fn name_this_thread(local: &Local) -> u32 {
     static NEXT: AtomicU32 = AtomicU32::new(1);
     let number = NEXT.fetch_add(1, Ordering::Relaxed);
     local.number.set(number);
-    let thread = std::thread::current();
-    let name = match thread.name() {
-        _ if crate::runtime::runs_cells() => CELL_THREAD.to_owned(),
-        Some(name) => name.to_owned(),
-        None => format!("{:?}", thread.id()),
+    // Named as the helpers' timeline names it (`tokio worker #7`, `tokio blocking pool
+    // #9`), so that one thread has one name in both pictures.
+    let name = match crate::runtime::runs_cells() {
+        true => CELL_THREAD.to_owned(),
+        false => tandem_helpers::spans::thread_label(),
     };
     let mut named = Vec::new();
     events::encode_thread_named(&mut named, number, &name);

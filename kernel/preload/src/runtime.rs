@@ -111,7 +111,13 @@ impl Runtime {
 
     /// Shuts the runtime down, waiting at most `duration` for its blocking tasks.
     pub fn shutdown_timeout(self, duration: Duration) {
-        self.take().shutdown_timeout(duration)
+        let runtime = self.take();
+        if inside_a_multi_thread_runtime() {
+            // It waits for the runtime's threads: lend it the cell's thread, as `drop`.
+            ::tokio::task::block_in_place(|| runtime.shutdown_timeout(duration))
+        } else {
+            runtime.shutdown_timeout(duration)
+        }
     }
 
     /// Shuts the runtime down without waiting for its blocking tasks.

@@ -60,7 +60,7 @@ impl<F: Future> Future for Spawned<F> {
 impl<F> Drop for Spawned<F> {
     /// Dropped before it finished: the task was aborted, or its runtime shut down (tokio
     /// drops a task's future with the task's id set, so `try_id` names it). Not a task
-    /// whose poll panicked: tokio drops it after catching the panic.
+    /// whose poll panicked: tokio drops it as the panic unwinds (`polling` is still set).
     fn drop(&mut self) {
         if self.finished || self.polling || std::thread::panicking() || !recording() {
             return;

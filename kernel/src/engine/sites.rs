@@ -66,6 +66,11 @@ impl<'a> Sites<'a> {
         if climbs || !file.starts_with(self.build_dir) {
             return None;
         }
+        // And no link leads out of it.
+        let real_dir = std::fs::canonicalize(self.build_dir).ok()?;
+        if !std::fs::canonicalize(&file).ok()?.starts_with(real_dir) {
+            return None;
+        }
         let lines = self
             .files
             .entry(file.clone())
@@ -92,11 +97,21 @@ fn read_lines(file: &Path) -> Option<Vec<String>> {
     Some(text.lines().map(str::to_owned).collect())
 }
 
-/// The argument of the call that starts at `column` (1-based, in characters) of `line`:
-/// `fetch("a", 2)` of `let a = tokio::spawn(fetch("a", 2));`. An argument that goes on
-/// past the line is cut with `…`.
+/// The argument of the call that starts at `column` of `line`: `fetch("a", 2)` of
+/// `let a = tokio::spawn(fetch("a", 2));`. rustc counts a column in display width, 1-based
+/// (a tab is 4, a wide character 2). An argument that goes on past the line is cut with `…`.
 fn spawned_expression(line: &str, column: usize) -> Option<String> {
-    let call: String = line.chars().skip(column.checked_sub(1)?).collect();
+    let mut width = 0;
+    let at = line.char_indices().find_map(|(at, c)| {
+        let here = width;
+        width += match c {
+            '\t' => 4,
+            c if is_wide(c) => 2,
+            _ => 1,
+        };
+        (here + 1 >= column).then_some(at)
+    })?;
+    let call = &line[at..];
     let open = call.find('(')?;
     let callee = &call[..open];
     if callee.is_empty()
@@ -128,6 +143,14 @@ fn spawned_expression(line: &str, column: usize) -> Option<String> {
     // The argument goes on past this line (`spawn(async move {`).
     let argument = argument.trim();
     (!argument.is_empty()).then(|| format!("{}…", cut(argument).trim_end_matches('…')))
+}
+
+/// Characters that take two columns (East Asian wide ones and emoji), roughly as rustc's
+/// `unicode-width` counts them.
+fn is_wide(c: char) -> bool {
+    matches!(u32::from(c), 0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF
+        | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x1F300..=0x1F64F
+        | 0x1F900..=0x1F9FF | 0x20000..=0x3FFFD)
 }
 
 fn cut(text: &str) -> String {
@@ -178,6 +201,15 @@ mod tests {
             Some("async move {…")
         );
         assert_eq!(spawned_expression("x + (1)", 1), None, "no call there");
+        // rustc's columns: a tab is 4 wide, a wide character 2.
+        assert_eq!(
+            spawned_expression("\t\tspawn(f(x))", 9).as_deref(),
+            Some("f(x)")
+        );
+        assert_eq!(
+            spawned_expression("/*日本*/ spawn(g())", 10).as_deref(),
+            Some("g()")
+        );
         let long = format!("spawn(work({}))", "1, ".repeat(40));
         assert!(spawned_expression(&long, 1).unwrap().ends_with('…'));
     }

@@ -14,6 +14,10 @@ use std::time::Duration;
 
 /// A poll this long is long enough to be noticed.
 const HOLDS_THE_LOOP: Duration = Duration::from_millis(10);
+/// Long polls examined per picture, each against every other task or branch (10,000 tasks
+/// that each block would otherwise cost 10⁸ looks at every redraw); the first ones found
+/// are what the warning shows anyway.
+const MOST_LONG_POLLS: usize = 200;
 
 /// A row of the picture: a task (by tokio's id) or a branch inside one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,19 +47,17 @@ pub struct Holding {
 /// next to nothing.
 pub fn held_the_loop(trace: &RuntimeTrace) -> Vec<Holding> {
     let mut found = Vec::new();
+    let mut budget = MOST_LONG_POLLS;
     let tasks: Vec<Waiter> = trace.tasks.iter().map(Waiter::Task).collect();
     for (at, task) in tasks.iter().enumerate() {
-        found.extend(holding(Row::Task(trace.tasks[at].id), *task, &tasks, true));
+        let row = Row::Task(trace.tasks[at].id);
+        found.extend(holding(row, *task, &tasks, true, &mut budget));
     }
     for task in &trace.tasks {
         let branches: Vec<Waiter> = task.branches.iter().map(Waiter::Branch).collect();
         for (at, branch) in branches.iter().enumerate() {
-            found.extend(holding(
-                Row::Branch(task.branches[at].id),
-                *branch,
-                &branches,
-                false,
-            ));
+            let row = Row::Branch(task.branches[at].id);
+            found.extend(holding(row, *branch, &branches, false, &mut budget));
         }
     }
     found
@@ -101,12 +103,13 @@ impl<'a> Waiter<'a> {
     }
 
     /// The timers it set (a task's: its own and its branches').
-    fn timers(self) -> Box<dyn Iterator<Item = &'a Timer> + 'a> {
+    fn any_timer(self, mut test: impl FnMut(&Timer) -> bool) -> bool {
         match self {
             Waiter::Task(task) => {
-                Box::new((task.timers.iter()).chain(task.branches.iter().flat_map(|b| &b.timers)))
+                task.timers.iter().any(&mut test)
+                    || (task.branches.iter().flat_map(|b| &b.timers)).any(&mut test)
             }
-            Waiter::Branch(branch) => Box::new(branch.timers.iter()),
+            Waiter::Branch(branch) => branch.timers.iter().any(test),
         }
     }
 
@@ -144,7 +147,7 @@ impl<'a> Waiter<'a> {
         // was free again: it was kept waiting (a timer that was dropped, or had its future
         // woken by something else, has no poll there).
         was_ready
-            || self.timers().any(|timer| {
+            || self.any_timer(|timer| {
                 timer.set < poll.start
                     && poll.end.saturating_sub(timer.due.max(poll.start)) >= HOLDS_THE_LOOP
                     && self.next_poll(timer.due).is_some_and(|next| {
@@ -154,8 +157,15 @@ impl<'a> Waiter<'a> {
     }
 }
 
-/// The polls of `row` that held the loop while one of `others` waited.
-fn holding(row: Row, held: Waiter, others: &[Waiter], same_thread: bool) -> Option<Holding> {
+/// The polls of `row` that held the loop while one of `others` waited; each long poll
+/// looked at takes one from `budget`.
+fn holding(
+    row: Row,
+    held: Waiter,
+    others: &[Waiter],
+    same_thread: bool,
+    budget: &mut usize,
+) -> Option<Holding> {
     let mut holding = Holding {
         row,
         name: String::new(),
@@ -168,6 +178,10 @@ fn holding(row: Row, held: Waiter, others: &[Waiter], same_thread: bool) -> Opti
         .iter()
         .filter(|poll| length(poll) >= HOLDS_THE_LOOP)
     {
+        if *budget == 0 {
+            break;
+        }
+        *budget -= 1;
         let mut kept = (others.iter())
             .filter(|other| !other.same(held) && other.kept_waiting_by(poll, same_thread))
             .peekable();

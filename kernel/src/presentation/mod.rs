@@ -15,13 +15,14 @@ use crate::timing;
 use crate::wire::content::ErrorContent;
 use serde_json::{Map, Value};
 
-/// Shown under tokio's panic when a cell starts a runtime of its own (`#[tokio::main]`,
-/// `Runtime::new().block_on(..)`) inside one that runs on a single thread (the cells' own
-/// runtime hands its thread over, so there it works).
+/// Shown under tokio's panic when code blocks on a runtime where tokio cannot lend it the
+/// thread (the preloaded `Runtime::block_on` lends the cells' own thread, so there it works).
 const NESTED_RUNTIME_HINT: &str = "\x1b[1mtandem:\x1b[0m this code already runs inside a \
-    tokio runtime with a single thread (run_on_one_thread, a current_thread runtime), \
-    which cannot lend that thread to another runtime. Await the future directly, or \
-    start the runtime at the top of the cell (the cells' own runtime can lend its thread).";
+    tokio runtime (every cell does), and this block_on could not borrow the thread: \
+    tokio's own Handle::block_on, TokioRuntime::block_on and blocking clients (such as \
+    reqwest::blocking) never can, nor can anything inside a runtime with one thread \
+    (run_on_one_thread, a current_thread runtime). Await the future directly, or use \
+    tokio::runtime::Runtime::new() at the top of the cell, whose block_on can.";
 
 /// Said when an interrupt or a crash cost the session its variables.
 const VARIABLES_LOST: &str = "The engine's process had to be restarted, so every variable \

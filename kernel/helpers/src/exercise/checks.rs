@@ -121,6 +121,11 @@ pub fn heartbeat_on_time(run: &Timeline) -> Verdict {
             "the heartbeat was on time, but the report only started after it: they must run at the same time (tokio::join! the report and the heartbeat)",
         );
     }
+    if report.thread.starts_with("main #") {
+        return Verdict::not_yet(
+            "the heartbeat was on time, but the report blocked the cell's own thread, which runs the cell's future: it only worked because the heartbeat ran elsewhere. Blocking code belongs on tokio's blocking pool: spawn_blocking(legacy_report)",
+        );
+    }
     if report.thread.starts_with(WORKER) {
         return Verdict::not_yet(format!(
             "the report ran on one of the runtime's workers ({}): it held that worker for a second, and every task waiting for it waited too. Blocking code belongs on tokio's blocking pool: spawn_blocking(legacy_report)",
@@ -234,9 +239,16 @@ pub fn sync_or_async(picks: &[impl Debug]) -> Verdict {
     if picks.len() == JOBS.len() && wrong.is_empty() {
         return Verdict::pass("all six picks match what the measurements say");
     }
+    if picks.len() != JOBS.len() {
+        return Verdict::not_yet(format!(
+            "{} picks for {} jobs: give one pick for each job, in order",
+            picks.len(),
+            JOBS.len()
+        ));
+    }
     Verdict::not_yet(format!(
         "{} of {} to rethink: {}",
-        wrong.len().max(JOBS.len().abs_diff(picks.len())),
+        wrong.len(),
         JOBS.len(),
         wrong.join("; ")
     ))

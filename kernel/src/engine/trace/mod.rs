@@ -183,6 +183,11 @@ impl RuntimeTrace {
                 Event::Ended { task, .. } => ended.push(*task),
                 Event::CellEnded { at_ns, dropped } => {
                     trace.dropped = *dropped;
+                    if *dropped > 0 {
+                        // Past the limit, the ends of polls were not kept: an open poll
+                        // may have ended long ago, and is not drawn.
+                        open_polls.clear();
+                    }
                     // A task's last poll wakes the cell before tokio's hook reports its end:
                     // polls still open end with the cell (their reports come after the
                     // cell's events were sent, and are forgotten).
@@ -317,11 +322,17 @@ impl RuntimeTrace {
     }
 }
 
-/// A thread's label: the thread that runs cells, or a name with the recorder's number
-/// (tokio's workers share one name).
+/// A thread's label: the thread that runs cells, a name that has its thread's number
+/// (`tokio worker #7`, as the helpers' timeline calls it), or a name with the recorder's.
 fn thread_label(name: Option<&String>, number: u32) -> String {
+    let numbered = |name: &str| {
+        name.rsplit_once(" #").is_some_and(|(_, digits)| {
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
     match name.map(String::as_str) {
         Some("cell thread") => "cell thread".to_owned(),
+        Some(name) if numbered(name) => name.to_owned(),
         Some(name) if !name.starts_with("ThreadId(") => format!("{name} #{number}"),
         _ => format!("thread #{number}"),
     }

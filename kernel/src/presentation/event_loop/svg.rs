@@ -100,7 +100,13 @@ pub(super) fn svg(trace: &RuntimeTrace, totals: &Totals, holdings: &[blocking::H
             );
         }
         for timer in row.timers.iter().take(MOST_TIMERS) {
-            let _ = write!(out, "{}", timer_line(timer, row.polls, x, y + ROW / 2.0));
+            // A timer due after the picture's end is drawn to its end.
+            let clamp = |at: Duration| x(at.min(end));
+            let _ = write!(
+                out,
+                "{}",
+                timer_line(timer, row.polls, clamp, y + ROW / 2.0)
+            );
         }
         let flagged = holdings
             .iter()
@@ -167,10 +173,9 @@ pub(super) fn svg(trace: &RuntimeTrace, totals: &Totals, holdings: &[blocking::H
 /// A timer as a dashed line at height `y`, from when it was set to when it fell due or the
 /// row was polled again, whichever came first (woken sooner: a `timeout` that did not fire).
 fn timer_line(timer: &Timer, polls: &[Poll], x: impl Fn(Duration) -> f64, y: f64) -> String {
-    let next = (polls.iter().map(|poll| poll.start))
-        .filter(|&start| start > timer.set)
-        .min();
-    let end = next.map_or(timer.due, |next| next.min(timer.due));
+    // The row's polls are in the order they started.
+    let next = polls.get(polls.partition_point(|poll| poll.start <= timer.set));
+    let end = next.map_or(timer.due, |next| next.start.min(timer.due));
     format!(
         r#"<line x1="{:.1}" x2="{:.1}" y1="{y}" y2="{y}" stroke="{TEXT}" stroke-dasharray="3 2"><title>{} {:.3} s, set at {:.3} s</title></line>"#,
         x(timer.set),

@@ -130,6 +130,14 @@ fn the_heartbeat_is_on_time_only_with_the_report_off_the_workers_at_the_same_tim
     assert!(heartbeat_on_time(&on_a_worker)
         .said
         .contains("runtime's workers"));
+    // The heartbeat spawned, the report on the cell's own thread: the pitfall itself.
+    let heartbeat_away = run(vec![
+        report("main #1", 0.0),
+        span("heartbeat", Kind::Async, "tokio worker #3", 0.0, 0.25),
+    ]);
+    assert!(heartbeat_on_time(&heartbeat_away)
+        .said
+        .contains("cell's own thread"));
     // A thread of its own (std::thread::spawn): also correct.
     let own_thread = run(vec![report("thread #12", 0.0), beat(0.0)]);
     assert!(heartbeat_on_time(&own_thread).passed);
