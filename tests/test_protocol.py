@@ -523,6 +523,15 @@ def test_aborted_tasks_timers_gather_and_a_task_that_blocks_its_thread(kc):
     assert branches == [("gather[0]", 10), ("gather[1]", 10)], branches
     assert [[t["seconds"] for t in b["timers"]] for b in cell_future["branches"]] == [[0.03], [0.02]]
 
+    # tokio's task::Builder needs its tracing feature; the preloaded one names the task.
+    named = run_cell(kc, 'let orders = tokio::task::Builder::new().name("orders").spawn(doze(30))?;\n'
+                         'let report = tokio::task::Builder::new().name("report")'
+                         '.spawn_blocking(|| 6 * 7)?;\n'
+                         "orders.await? + report.await?")
+    assert named.status == "ok" and named.value() == "72", named.reply["content"]
+    names = [task["name"] for task in event_loop(named)["tasks"]]
+    assert 'task "orders" (cell:1)' in names and 'spawn_blocking "report" (cell:2)' in names, names
+
     # On a runtime with one thread, a task that blocks it keeps the ready one waiting:
     # flagged with both names and the blocking task's cell line.
     stuck = run_cell(kc, "run_on_one_thread(async {\n"

@@ -27,6 +27,15 @@ pub(crate) fn task_event(what: TaskEvent, task: u64) {
     }
 }
 
+/// Records the name a task was given (`tokio::task::Builder::name`).
+pub(crate) fn task_named(task: u64, name: &str) {
+    if recording() {
+        recorded::record(At::Now, |bytes, _, _| {
+            events::encode_task_named(bytes, task, name)
+        });
+    }
+}
+
 /// Records a task's spawn from `place`.
 pub(crate) fn spawned(task: u64, place: &'static std::panic::Location<'static>) {
     if recording() {
@@ -122,6 +131,11 @@ impl BlockingTask {
         let id = events::BLOCKING_TASK_BIT | NEXT.fetch_add(1, Ordering::Relaxed);
         spawned(id, place);
         BlockingTask { id }
+    }
+
+    /// The id it is recorded under.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// Runs `work`, recorded (its end too when it panics).

@@ -13,6 +13,7 @@ pub fn task_name(task: &TaskTrace) -> String {
     let blocking = task.id & BLOCKING_TASK_BIT != 0;
     let kind = if blocking { "spawn_blocking" } else { "task" };
     let what = match (&task.site.what, blocking) {
+        _ if task.name.is_some() => format!("{kind} \"{}\"", task.name.as_deref().unwrap_or("")),
         (Some(what), false) => format!("task {what}"),
         _ if blocking => kind.to_owned(),
         _ => format!("task {}", task.id),
@@ -64,6 +65,8 @@ mod tests {
         assert_eq!(task_name(&task), "task fetch(\"a\", 2) (cell:4)");
         task.id |= BLOCKING_TASK_BIT;
         assert_eq!(task_name(&task), "spawn_blocking (cell:4)");
+        task.name = Some("orders".into());
+        assert_eq!(task_name(&task), "spawn_blocking \"orders\" (cell:4)");
         assert_eq!(task_name(&TaskTrace::default()), "the cell's future");
     }
 }

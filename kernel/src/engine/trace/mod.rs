@@ -25,6 +25,8 @@ pub struct TaskTrace {
     pub spawned_at: Option<String>,
     /// What that place's code spawned, and its line in the cell (see `Sites`).
     pub site: Site,
+    /// The name it was given (`tokio::task::Builder::name`).
+    pub name: Option<String>,
     pub polls: Vec<Poll>,
     /// Whether it finished (or was dropped) before the cell ended.
     pub ended: bool,
@@ -246,8 +248,10 @@ impl RuntimeTrace {
                         thread,
                     });
                 }
+                // Timeless: applied after the loop, to the tasks that ran.
                 Event::ThreadNamed { .. }
                 | Event::PlaceNamed { .. }
+                | Event::TaskNamed { .. }
                 | Event::CellStarted { .. } => {}
             }
         }
@@ -259,6 +263,13 @@ impl RuntimeTrace {
         for task in &mut trace.tasks {
             // By when they started (a task's polls are reported as they end).
             task.polls.sort_by_key(|poll| poll.start);
+        }
+        for event in events {
+            if let Event::TaskNamed { task, name } = event {
+                if let Some(&index) = task_index.get(task) {
+                    trace.tasks[index].name = Some(name.clone());
+                }
+            }
         }
         for (task, timer) in task_timers {
             // A timer set between a task's polls (none) is not drawn.

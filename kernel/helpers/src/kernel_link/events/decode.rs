@@ -18,6 +18,12 @@ pub fn decode(bytes: &[u8]) -> Result<Option<(Event, usize)>, String> {
                 place: reader.u32()?,
             })
         })(),
+        TASK_NAMED => (|| {
+            Some(Event::TaskNamed {
+                task: reader.u64()?,
+                name: reader.text()?,
+            })
+        })(),
         PLACE_NAMED => (|| {
             Some(Event::PlaceNamed {
                 place: reader.u32()?,
@@ -167,6 +173,7 @@ mod tests {
         encode_branch_woken(&mut bytes, 9, 150);
         encode_branch_cancelled(&mut bytes, 9, 160);
         encode_task_cancelled(&mut bytes, 7, 180);
+        encode_task_named(&mut bytes, 7, "orders");
         encode_timer_set(&mut bytes, (7, 9), (185, 1_185), TimerKind::Timeout);
         encode_cell_ended(&mut bytes, 200, 3);
         let mut events = Vec::new();
@@ -227,6 +234,10 @@ mod tests {
                 Event::TaskCancelled {
                     task: 7,
                     at_ns: 180
+                },
+                Event::TaskNamed {
+                    task: 7,
+                    name: "orders".into()
                 },
                 Event::TimerSet {
                     task: 7,

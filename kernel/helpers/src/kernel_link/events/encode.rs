@@ -40,6 +40,13 @@ pub fn encode_spawned(out: &mut Vec<u8>, task: u64, at_ns: u64, place: u32) {
     out.extend_from_slice(&spawned(task, at_ns, place));
 }
 
+/// Appends a task's name.
+pub fn encode_task_named(out: &mut Vec<u8>, task: u64, name: &str) {
+    out.push(TASK_NAMED);
+    out.extend_from_slice(&task.to_le_bytes());
+    push_text(out, name);
+}
+
 /// Appends a place's number and text (`file:line:column`).
 pub fn encode_place_named(out: &mut Vec<u8>, place: u32, text: &str) {
     out.push(PLACE_NAMED);

@@ -59,6 +59,11 @@ pub enum Event {
         name: String,
         place: String,
     },
+    /// A task was given a name (`tokio::task::Builder::name`).
+    TaskNamed {
+        task: u64,
+        name: String,
+    },
     /// A task was dropped before it finished: cancelled (aborted, or its runtime shut down).
     TaskCancelled {
         task: u64,
@@ -121,7 +126,7 @@ impl Event {
             | Event::TaskCancelled { at_ns, .. }
             | Event::TimerSet { at_ns, .. } => Some(*at_ns),
             Event::BranchPolled { start_ns, .. } => Some(*start_ns),
-            Event::ThreadNamed { .. } | Event::PlaceNamed { .. } => None,
+            Event::ThreadNamed { .. } | Event::PlaceNamed { .. } | Event::TaskNamed { .. } => None,
         }
     }
 }
@@ -151,6 +156,7 @@ const TASK_CANCELLED: u8 = 12;
 const TIMER_SET: u8 = 13;
 const PLACE_NAMED: u8 = 14;
 const LAST_POLL_ENDED: u8 = 15;
+const TASK_NAMED: u8 = 16;
 
 /// What made a timer: `tokio::time::sleep` (or `sleep_until`), or `timeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
