@@ -166,10 +166,10 @@ import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.settimeout(20)
 s.connect(sys.argv[1])
-s.sendall(b'{"build": "x", "environment": {}, "connection_file": "/x", "directory": "/"}\\n')
 try:
+    s.sendall(b'{"build": "x", "environment": {}, "connection_file": "/x", "directory": "/"}\\n')
     answer = s.recv(4096).decode()
-except ConnectionResetError:  # closed with the request unread
+except (BrokenPipeError, ConnectionResetError):  # closed with the request unread (or unsent)
     answer = ""
 print("answered: " + answer)
 """
