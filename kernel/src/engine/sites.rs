@@ -225,8 +225,13 @@ mod tests {
 
     #[test]
     fn places_outside_the_build_directory_are_not_read() {
-        let dir = std::env::temp_dir().join(format!("tandem-sites-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "../target/test-scratch/sites-{}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(dir.join("src")).unwrap();
+        // Under the checkout (not a temporary directory others can write), without `..`.
+        let dir = std::fs::canonicalize(dir).unwrap();
         let file = dir.join("src/lib.rs");
         std::fs::write(
             &file,

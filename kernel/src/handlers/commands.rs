@@ -240,7 +240,10 @@ mod tests {
 
     #[test]
     fn a_trace_is_saved_only_once_a_cell_drew_one() {
-        let dir = std::env::temp_dir().join(format!("tandem-trace-{}", std::process::id()));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "../target/test-scratch/trace-{}",
+            std::process::id()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("cell.json");
         let path = path.to_str().unwrap();
