@@ -41,8 +41,10 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
     let holdings = blocking::held_the_loop(trace);
     let warnings: Vec<String> = holdings.iter().map(blocking::warning).collect();
     let mut data = Map::new();
-    let totals = Totals::of(trace, end);
-    let svg = svg::svg(trace, &totals, &holdings);
+    // Each row's label names its task: made once, for the drawing, the words and the totals.
+    let rows = rows(trace);
+    let totals = Totals::of(&rows, trace, end);
+    let svg = svg::svg(trace, &rows, &totals, &holdings);
     let lines: String = warnings
         .iter()
         .map(|line| {
@@ -60,7 +62,7 @@ pub fn picture(trace: &RuntimeTrace, last: bool) -> Option<Bundle> {
     );
     data.insert("image/svg+xml".into(), Value::String(svg));
     let mut plain: String = warnings.iter().map(|line| format!("{line}\n")).collect();
-    plain.push_str(&text(trace, &totals));
+    plain.push_str(&text(trace, &rows, &totals));
     data.insert("text/plain".into(), Value::String(plain));
     let tasks: Vec<Value> = trace
         .tasks
@@ -217,9 +219,9 @@ pub(super) struct Totals {
 }
 
 impl Totals {
-    fn of(trace: &RuntimeTrace, end: Duration) -> Totals {
+    fn of(rows: &[Row], trace: &RuntimeTrace, end: Duration) -> Totals {
         let busy = trace.tasks.iter().map(busy).sum();
-        let waited = rows(trace)
+        let waited = rows
             .iter()
             .filter(|row| row.key != RowKey::Task(0))
             .map(|row| match (row.polls.first(), row.polls.last()) {
@@ -245,7 +247,7 @@ impl Totals {
 }
 
 /// The figures in words, for terminals and `text/plain`.
-fn text(trace: &RuntimeTrace, totals: &Totals) -> String {
+fn text(trace: &RuntimeTrace, rows: &[Row], totals: &Totals) -> String {
     let polls: usize = trace.tasks.iter().map(|task| task.polls.len()).sum();
     let mut out = format!(
         "event loop: {} tasks, {polls} polls, on {} thread(s); {}\n",
@@ -253,7 +255,6 @@ fn text(trace: &RuntimeTrace, totals: &Totals) -> String {
         trace.threads.len(),
         totals.line()
     );
-    let rows = rows(trace);
     for row in rows.iter().take(MOST_ROWS) {
         let busy: Duration = row.polls.iter().map(poll_time).sum();
         let timers = match row.timers {

@@ -2,7 +2,7 @@
 //! and branch with its polls solid, its life hollow and the timers it waited on dashed;
 //! bars less than a pixel apart merged.
 
-use super::{rows, Totals, MOST_ROWS};
+use super::{Row, Totals, MOST_ROWS};
 use crate::engine::{Poll, RuntimeTrace, Timer};
 use crate::presentation::blocking;
 use crate::presentation::runtime_names::task_name;
@@ -23,11 +23,15 @@ const COLOURS: [&str; 6] = [
 ];
 
 /// The picture of `trace`, as long as its `totals` say, with the `holdings` outlined in red.
-pub(super) fn svg(trace: &RuntimeTrace, totals: &Totals, holdings: &[blocking::Holding]) -> String {
+pub(super) fn svg(
+    trace: &RuntimeTrace,
+    rows: &[Row],
+    totals: &Totals,
+    holdings: &[blocking::Holding],
+) -> String {
     let end = totals.end;
     let scale = (WIDTH - LABEL - 10.0) / end.as_secs_f64();
     let x = |at: Duration| LABEL + at.as_secs_f64() * scale;
-    let rows = rows(trace);
     let shown_rows = rows.len().min(MOST_ROWS + 1);
     let height = ROW * (trace.threads.len() + shown_rows) as f64 + 4.0 * ROW;
     let mut out = String::new();
