@@ -1,8 +1,10 @@
-//! Stopping a cell when the learner presses interrupt. The helpers wait in short slices and
-//! look at the kernel's interrupt request between them, so a waiting task stops within
-//! 10 ms and the session keeps its variables. Long loops of your own can do the same.
+//! Stopping a cell when the learner presses interrupt. Blocking helpers wait in short
+//! slices and look at the kernel's interrupt request between them; async helpers are woken
+//! by a watcher thread when it comes. Either way a waiting task stops within 10 ms and the
+//! session keeps its variables. Long loops of your own can call `stop_if_interrupted`.
 
 use crate::kernel_link::{in_tandem, interrupt_requested};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The panic message of a helper stopped by an interrupt.
@@ -41,18 +43,44 @@ pub(crate) async fn sleep_async(duration: Duration) {
 }
 
 /// Awaits `future`, stopping the cell within 10 ms if the kernel asks (inside tandem).
+/// The wait adds no polls of its own: the task is woken by the future, or by the interrupt.
 pub(crate) async fn interruptible<F: std::future::Future>(future: F) -> F::Output {
-    if !in_tandem() {
+    let Some(notice) = interrupt_notice() else {
         return future.await;
-    }
+    };
     tokio::pin!(future);
-    let mut checks = tokio::time::interval(CHECK_EVERY);
     loop {
         tokio::select! {
+            biased;
             output = &mut future => return output,
-            _ = checks.tick() => stop_if_interrupted(),
+            () = notice.notified() => stop_if_interrupted(),
         }
     }
+}
+
+/// Told of an interrupt by a thread that looks at the request every 10 ms, and goes on
+/// telling until the next cell clears it (so a wait that starts just after a notice is
+/// told at the next one). The kernel sets the request from a signal handler, which may do
+/// nothing but that one store: the thread turns it into a wake-up. `None` outside tandem.
+fn interrupt_notice() -> Option<&'static tokio::sync::Notify> {
+    static NOTICE: OnceLock<Option<tokio::sync::Notify>> = OnceLock::new();
+    let notice = NOTICE.get_or_init(|| {
+        if !in_tandem() {
+            return None;
+        }
+        let watch = std::thread::Builder::new()
+            .name("tandem interrupt watch".into())
+            .spawn(|| loop {
+                std::thread::sleep(CHECK_EVERY);
+                if interrupt_requested() {
+                    if let Some(Some(notice)) = NOTICE.get() {
+                        notice.notify_waiters();
+                    }
+                }
+            });
+        watch.is_ok().then(tokio::sync::Notify::new)
+    });
+    notice.as_ref()
 }
 
 #[cfg(test)]
