@@ -69,7 +69,8 @@ fn draw(diagnostic: &Diagnostic, lines: &[&str], out: &mut Vec<String>) {
     for label in labels {
         let Some(span) = &label.span else {
             if !label.text.is_empty() {
-                out.push(format!("{BLUE}{:gutter$} = {RESET}{}", "", label.text));
+                let text = without_generated_places(&label.text);
+                out.push(format!("{BLUE}{:gutter$} = {RESET}{text}", ""));
             }
             continue;
         };
@@ -94,11 +95,46 @@ fn draw(diagnostic: &Diagnostic, lines: &[&str], out: &mut Vec<String>) {
         out.push(underline(label, span, source, gutter));
     }
     for help in help {
+        // evcxr puts rustc's suggested code after a blank line: keep it on the line when
+        // it is a word or two (`move`), under it when it is more.
+        let help = without_generated_places(help);
+        let (advice, suggested) = help.split_once("\n\n").unwrap_or((&help, ""));
+        let suggested = suggested.trim();
+        let line = if suggested.is_empty() {
+            advice.to_owned()
+        } else if !suggested.contains('\n') && suggested.len() <= 40 {
+            format!("{advice}: `{suggested}`")
+        } else {
+            format!("{advice}:\n{suggested}")
+        };
         out.push(format!(
-            "{BLUE}{:gutter$} = {RESET}{BOLD}help{RESET}: {help}",
+            "{BLUE}{:gutter$} = {RESET}{BOLD}help{RESET}: {line}",
             ""
         ));
     }
+}
+
+/// rustc names an async block or closure by its place in the code evcxr generated around
+/// the cell (`{async block@src/lib.rs:145:29: 145:39}`), a place the learner cannot see:
+/// the place is left out (`{async block}`).
+fn without_generated_places(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("@src/") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at..];
+        match after.find('}') {
+            Some(end) if after[..end].chars().all(|c| c != '{' && c != '\n') => {
+                rest = &after[end..];
+            }
+            _ => {
+                out.push('@');
+                rest = &after[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The line under `source` that marks the label's place and says its text.
@@ -120,7 +156,7 @@ fn underline(label: &Label, span: &CellSpan, source: &str, gutter: usize) -> Str
         "",
         " ".repeat(start - 1),
         mark.repeat(end - start),
-        label.text
+        without_generated_places(&label.text)
     )
 }
 
@@ -175,6 +211,38 @@ mod tests {
                 "2 | let b: i32 = \"5\";",
                 "  |              ^^^^ expected `i32`",
                 "  = help: try `5`",
+            ]
+        );
+    }
+
+    #[test]
+    fn suggested_code_follows_its_help_and_generated_places_are_left_out() {
+        let diagnostic = Diagnostic {
+            level: "error".into(),
+            code: None,
+            message: "future cannot be sent between threads safely".into(),
+            found: Found::InCell {
+                labels: vec![],
+                help: vec![
+                    "within `{async block@src/lib.rs:145:29: 145:39}`, the trait `Send` is \
+                     not implemented for `Rc<Vec<&str>>`"
+                        .into(),
+                    "to force the async block to take ownership, use the `move` keyword\n\n move"
+                        .into(),
+                ],
+            },
+        };
+        let drawn: Vec<String> = traceback(&[diagnostic], "")
+            .iter()
+            .map(|line| strip_colours(line))
+            .collect();
+        assert_eq!(
+            drawn[1..],
+            [
+                "  = help: within `{async block}`, the trait `Send` is not implemented for \
+                 `Rc<Vec<&str>>`",
+                "  = help: to force the async block to take ownership, use the `move` keyword: \
+                 `move`",
             ]
         );
     }

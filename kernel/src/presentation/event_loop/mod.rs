@@ -247,12 +247,18 @@ impl Totals {
 }
 
 /// The figures in words, for terminals and `text/plain`.
+/// `1 poll`, `2 polls`.
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn text(trace: &RuntimeTrace, rows: &[Row], totals: &Totals) -> String {
     let polls: usize = trace.tasks.iter().map(|task| task.polls.len()).sum();
     let mut out = format!(
-        "event loop: {} tasks, {polls} polls, on {} thread(s); {}\n",
-        trace.tasks.len(),
-        trace.threads.len(),
+        "event loop: {}, {}, on {}; {}\n",
+        counted(trace.tasks.len(), "task", "tasks"),
+        counted(polls, "poll", "polls"),
+        counted(trace.threads.len(), "thread", "threads"),
         totals.line()
     );
     for row in rows.iter().take(MOST_ROWS) {
@@ -268,9 +274,9 @@ fn text(trace: &RuntimeTrace, rows: &[Row], totals: &Totals) -> String {
         };
         let _ = writeln!(
             out,
-            "  {}: {} polls, busy {:.3} s, on {}{timers}",
+            "  {}: {}, busy {:.3} s, on {}{timers}",
             row.label.trim_start(),
-            row.polls.len(),
+            counted(row.polls.len(), "poll", "polls"),
             busy.as_secs_f64(),
             thread_names(trace, row.polls).join(", ")
         );
