@@ -1,6 +1,7 @@
 //! `tandem run`: runs a notebook's code cells with the same engine and helpers as the
 //! kernel, no Jupyter needed. Output shows in the terminal as it happens; the executed
-//! notebook (nbformat 4, with outputs) can be written out; the first failing cell stops it.
+//! notebook (nbformat 4, with outputs) can be written out; the first failing cell stops it
+//! (one tagged `raises-exception` does not: its error is the lesson).
 
 mod ctrl_c;
 mod terminal;
@@ -47,6 +48,8 @@ pub struct Outcome {
     pub cells_run: usize,
     /// The number (1-based, among code cells) of the cell that failed, if one did.
     pub failed_cell: Option<usize>,
+    /// Cells tagged `raises-exception` that showed their error, as they were meant to.
+    pub expected_errors: usize,
     /// Whether Ctrl-C stopped the run.
     pub interrupted: bool,
     /// What tokio's runtime did in each cell that drew an event-loop picture, by name
@@ -73,7 +76,14 @@ impl Outcome {
             );
             return 1;
         }
-        eprintln!("tandem: {} code cells ran without error", self.cells_run);
+        match self.expected_errors {
+            0 => eprintln!("tandem: {} code cells ran without error", self.cells_run),
+            shown => eprintln!(
+                "tandem: {} code cells ran; the {shown} tagged raises-exception showed their \
+                 errors, the others none",
+                self.cells_run
+            ),
+        }
         0
     }
 }
@@ -105,6 +115,7 @@ pub fn run(path: &Path, show_timing: bool, ctrl_c: &CtrlC) -> Result<(Value, Out
     let mut outcome = Outcome {
         cells_run: 0,
         failed_cell: None,
+        expected_errors: 0,
         interrupted: false,
         traces: Vec::new(),
     };
@@ -127,8 +138,10 @@ pub fn run(path: &Path, show_timing: bool, ctrl_c: &CtrlC) -> Result<(Value, Out
         }
         cell["execution_count"] = number.into();
         cell["outputs"] = serde_json::to_value(outputs)?;
-        if failed || ctrl_c.pressed() {
-            outcome.failed_cell = failed.then_some(outcome.cells_run);
+        let stops = failed && !expects_an_error(cell);
+        outcome.expected_errors += usize::from(failed && !stops);
+        if stops || ctrl_c.pressed() {
+            outcome.failed_cell = stops.then_some(outcome.cells_run);
             outcome.interrupted = ctrl_c.pressed();
             break;
         }
@@ -179,6 +192,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&temporary);
     }
     written
+}
+
+/// A cell tagged `raises-exception` shows an error on purpose (a lesson's compile error):
+/// the run goes on after it, as nbclient and JupyterLab's Run All do.
+fn expects_an_error(cell: &Value) -> bool {
+    cell["metadata"]["tags"]
+        .as_array()
+        .is_some_and(|tags| tags.iter().any(|tag| tag == "raises-exception"))
 }
 
 /// nbformat stores source as a string or a list of lines.
