@@ -36,6 +36,10 @@ pub struct Span {
     pub thread: String,
     pub start: Duration,
     pub end: Duration,
+    /// The tokio task it ran in (tokio's id for it), or `None` when it ran in the cell's
+    /// own future, which is not a task, or on a thread of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<u64>,
 }
 
 impl Span {
@@ -110,6 +114,11 @@ pub(crate) fn clear() {
     with_spans(|spans, _| spans.clear());
 }
 
+/// The id of the tokio task running now, if any: the cell's own future is not a task.
+pub fn current_task() -> Option<u64> {
+    tokio::task::try_id().and_then(|id| id.to_string().parse().ok())
+}
+
 /// What the spans call a worker thread of a tokio runtime, and a thread of tokio's
 /// blocking pool (`spawn_blocking`): tokio gives both one name (`tokio-rt-worker` or
 /// `tokio-runtime-worker`, by version), and they play different parts.
@@ -175,6 +184,7 @@ mod tests {
             thread: "main".into(),
             start: Duration::from_millis(10),
             end: Duration::from_millis(1010),
+            task: Some(3),
         };
         let json = serde_json::to_string(&span).unwrap();
         assert_eq!(serde_json::from_str::<Span>(&json).unwrap(), span);

@@ -44,6 +44,7 @@ impl TaskRun {
             thread: thread_label(),
             start: self.start,
             end,
+            task: crate::spans::current_task(),
         });
     }
 }

@@ -67,7 +67,7 @@ impl Timeline {
     /// use tandem_helpers::Timeline;
     /// let span = |from: f64, to: f64| Span {
     ///     name: "t".into(), kind: Kind::Async, thread: "main".into(),
-    ///     start: Duration::from_secs_f64(from), end: Duration::from_secs_f64(to),
+    ///     start: Duration::from_secs_f64(from), end: Duration::from_secs_f64(to), task: None,
     /// };
     /// assert!(Timeline::new(vec![span(0.0, 2.0), span(1.0, 3.0)]).overlapped());
     /// assert!(!Timeline::new(vec![span(0.0, 1.0), span(1.0, 3.0)]).overlapped());
@@ -114,7 +114,7 @@ impl Timeline {
     /// use tandem_helpers::Timeline;
     /// let span = |name: &str, from: f64, to: f64| Span {
     ///     name: name.into(), kind: Kind::Async, thread: "main".into(),
-    ///     start: Duration::from_secs_f64(from), end: Duration::from_secs_f64(to),
+    ///     start: Duration::from_secs_f64(from), end: Duration::from_secs_f64(to), task: None,
     /// };
     /// let svg = Timeline::new(vec![span("A", 0.0, 2.0), span("B", 0.0, 1.0)]).svg();
     /// assert!(svg.starts_with("<svg"));
@@ -200,7 +200,7 @@ impl Timeline {
     /// use tandem_helpers::Timeline;
     /// let span = |name: &str, kind, from: f64, to: f64| Span {
     ///     name: name.into(), kind, thread: "main".into(),
-    ///     start: Duration::from_secs_f64(from), end: Duration::from_secs_f64(to),
+    ///     start: Duration::from_secs_f64(from), end: Duration::from_secs_f64(to), task: None,
     /// };
     /// let text = Timeline::new(vec![
     ///     span("A", Kind::Blocking, 0.0, 2.0),
@@ -290,6 +290,7 @@ mod tests {
             thread: "t".into(),
             start: Duration::from_secs_f64(from),
             end: Duration::from_secs_f64(to),
+            task: None,
         }
     }
 

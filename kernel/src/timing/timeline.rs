@@ -69,6 +69,7 @@ mod tests {
             thread: "main".into(),
             start: Duration::ZERO,
             end: Duration::from_secs(1),
+            task: None,
         };
         let (data, metadata) = picture(&[span]).unwrap();
         assert!(data["image/svg+xml"].as_str().unwrap().starts_with("<svg"));

@@ -11,6 +11,7 @@ fn span(name: &str, kind: Kind, thread: &str, start: f64, end: f64) -> Span {
         thread: thread.into(),
         start: Duration::from_secs_f64(start),
         end: Duration::from_secs_f64(end),
+        task: None,
     }
 }
 
@@ -297,4 +298,99 @@ fn each_job_has_its_pick() {
         !sync_or_async(&[Sync, Async, Async, Sync, Async]).passed,
         "one missing"
     );
+}
+
+#[test]
+fn three_downloads_in_three_tasks_at_once() {
+    // (task, start) for each of the three 0.3 s downloads.
+    let downloads = |how: [(Option<u64>, f64); 3]| {
+        run((how.iter().zip(["/news", "/weather", "/sport"]))
+            .map(|(&(task, start), page)| Span {
+                task,
+                ..span(
+                    &format!("download {page}"),
+                    Kind::Async,
+                    "tokio worker #2",
+                    start,
+                    start + 0.3,
+                )
+            })
+            .collect())
+    };
+    let stub = downloads([(None, 0.0), (None, 0.3), (None, 0.6)]);
+    assert!(downloads_spawned(&stub).said.contains("one after another"));
+    let solution = downloads([(Some(7), 0.0), (Some(8), 0.0), (Some(9), 0.01)]);
+    assert!(
+        downloads_spawned(&solution).passed,
+        "{:?}",
+        downloads_spawned(&solution)
+    );
+    let joined = downloads([(None, 0.0), (None, 0.0), (None, 0.0)]);
+    assert!(downloads_spawned(&joined)
+        .said
+        .contains("inside the cell's own future"));
+    let one_task = downloads([(Some(7), 0.0), (Some(7), 0.0), (Some(7), 0.0)]);
+    assert!(downloads_spawned(&one_task).said.contains("shared a task"));
+    let awaited_each = downloads([(Some(7), 0.0), (Some(8), 0.3), (Some(9), 0.6)]);
+    assert!(downloads_spawned(&awaited_each)
+        .said
+        .contains("Spawn all three first"));
+    let two = run(downloads([(Some(7), 0.0), (Some(8), 0.0), (Some(9), 0.0)]).spans[..2].to_vec());
+    assert!(downloads_spawned(&two).said.contains("saw 2 downloads"));
+    let forgotten = downloads_spawned(&run(vec![]));
+    assert!(
+        forgotten.said.contains("await the tasks' handles"),
+        "{forgotten:?}"
+    );
+}
+
+#[test]
+fn twelve_pages_at_most_three_at_a_time() {
+    // Twelve 0.2 s requests, `at_once` of them at a time.
+    let crawl = |at_once: usize| {
+        run((0..12)
+            .map(|i| {
+                let start = (i / at_once) as f64 * 0.2;
+                span(
+                    &format!("GET /pages/{i}"),
+                    Kind::Async,
+                    "tokio worker #2",
+                    start,
+                    start + 0.2,
+                )
+            })
+            .collect())
+    };
+    let stub = at_most_three(&crawl(12), 12);
+    assert!(stub.said.contains("12 requests at once"), "{stub:?}");
+    assert!(
+        at_most_three(&crawl(3), 3).passed,
+        "{:?}",
+        at_most_three(&crawl(3), 3)
+    );
+    let permit_dropped_at_once = at_most_three(&crawl(12), 12);
+    assert!(permit_dropped_at_once
+        .said
+        .contains("`let _ = ...` drops it"));
+    assert!(at_most_three(&crawl(2), 2)
+        .said
+        .contains("too few at a time"));
+    assert!(at_most_three(&crawl(1), 1)
+        .said
+        .contains("too few at a time"));
+    let eleven = run(crawl(3).spans[1..].to_vec());
+    assert!(at_most_three(&eleven, 3)
+        .said
+        .contains("11 different pages"));
+    let twice = run(crawl(3)
+        .spans
+        .iter()
+        .chain(&crawl(3).spans[..1])
+        .cloned()
+        .collect());
+    assert!(
+        at_most_three(&twice, 3).passed,
+        "a page fetched again is one page"
+    );
+    assert_eq!(at_most_three(&run(vec![]), 0).said, RUN_THE_EXERCISE_FIRST);
 }
