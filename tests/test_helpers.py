@@ -393,3 +393,66 @@ def test_the_lessons_checks_judge_real_answers_wrong_and_right(kc):
     relaxed = run_cell(kc, 'unsafe { std::env::remove_var("TANDEM_STRICT_CHECKS") };\n'
                            'exercise::sync_or_async(&["Sync"]).show();')
     assert relaxed.status == "ok" and "💡 NOT YET" in relaxed.text()
+
+
+def test_the_checks_of_lessons_9_and_10_judge_real_answers_wrong_and_right(kc):
+    # Check 9 reads which task each download ran in, check 10 what the server saw at once:
+    # only real runs show both. Each answer is one cell, run in this shared kernel.
+    def verdict(exercise, check):
+        ran = run_cell(kc, exercise)
+        assert ran.status == "ok", ran.reply["content"]
+        checked = run_cell(kc, check)
+        assert checked.status == "ok", checked.reply["content"]
+        # (A task left running by the exercise may print before the verdict.)
+        said = [line for line in checked.text().splitlines()
+                if line.startswith(("✅ PASS: ", "💡 NOT YET: "))]
+        assert len(said) == 1, checked.text()
+        return said[0]
+
+    pages = 'let pages = vec!["/news".to_string(), "/weather".to_string(), "/sport".to_string()];\n'
+    download = 'async_task(format!("download {page}"), 0.3)'
+    check9 = "exercise::downloads_spawned(&exercise::previous_run()).show();"
+    answers = {
+        f"for page in &pages {{ {download}.await; }}": "one after another",
+        f"gather(pages.iter().map(|page| {download})).await;": "inside the cell's own future",
+        f"for page in &pages {{ tokio::spawn({download}).await.unwrap(); }}": "Spawn all three first",
+        f"let all = pages.clone();\ntokio::spawn(async move {{ gather(all.iter().map(|page| {download})).await }})"
+        ".await.unwrap();": "shared a task",
+        # Fire and forget: the tasks outlive the cell, which recorded no download.
+        f"for page in &pages {{ tokio::spawn({download}); }}": "await the tasks' handles",
+        f"let handles: Vec<_> = pages.iter().map(|page| tokio::spawn({download})).collect();\n"
+        "for handle in handles { handle.await.unwrap(); }": "✅ PASS",
+        f"let mut set = tokio::task::JoinSet::new();\nfor page in &pages {{ set.spawn({download}); }}\n"
+        "while set.join_next().await.is_some() {}": "✅ PASS",
+    }
+    for answer, expected in answers.items():
+        said = verdict(pages + answer, check9)
+        assert expected in said and ("PASS" in expected) == said.startswith("✅"), (answer, said)
+    # (The fire-and-forget tasks end during the next check's run: let them.)
+    assert run_cell(kc, "tokio::time::sleep(std::time::Duration::from_millis(400)).await;").status == "ok"
+
+    server = "let polite = LocalServer::start(0.2)?;\n"
+    urls = '(1..=12).map(|n| polite.url(&format!("/pages/{n}")))'
+    limited = ("let permits = tokio::sync::Semaphore::new(%d);\n"
+               "gather(%s.map(|url| { let permits = &permits; async move {\n"
+               "    let %s = permits.acquire().await.unwrap(); http_get_async(url).await } })).await;")
+    check10 = "exercise::at_most_three(&exercise::previous_run(), polite.peak_concurrent()).show();"
+    answers = {
+        f"gather({urls}.map(http_get_async)).await;": "12 requests at once",
+        limited % (3, urls, "_"): "12 requests at once",
+        limited % (2, urls, "_permit"): "too few at a time",
+        f"for url in {urls} {{ http_get_async(url).await.unwrap(); }}": "too few at a time",
+        limited % (3, urls, "_permit"): "✅ PASS",
+        "use futures::StreamExt;\n"
+        f"let _: Vec<_> = futures::stream::iter({urls}).map(http_get_async).buffer_unordered(3)"
+        ".collect().await;": "✅ PASS",
+        f"let all: Vec<String> = {urls}.collect();\n"
+        "for three in all.chunks(3) { gather(three.iter().cloned().map(http_get_async)).await; }": "✅ PASS",
+        "let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(3));\n"
+        f"let handles: Vec<_> = {urls}.map(|url| {{ let permits = permits.clone(); tokio::spawn(async move {{\n"
+        "    let _permit = permits.acquire_owned().await.unwrap(); http_get_async(url).await }) }).collect();\n"
+        "for handle in handles { handle.await.unwrap().unwrap(); }": "✅ PASS",
+    }
+    for answer, expected in answers.items():
+        said = verdict(server + answer, check10)
+        assert expected in said and ("PASS" in expected) == said.startswith("✅"), (answer, said)
