@@ -456,3 +456,29 @@ def test_the_checks_of_lessons_9_and_10_judge_real_answers_wrong_and_right(kc):
     for answer, expected in answers.items():
         said = verdict(server + answer, check10)
         assert expected in said and ("PASS" in expected) == said.startswith("✅"), (answer, said)
+
+
+def test_check_2_holds_the_learner_to_the_first_prediction(kc):
+    # Running first and "predicting" after cannot pass: the tasks wait for a guess, and the
+    # first guess is the one judged. (This kernel keeps that guess for the rest of its life.)
+    def exercise(prediction):
+        ran = run_cell(kc, f"exercise::run_after_predicting({prediction}, || {{\n"
+                           '    blocking_task("read config", 0.25);\n'
+                           '    blocking_task("query users", 0.5);\n'
+                           '    blocking_task("render page", 0.25);\n});')
+        assert ran.status == "ok", ran.reply["content"]
+        return ran.text()
+
+    def check():
+        checked = run_cell(kc, "exercise::predicted(&exercise::previous_run()).show();")
+        assert checked.status == "ok", checked.reply["content"]
+        return checked.text()
+
+    assert "no prediction yet" in check()
+    assert "nothing ran yet" in exercise("0.0") and "render page" not in exercise("0.0")
+    assert "💡 NOT YET: no prediction yet" in check()
+    assert "render page completed" in exercise("2.0")
+    assert "💡 NOT YET: you predicted 2.00 s but it took 1.0" in check()
+    changed = exercise("1.0")
+    assert "your first prediction, 2.00 s, is the one the check reads" in changed
+    assert "💡 NOT YET: you predicted 2.00 s" in check()

@@ -54,8 +54,19 @@ pub fn breakfast(run: &Timeline) -> Verdict {
     ))
 }
 
-/// Exercise 2: the prediction of the run time, within 0.1 s.
-pub fn predicted(run: &Timeline, prediction: f64) -> Verdict {
+/// Exercise 2: the prediction kept by `run_after_predicting` (the first one given, before
+/// the tasks ran) against the run time, within 0.1 s.
+pub fn predicted(run: &Timeline) -> Verdict {
+    prediction_against(run, super::kept_prediction())
+}
+
+/// [`predicted`], with the prediction given.
+pub fn prediction_against(run: &Timeline, prediction: Option<f64>) -> Verdict {
+    let Some(prediction) = prediction else {
+        return Verdict::not_yet(
+            "no prediction yet: write your guess in my_prediction (in seconds), then run the exercise cell",
+        );
+    };
     if task(run, "render page").is_none() {
         return Verdict::not_yet(RUN_THE_EXERCISE_FIRST);
     }

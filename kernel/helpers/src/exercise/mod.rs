@@ -4,8 +4,10 @@
 //! verdict that did not pass into an error, for graders.
 
 mod checks;
+mod prediction;
 
 pub use checks::*;
+pub use prediction::{kept_prediction, run_after_predicting};
 
 use crate::spans;
 use crate::timeline::Timeline;
