@@ -8,17 +8,17 @@ use crate::timeline::Timeline;
 use std::fmt::Debug;
 use std::time::Duration;
 
-fn secs(duration: Duration) -> f64 {
+pub(super) fn secs(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
 
 /// The span of the task called `name`.
-fn task<'a>(run: &'a Timeline, name: &str) -> Option<&'a Span> {
+pub(super) fn task<'a>(run: &'a Timeline, name: &str) -> Option<&'a Span> {
     run.spans.iter().find(|span| span.name == name)
 }
 
 /// Whether all of `spans` were running at one moment (each started before any ended).
-fn all_at_once(spans: &[&Span]) -> bool {
+pub(super) fn all_at_once(spans: &[&Span]) -> bool {
     let last_start = spans.iter().map(|span| span.start).max();
     let first_end = spans.iter().map(|span| span.end).min();
     matches!((last_start, first_end), (Some(start), Some(end)) if start < end)
@@ -210,82 +210,6 @@ pub fn all_in_flight(run: &Timeline, peak_concurrent: usize) -> Verdict {
     ))
 }
 
-/// Check 9's hint when no download finished while the exercise cell ran.
-const NO_DOWNLOAD_FINISHED: &str = "no download finished while the exercise cell ran: run it, then this check. If you did, await the tasks' handles: a task nobody awaits may still be running when its cell ends";
-
-/// Exercise 9: the three downloads in three spawned tasks of their own, all at once.
-pub fn downloads_spawned(run: &Timeline) -> Verdict {
-    let downloads: Vec<&Span> = (run.spans.iter())
-        .filter(|span| span.name.starts_with("download "))
-        .collect();
-    if downloads.is_empty() {
-        return Verdict::not_yet(NO_DOWNLOAD_FINISHED);
-    }
-    if downloads.len() != 3 {
-        return Verdict::not_yet(format!(
-            "the check saw {} downloads: download each of the three pages once",
-            downloads.len()
-        ));
-    }
-    let (total, sum) = (secs(run.total()), secs(run.sum()));
-    let together = all_at_once(&downloads);
-    let mut tasks: Vec<u64> = downloads.iter().filter_map(|span| span.task).collect();
-    tasks.sort_unstable();
-    tasks.dedup();
-    if tasks.len() != 3 {
-        let how = match (tasks.len(), together) {
-            (0, true) => "they overlapped, but inside the cell's own future (join! or gather interleave futures in one task)",
-            (0, false) => "they ran one after another, inside the cell's own future",
-            (_, _) => "some of them shared a task",
-        };
-        return Verdict::not_yet(format!(
-            "{how}: give each download a task of its own with tokio::spawn(..), and await the handles"
-        ));
-    }
-    if !together || total >= 0.7 * sum {
-        return Verdict::not_yet(format!(
-            "three tasks, but {total:.2} s for {sum:.2} s of downloads: they did not all wait at once. Spawn all three first, then await the handles (awaiting each one right after spawning it waits for it before the next starts)"
-        ));
-    }
-    Verdict::pass(format!(
-        "three tasks, all at once: {total:.2} s for {sum:.2} s of downloads"
-    ))
-}
-
-/// Exercise 10: the 12 pages fetched with at most 3 requests in flight at once (the server
-/// saw `peak_concurrent` together), and 3 at a time rather than fewer.
-pub fn at_most_three(run: &Timeline, peak_concurrent: usize) -> Verdict {
-    let mut pages: Vec<&str> = (run.spans.iter())
-        .filter(|span| span.name.starts_with("GET /pages/"))
-        .map(|span| span.name.as_str())
-        .collect();
-    pages.sort_unstable();
-    pages.dedup();
-    if pages.is_empty() {
-        return Verdict::not_yet(RUN_THE_EXERCISE_FIRST);
-    }
-    if pages.len() != 12 {
-        return Verdict::not_yet(format!(
-            "{} different pages were fetched: fetch all 12, each once",
-            pages.len()
-        ));
-    }
-    let (total, sum) = (secs(run.total()), secs(run.sum()));
-    if peak_concurrent > 3 {
-        return Verdict::not_yet(format!(
-            "the server saw {peak_concurrent} requests at once: at most 3 may be in flight. Take a permit of a tokio::sync::Semaphore::new(3) before each request, and keep it (`let _permit = ...`; `let _ = ...` drops it at once) until the request is done"
-        ));
-    }
-    if total >= 0.45 * sum {
-        return Verdict::not_yet(format!(
-            "at most {peak_concurrent} at once, {total:.2} s for {sum:.2} s of requests: too few at a time. Up to 3 may wait together"
-        ));
-    }
-    Verdict::pass(format!(
-        "never more than {peak_concurrent} at once, 12 pages in {total:.2} s (one after another: {sum:.2} s)"
-    ))
-}
-
 /// The six jobs of exercise 8, what suits each, and why.
 const JOBS: [(&str, &str, &str); 6] = [
     (
@@ -340,6 +264,9 @@ pub fn sync_or_async(picks: &[impl Debug]) -> Verdict {
         wrong.join("; ")
     ))
 }
+
+mod tasks_and_limits;
+pub use tasks_and_limits::*;
 
 #[cfg(test)]
 mod tests;
