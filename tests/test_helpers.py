@@ -365,6 +365,11 @@ def test_the_lessons_checks_judge_real_answers_wrong_and_right(kc):
         f"tokio::join!(async {{ legacy_report() }}, {beat});": "held the thread",
         f"{beat}.await; legacy_report();": "only started after it",
         f"tokio::join!(tokio::spawn(async {{ legacy_report() }}), {beat});": "runtime's workers",
+        # The report spawned and never awaited: still running when the cell ends.
+        f"tokio::spawn(async {{ legacy_report() }}); {beat}.await;": "await what you spawn",
+        # On the workers of a runtime of the helpers' own, it blocks a worker all the same.
+        f"run_on_threads(2, async {{ tokio::join!(tokio::spawn(async {{ legacy_report() }}), {beat}) }});":
+            "runtime's workers",
         f"tokio::join!(spawn_blocking(legacy_report), {beat});": "✅ PASS",
         f"let own = std::thread::spawn(legacy_report); {beat}.await; own.join().unwrap();": "✅ PASS",
     }
@@ -423,7 +428,7 @@ def test_the_checks_of_lessons_9_and_10_judge_real_answers_wrong_and_right(kc):
         f"let all = pages.clone();\ntokio::spawn(async move {{ gather(all.iter().map(|page| {download})).await }})"
         ".await.unwrap();": "shared a task",
         # Fire and forget: the tasks outlive the cell, which recorded no download.
-        f"for page in &pages {{ tokio::spawn({download}); }}": "await the tasks' handles",
+        f"for page in &pages {{ tokio::spawn({download}); }}": "await what you spawn",
         f"let handles: Vec<_> = pages.iter().map(|page| tokio::spawn({download})).collect();\n"
         "for handle in handles { handle.await.unwrap(); }": "✅ PASS",
         f"let mut set = tokio::task::JoinSet::new();\nfor page in &pages {{ set.spawn({download}); }}\n"

@@ -418,7 +418,8 @@ def test_the_helpers_own_runtimes_are_drawn_too(kc):
     spawned = [task for task in figures["tasks"] if task["id"] != 0]
     assert len(spawned) == 2, figures["tasks"]
     assert figures["task_threads"] == 2 and all(
-        thread.startswith("worker") for task in spawned for thread in task["threads"]), spawned
+        thread.startswith("tokio worker #") for task in spawned for thread in task["threads"]), \
+        spawned
     together = run_cell(kc, f"run_on_one_thread({jobs}) % 2")
     assert together.status == "ok", together.reply["content"]
     figures = event_loop(together)

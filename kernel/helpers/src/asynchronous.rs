@@ -94,7 +94,9 @@ where
         crate::kernel_link::attach_runtime_hooks(&mut builder);
         builder
             .worker_threads(threads.max(1))
-            .thread_name("worker")
+            // tokio's own name, which the spans and the picture show as `tokio worker #N`
+            // (or `tokio blocking pool #N`), as for the cells' runtime.
+            .thread_name("tokio-runtime-worker")
             .enable_all()
             .build()
             .expect("building a tokio runtime")

@@ -70,6 +70,6 @@ impl Verdict {
     }
 }
 
-/// The usual first hint: the check found no tasks to look at.
-pub const RUN_THE_EXERCISE_FIRST: &str =
-    "no tasks were recorded yet: run the exercise cell just above, then this check";
+/// The usual first hint: the check found none of the exercise's tasks. A task the cell
+/// spawned and never awaited may still be running when the cell ends; it is not counted.
+pub const RUN_THE_EXERCISE_FIRST: &str = "none of the exercise's tasks finished while its cell ran: run the exercise cell just above, then this check. If you did, await what you spawn: a task nobody awaits may still be running when its cell ends";

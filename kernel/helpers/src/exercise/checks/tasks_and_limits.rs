@@ -5,16 +5,13 @@ use super::{all_at_once, secs, task, Verdict, RUN_THE_EXERCISE_FIRST};
 use crate::spans::{Kind, Span, WORKER};
 use crate::timeline::Timeline;
 
-/// Check 9's hint when no download finished while the exercise cell ran.
-const NO_DOWNLOAD_FINISHED: &str = "no download finished while the exercise cell ran: run it, then this check. If you did, await the tasks' handles: a task nobody awaits may still be running when its cell ends";
-
 /// Exercise 9: the three downloads in three spawned tasks of their own, all at once.
 pub fn downloads_spawned(run: &Timeline) -> Verdict {
     let downloads: Vec<&Span> = (run.spans.iter())
         .filter(|span| span.name.starts_with("download "))
         .collect();
     if downloads.is_empty() {
-        return Verdict::not_yet(NO_DOWNLOAD_FINISHED);
+        return Verdict::not_yet(RUN_THE_EXERCISE_FIRST);
     }
     if downloads.len() != 3 {
         return Verdict::not_yet(format!(
@@ -196,7 +193,7 @@ mod tests {
         assert!(downloads_spawned(&two).said.contains("saw 2 downloads"));
         let forgotten = downloads_spawned(&run(vec![]));
         assert!(
-            forgotten.said.contains("await the tasks' handles"),
+            forgotten.said.contains("await what you spawn"),
             "{forgotten:?}"
         );
     }
