@@ -518,3 +518,59 @@ def test_check_11_finds_the_blocked_dashboard_in_real_runs(kc):
         checked = run_cell(kc, "exercise::dashboard_fast(&exercise::previous_run()).show();")
         said = checked.text()
         assert expected in said and ("PASS" in expected) == said.startswith("✅"), (answer, said)
+
+
+def test_the_checks_of_lessons_1_3_6_and_7_judge_real_answers_wrong_and_right(kc, tmp_path):
+    # The unit tests give these checks drawn spans; here the answers really run.
+    def verdicts(check, answers):
+        for answer, expected in answers.items():
+            ran = run_cell(kc, answer)
+            assert ran.status == "ok", ran.reply["content"]
+            said = [line for line in run_cell(kc, check).text().splitlines()
+                    if line.startswith(("✅ PASS: ", "💡 NOT YET: "))]
+            assert len(said) == 1 and expected in said[0], (answer, said)
+            assert ("PASS" in expected) == said[0].startswith("✅"), (answer, said)
+
+    kettle = 'blocking_task("boil the kettle", 0.5); blocking_task("make toast", 0.25);'
+    verdicts("exercise::breakfast(&exercise::previous_run()).show();", {
+        kettle: "add blocking_task(\"fry eggs\", 0.25)",
+        'blocking_task("fry eggs", 0.25); ' + kettle: "after the toast",
+        kettle + ' async_task("fry eggs", 0.25).await;': "must be a blocking task",
+        kettle + ' blocking_task("fry eggs", 0.25);': "✅ PASS",
+    })
+    fetch = ['async_task("fetch A", 1.0)', 'async_task("fetch B", 0.5)', 'async_task("fetch C", 0.25)']
+    verdicts("exercise::fetches_together(&exercise::previous_run()).show();", {
+        " ".join(f"{f}.await;" for f in fetch): "not all three waited at once",
+        f"tokio::join!({fetch[0]}, {fetch[1]}); {fetch[2]}.await;": "not all three waited at once",
+        f"tokio::join!({', '.join(fetch)});": "✅ PASS",
+        f"gather(vec![{', '.join(fetch)}]).await;": "✅ PASS",
+    })
+    database = tmp_path / "shop.db"
+    setup = run_cell(kc, f'let api = LocalServer::start(0.3)?;\n'
+                         f'let db = Database::create("{database}", 100)?;')
+    assert setup.status == "ok", setup.reply["content"]
+    user, orders = 'api.url("/users/7.json")', 'api.url("/users/7/orders.json")'
+    score = '"SELECT sleep(0.3), score FROM users WHERE id = 7"'
+    verdicts("exercise::requests_together(&exercise::previous_run()).show();", {
+        f"http_get(&{user})?; http_get(&{orders})?; db.query({score})?;": "not all three",
+        f"let _ = tokio::join!(http_get_async({user}), http_get_async({orders}));\n"
+        f"db.query({score})?;":
+            "not all three",
+        f"let _ = tokio::join!(http_get_async({user}), http_get_async({orders}), "
+        f"db.query_async({score}));":
+            "✅ PASS",
+        f"let _ = futures::join!(http_get_async({user}), http_get_async({orders}), "
+        f"db.query_async({score}));": "✅ PASS",
+    })
+    pages = '(0..20).map(|i| http_get_async(quick.url(&format!("/pages/{i}"))))'
+    verdicts("exercise::all_in_flight(&exercise::previous_run(), quick.peak_concurrent()).show();", {
+        f"let quick = LocalServer::start(0.1)?;\nrun_on_one_thread(async {{ for page in {pages} "
+        "{ page.await.unwrap(); } });": "at most 1 request",
+        # All in flight, but a thread each.
+        "let quick = LocalServer::start(0.1)?;\nstd::thread::scope(|s| for i in 0..20 {\n"
+        '    let url = quick.url(&format!("/pages/{i}")); s.spawn(move || http_get(&url));\n});':
+            "from 20 thread(s)",
+        f"let quick = LocalServer::start(0.1)?;\nrun_on_one_thread(gather({pages}));": "✅ PASS",
+        f"let quick = LocalServer::start(0.1)?;\nrun_on_one_thread(futures::future::join_all({pages}));":
+            "✅ PASS",
+    })
