@@ -296,6 +296,20 @@ def test_every_cell_that_ran_ends_with_a_timing_footer(kc):
     assert "text/html" in footer["content"]["data"]
 
 
+def test_a_cell_of_items_only_replies_without_waiting_for_runtime_events(kc):
+    # A `fn` or a `struct` runs no future, so no runtime events will come: the reply
+    # follows the compile, rather than waiting out the wait for events that never come.
+    assert run_cell(kc, "1").status == "ok"  # the engine is up
+    for n in range(2):
+        cell = run_cell(kc, f"fn items_only_{n}() -> u32 {{ {n} }}\nstruct ItemsOnly{n};")
+        assert cell.status == "ok", cell.reply["content"]
+        timings = cell.reply["metadata"]["tandem"]
+        worked = timings["compile_seconds"] + timings["run_seconds"]
+        replied = next(at for at, m in cell.outputs if m["msg_type"] == "status"
+                       and m["content"]["execution_state"] == "idle")
+        assert replied < 1.5 * worked + 0.3, (replied, timings)
+
+
 def test_timing_footer_toggles(kc):
     off = run_cell(kc, ":timing off")
     assert off.status == "ok" and "timing footer off" in off.text()

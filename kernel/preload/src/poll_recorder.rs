@@ -110,6 +110,7 @@ pub(crate) fn place_text(place: &'static std::panic::Location<'static>, use_it: 
 /// Called as a cell's future starts: what was recorded between cells (a task left running
 /// from an earlier cell) is not this cell's, and is forgotten.
 pub(crate) fn cell_started() {
+    kernel_link::cell_future_started();
     // The helpers' own runtimes (run_on_one_thread, run_on_threads) get the hooks too.
     kernel_link::set_runtime_hooks(attach);
     events_sender::learn_switch();

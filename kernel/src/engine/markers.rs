@@ -76,6 +76,8 @@ pub const DISPLAY: &str = "display";
 pub const PANIC: &str = "panic";
 /// Written on stderr when a cell returns: everything the cell wrote there comes before it.
 pub const STDERR_SYNC: &str = "stderr-sync";
+/// The stderr sync marker's payload when the cell ran a future on the preloaded runtime.
+pub const RAN_A_FUTURE: &str = "ran-a-future";
 
 /// Mime type a program prints (as an evcxr mime block) to clear the cell's output; the
 /// block's body is `wait` to clear only when new output arrives.

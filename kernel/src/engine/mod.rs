@@ -173,7 +173,9 @@ impl Engine {
         timings.compile -= timings.dependencies;
         let mut report = self.forwarder.finish_cell(u64::from(timings.ran));
         let spans = std::mem::take(&mut report.spans);
-        let trace = self.runtime_trace(cell_events, asked_at, timings.ran, code);
+        // A cell that ran no future (items only) sends no runtime events: nothing to wait for.
+        let futures = timings.ran && (report.ran_a_future || !report.synced);
+        let trace = self.runtime_trace(cell_events, asked_at, futures, code);
         let result = match outcome {
             Ok(_) if report.panicked && interrupted => {
                 // The helpers stopped the cell when asked: evcxr caught the panic, and the
@@ -228,12 +230,16 @@ impl Engine {
         &self,
         so_far: Option<CellEvents>,
         asked_at: u64,
-        ran: bool,
+        future_ran: bool,
         code: &str,
     ) -> Option<RuntimeTrace> {
         let channel = self.events.as_ref()?;
         let mut cell = so_far.unwrap_or_else(|| CellEvents::asked_at(asked_at));
-        let wait = if ran { TRACE_WAIT } else { Duration::ZERO };
+        let wait = if future_ran {
+            TRACE_WAIT
+        } else {
+            Duration::ZERO
+        };
         channel.receive_until_ended(&mut cell, Instant::now() + wait);
         // Without its end (the process died, the events came too late) what came is drawn:
         // a picture drawn live is not left as it was.

@@ -25,6 +25,9 @@ pub struct CellState {
     cells: AtomicU64,
     /// Set when the kernel asks the running cell to stop; cleared when a cell starts.
     interrupt: AtomicBool,
+    /// How many cells' futures the preloaded runtime has run (a cell of items only, a
+    /// `fn` or a `struct`, runs none: the kernel then waits for no runtime events).
+    futures_run: AtomicU64,
     /// The kernel's secret for this process's marker lines (see [`marker_prefix_for`]),
     /// set before any cell runs.
     marker_key: [AtomicU64; 2],
@@ -36,6 +39,7 @@ impl CellState {
             started_at_ns: AtomicU64::new(0),
             cells: AtomicU64::new(0),
             interrupt: AtomicBool::new(false),
+            futures_run: AtomicU64::new(0),
             marker_key: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
@@ -56,6 +60,11 @@ impl CellState {
         self.interrupt.store(false, Ordering::SeqCst);
         self.started_at_ns.store(monotonic_ns(), Ordering::SeqCst);
         self.cells.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// How many cells' futures have run so far (see [`cell_future_started`]).
+    pub fn futures_run(&self) -> u64 {
+        self.futures_run.load(Ordering::SeqCst)
     }
 
     /// The child's signal handler calls this: one atomic store, async-signal-safe.
@@ -82,6 +91,13 @@ fn linked() -> Option<&'static CellState> {
     // SAFETY: when present, the symbol is the kernel's `static TANDEM_CELL_STATE:
     // CellState`, which lives as long as the process; the layout is `repr(C)`.
     (address != 0).then(|| unsafe { &*(address as *const CellState) })
+}
+
+/// The preloaded runtime calls this as it starts a cell's future.
+pub fn cell_future_started() {
+    if let Some(state) = linked() {
+        state.futures_run.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 /// Whether the helpers run inside a tandem kernel.

@@ -92,6 +92,8 @@ struct Filter {
     // them, they are the cell's value and evcxr must see them as printed.
     held: Vec<Block>,
     held_since: Instant,
+    /// The cell futures run by the end of the last cell (`CellState::futures_run`).
+    futures_run: u64,
 }
 
 impl Filter {
@@ -101,6 +103,7 @@ impl Filter {
             open_block: None,
             held: Vec::new(),
             held_since: Instant::now(),
+            futures_run: 0,
         }
     }
 
@@ -183,7 +186,16 @@ impl Filter {
                 }
             }
             // The cell returned: all it wrote to stderr is in the pipe before this line.
-            let sync = markers::line(markers::STDERR_SYNC, "") + "\n";
+            // The marker also says whether the cell ran a future, whose runtime events
+            // the kernel then waits for.
+            let futures_run = super::cell::TANDEM_CELL_STATE.futures_run();
+            let ran = if futures_run == self.futures_run {
+                ""
+            } else {
+                markers::RAN_A_FUTURE
+            };
+            self.futures_run = futures_run;
+            let sync = markers::line(markers::STDERR_SYNC, ran) + "\n";
             let _ = std::io::stderr().write_all(sync.as_bytes());
             self.write(text);
             return;

@@ -69,6 +69,10 @@ pub struct CellReport {
     pub panic_messages: Vec<String>,
     /// The helper tasks that finished during the cell, for its timeline.
     pub spans: Vec<Span>,
+    /// Whether the cell's end was seen (its stderr sync marker), and whether the cell ran
+    /// a future on the preloaded runtime then (a cell of items only runs none).
+    pub synced: bool,
+    pub ran_a_future: bool,
 }
 
 /// Upper bound of text merged into one stream message (iopub merges waiting messages up
@@ -257,8 +261,10 @@ impl ForwardState {
     }
 
     fn on_stderr(&mut self, line: String) {
-        if let Some((markers::STDERR_SYNC, _)) = markers::parse(&line) {
+        if let Some((markers::STDERR_SYNC, ran)) = markers::parse(&line) {
             self.syncs_seen += 1;
+            self.report.synced = true;
+            self.report.ran_a_future |= ran == markers::RAN_A_FUTURE;
             return;
         }
         self.panics.take(line, &mut self.batch);
