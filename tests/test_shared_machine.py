@@ -344,6 +344,51 @@ def test_a_500_mb_backlog_arrives_whole_before_idle_in_bounded_memory(attacked, 
     assert peak - rss_before < 250, "the kernel's memory grew with the backlog"
 
 
+ONE_LONG_LINE_CELL = """
+let piece = "é".repeat(50_000) + "x";
+for _ in 0..%d { print!("{piece}"); }
+println!();
+print!("the end, without a newline");
+"""
+
+
+def test_a_400_mb_line_without_end_arrives_whole_in_bounded_memory(attacked):
+    """A line is passed on in pieces (64 KiB each, joined again without a break), so no
+    one holds it whole: not the engine's filter, not evcxr's reader, not the kernel."""
+    kc, km = attacked[0], attacked[4]
+    kernel = km.provisioner.pid
+    pieces = 4_000  # of 100,001 bytes: 400 MB on one line
+    # The same cell, short, first: compiling such a cell grows the kernel (evcxr analyses
+    # it in the kernel's process), which is not what is measured.
+    assert run_cell(kc, ONE_LONG_LINE_CELL % 10).status == "ok"
+    rss_before, peak = rss_mb(kernel), 0
+    msg_id = kc.execute(ONE_LONG_LINE_CELL % pieces)
+    received, count, tail = 0, 0, ""
+    breaks = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=120)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        count += 1
+        if count % 200 == 0:
+            peak = max(peak, rss_mb(kernel))
+        if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
+            text = msg["content"]["text"]
+            breaks += [received + len(text[:at]) for at, c in enumerate(text) if c == "\n"]
+            received += len(text)
+            tail = (tail + text)[-100:]
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+    reply = kc.get_shell_msg(timeout=60)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    print(f"a {pieces * 100_001 / 1e6:.0f} MB line: kernel RSS {rss_before:.0f} MB before, "
+          f"{peak:.0f} MB at most")
+    assert peak - rss_before < 250, "the kernel held the line whole"
+    # The one line whole (no break inserted), then the cell's last words, in this cell.
+    assert breaks[0] == pieces * 50_001, breaks[:3]
+    assert tail.endswith("x\nthe end, without a newline\n"), tail
+
+
 def test_a_slow_iopub_subscriber_loses_nothing(attacked):
     kc, km = attacked[0], attacked[4]
     slow, session = subscriber(km)

@@ -72,6 +72,10 @@ impl Runtime {
         struct CellEnds;
         impl Drop for CellEnds {
             fn drop(&mut self) {
+                // Text the cell `print!`ed without a newline waits in the standard library
+                // the cells link (not the engine's own, which writes evcxr's end-of-cell
+                // line): flushed now, it is shown with this cell, not the next one.
+                let _ = std::io::Write::flush(&mut std::io::stdout());
                 CELL_RUNNING.store(false, Ordering::Relaxed);
                 poll_recorder::cell_ended();
             }

@@ -76,6 +76,9 @@ pub const DISPLAY: &str = "display";
 pub const PANIC: &str = "panic";
 /// Written on stderr when a cell returns: everything the cell wrote there comes before it.
 pub const STDERR_SYNC: &str = "stderr-sync";
+/// The next stdout line is a piece of a longer one: no line break follows it. (The child
+/// passes a line without end on in pieces, so that no one holds all of it.)
+pub const LINE_CONTINUES: &str = "line-continues";
 /// The stderr sync marker's payload when the cell ran a future on the preloaded runtime.
 pub const RAN_A_FUTURE: &str = "ran-a-future";
 

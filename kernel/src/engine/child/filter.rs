@@ -14,6 +14,86 @@ use std::time::{Duration, Instant};
 /// prints the final expression that way, just before the cell returns.
 const FINAL_VALUE_WINDOW: Duration = Duration::from_millis(25);
 
+/// The longest piece of a line passed on at once. A line without end (a cell that
+/// `print!`s 500 MB and no newline) would otherwise be held whole, here and in the
+/// kernel: longer lines go on in pieces, each after a `line-continues` marker. (Inside an
+/// evcxr mime block lines stay whole: a block is one value, an image's base64 say.)
+const MAX_PIECE: usize = 64 * 1024;
+
+/// What one read from the cell's stdout gave.
+enum Read {
+    /// A whole line (or the last one, unterminated, before the end).
+    Line,
+    /// The first `MAX_PIECE` bytes of a longer line (whole characters).
+    Piece,
+    End,
+}
+
+/// Reads up to the next newline into `line`, or `cap` bytes of a longer line.
+fn read_line_or_piece(reader: &mut impl BufRead, line: &mut Vec<u8>, cap: usize) -> Read {
+    loop {
+        let buffer = match reader.fill_buf() {
+            Ok(buffer) => buffer,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                return if line.is_empty() {
+                    Read::End
+                } else {
+                    Read::Line
+                }
+            }
+        };
+        if buffer.is_empty() {
+            return if line.is_empty() {
+                Read::End
+            } else {
+                Read::Line
+            };
+        }
+        let room = cap.saturating_sub(line.len()).max(1);
+        let window = &buffer[..buffer.len().min(room)];
+        if let Some(at) = window.iter().position(|&byte| byte == b'\n') {
+            line.extend_from_slice(&window[..=at]);
+            reader.consume(at + 1);
+            return Read::Line;
+        }
+        let taken = window.len();
+        line.extend_from_slice(window);
+        reader.consume(taken);
+        if line.len() >= cap {
+            return Read::Piece;
+        }
+    }
+}
+
+/// How much of `bytes` is whole UTF-8 characters: a character cut at the end of a piece
+/// waits for the rest of its bytes (invalid bytes elsewhere are passed on as they are).
+fn whole_characters(bytes: &[u8]) -> usize {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => bytes.len(),
+        Err(error) if error.error_len().is_none() => error.valid_up_to(),
+        Err(_) => bytes.len(),
+    }
+}
+
+/// Where in `piece` a protocol line may begin that the piece cuts short: the bytes from
+/// there wait for the rest of the line, so that evcxr still sees the line whole (its
+/// `EVCXR_EXECUTION_COMPLETE` ends the cell). Returns how much can go on now.
+fn unfinished_protocol_line(piece: &[u8]) -> usize {
+    let longest = PROTOCOL_LINES
+        .iter()
+        .map(|line| line.len())
+        .max()
+        .unwrap_or(0);
+    let cut = (piece.len().saturating_sub(longest)..piece.len()).find(|&start| {
+        let tail = &piece[start..];
+        PROTOCOL_LINES
+            .iter()
+            .any(|line| line.as_bytes().starts_with(tail))
+    });
+    cut.unwrap_or(piece.len())
+}
+
 /// evcxr's protocol lines, which must start a line to be understood.
 const PROTOCOL_LINES: [&str; 4] = [
     markers::EVCXR_COMPLETE,
@@ -120,12 +200,24 @@ impl Filter {
                     continue;
                 }
             }
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
+            // (A piece's cut character, if any, is still at the start of `line`.)
+            let cap = if self.open_block.is_some() {
+                usize::MAX
+            } else {
+                MAX_PIECE
+            };
+            match read_line_or_piece(&mut reader, &mut line, cap) {
+                Read::End => break,
+                Read::Piece => {
+                    let sent = unfinished_protocol_line(&line[..whole_characters(&line)]);
+                    self.piece(&String::from_utf8_lossy(&line[..sent]));
+                    line.drain(..sent);
+                    continue;
+                }
+                Read::Line => {}
             }
-            let text = String::from_utf8_lossy(&line);
+            let text = String::from_utf8_lossy(&line).into_owned();
+            line.clear();
             let text = text.strip_suffix('\n').unwrap_or(&text);
             // Output printed without a newline (`print!` + flush) can put a protocol line
             // in the middle of a line; split it so the protocol line starts a line.
@@ -146,6 +238,13 @@ impl Filter {
         }
         self.release_held();
         let _ = self.output.flush();
+    }
+
+    /// A piece of a line too long to pass on whole: the kernel joins it to the next one.
+    fn piece(&mut self, text: &str) {
+        self.release_held();
+        self.write(&markers::line(markers::LINE_CONTINUES, ""));
+        self.write(text);
     }
 
     fn line(&mut self, text: &str) {
@@ -233,4 +332,58 @@ fn wait_readable(fd: i32, timeout: Duration) -> bool {
     let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
     // SAFETY: one valid pollfd for the duration of the call.
     unsafe { libc::poll(&mut pfd, 1, millis) > 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_longer_than_the_cap_comes_in_pieces_and_a_short_one_whole() {
+        let mut input = std::io::Cursor::new(b"abcdefgh\nxy\ntail".to_vec());
+        let mut line = Vec::new();
+        assert!(matches!(
+            read_line_or_piece(&mut input, &mut line, 5),
+            Read::Piece
+        ));
+        assert_eq!(line, b"abcde");
+        line.clear();
+        assert!(matches!(
+            read_line_or_piece(&mut input, &mut line, 5),
+            Read::Line
+        ));
+        assert_eq!(line, b"fgh\n");
+        line.clear();
+        assert!(matches!(
+            read_line_or_piece(&mut input, &mut line, 5),
+            Read::Line
+        ));
+        assert_eq!(line, b"xy\n");
+        line.clear();
+        assert!(matches!(
+            read_line_or_piece(&mut input, &mut line, 5),
+            Read::Line
+        ));
+        assert_eq!(line, b"tail", "the last line, unterminated");
+        line.clear();
+        assert!(matches!(
+            read_line_or_piece(&mut input, &mut line, 5),
+            Read::End
+        ));
+    }
+
+    #[test]
+    fn a_piece_keeps_back_a_cut_character_and_a_cut_protocol_line() {
+        let e_acute = "é".as_bytes();
+        assert_eq!(whole_characters(&[b'a', e_acute[0]]), 1);
+        assert_eq!(whole_characters("aé".as_bytes()), 3);
+        assert_eq!(
+            whole_characters(&[b'a', 0xff, b'b']),
+            3,
+            "invalid bytes go on"
+        );
+        let piece = b"some output EVCXR_EXEC";
+        assert_eq!(unfinished_protocol_line(piece), b"some output ".len());
+        assert_eq!(unfinished_protocol_line(b"plain text"), 10);
+    }
 }

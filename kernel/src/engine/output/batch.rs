@@ -32,8 +32,15 @@ impl Batch {
     }
 
     /// One line printed on `name` (without its newline).
-    pub(super) fn push_text(&mut self, name: StreamName, mut line: String) {
-        line.push('\n');
+    pub(super) fn push_text(&mut self, name: StreamName, line: String) {
+        self.push_piece(name, line, true);
+    }
+
+    /// Text with its line break, or (`ends_line` false) a piece of a longer line.
+    pub(super) fn push_piece(&mut self, name: StreamName, mut line: String, ends_line: bool) {
+        if ends_line {
+            line.push('\n');
+        }
         self.bytes += line.len();
         if let Some(Event::Stream(last, text)) = self.events.last_mut() {
             if *last == name {

@@ -106,6 +106,7 @@ impl Forwarder {
             syncs_seen: 0,
             syncs_used: 0,
             report: CellReport::default(),
+            line_continues: false,
         };
         let _ = std::thread::Builder::new()
             .name("cell-output".into())
@@ -144,6 +145,8 @@ struct ForwardState {
     syncs_seen: u64,
     syncs_used: u64,
     report: CellReport,
+    /// The next stdout line continues the last one (a piece of a line without end).
+    line_continues: bool,
 }
 
 impl ForwardState {
@@ -227,6 +230,8 @@ impl ForwardState {
         // From here on only markers of later cells count: extra ones are absorbed, and a
         // missing one cannot make every later cell wait for it.
         self.syncs_used = self.syncs_seen;
+        // A piece cut short by the cell's end continues nothing of the next cell's.
+        self.line_continues = false;
         self.panics.end_of_cell(&mut self.batch);
         self.report.panic_messages = self.panics.take_messages();
         self.emit();
@@ -255,8 +260,12 @@ impl ForwardState {
                 Some(span) => self.report.spans.push(span),
                 None => log::warn!("unreadable span marker from the engine"),
             },
+            Some((markers::LINE_CONTINUES, _)) => self.line_continues = true,
             Some(_) => log::warn!("unknown marker from the engine: {line}"),
-            None => self.batch.push_text(StreamName::Stdout, line),
+            None => {
+                let ends_line = !std::mem::take(&mut self.line_continues);
+                self.batch.push_piece(StreamName::Stdout, line, ends_line);
+            }
         }
     }
 
