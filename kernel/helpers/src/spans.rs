@@ -116,6 +116,7 @@ pub(crate) fn clear() {
 
 /// The id of the tokio task running now, if any: the cell's own future is not a task.
 pub fn current_task() -> Option<u64> {
+    // tokio's task::Id shows as its number, and gives it no other way.
     tokio::task::try_id().and_then(|id| id.to_string().parse().ok())
 }
 

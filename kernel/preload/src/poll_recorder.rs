@@ -179,6 +179,7 @@ pub(crate) fn task_number(id: impl Hash) -> u64 {
 /// Sends the rest of what the cell recorded to the kernel, then the cell's end. Called as
 /// the cell's top-level future finishes.
 pub(crate) fn cell_ended() {
+    kernel_link::cell_future_ended();
     events_sender::cell_ended(|| {
         // Counted first: a thread that ended is let go as its last events are taken.
         let dropped = recorded::take_dropped();

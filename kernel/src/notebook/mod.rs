@@ -1,7 +1,5 @@
-//! `tandem run`: runs a notebook's code cells with the same engine and helpers as the
-//! kernel, no Jupyter needed. Output shows in the terminal as it happens; the executed
-//! notebook (nbformat 4, with outputs) can be written out; the first failing cell stops it
-//! (one tagged `raises-exception` does not: its error is the lesson).
+//! `tandem run`: a notebook's code cells run in the terminal by the kernel's engine, shown
+//! as they happen, and written out executed; the first failing cell stops it.
 
 mod ctrl_c;
 mod terminal;

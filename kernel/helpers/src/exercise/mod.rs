@@ -1,7 +1,5 @@
-//! Exercises that check themselves: a check cell looks at what the exercise cell just
-//! measured (its tasks' spans) and prints a clear pass, or a hint for the next try. The
-//! checks of the lessons are in `checks.rs`, one function each; strict mode turns a
-//! verdict that did not pass into an error, for graders.
+//! Exercises that check themselves: a check cell judges what the exercise cell measured and
+//! prints a pass or a hint (the checks: `checks.rs`, `checks/tasks_and_limits.rs`).
 
 mod checks;
 mod prediction;

@@ -28,6 +28,10 @@ pub struct CellState {
     /// How many cells' futures the preloaded runtime has run (a cell of items only, a
     /// `fn` or a `struct`, runs none: the kernel then waits for no runtime events).
     futures_run: AtomicU64,
+    /// Whether a cell's future is running now: a helper task that ends when none is (one
+    /// spawned and never awaited, still going after its cell's code returned) is no
+    /// cell's.
+    future_running: AtomicBool,
     /// The kernel's secret for this process's marker lines (see [`marker_prefix_for`]),
     /// set before any cell runs.
     marker_key: [AtomicU64; 2],
@@ -40,6 +44,7 @@ impl CellState {
             cells: AtomicU64::new(0),
             interrupt: AtomicBool::new(false),
             futures_run: AtomicU64::new(0),
+            future_running: AtomicBool::new(false),
             marker_key: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
@@ -97,7 +102,21 @@ fn linked() -> Option<&'static CellState> {
 pub fn cell_future_started() {
     if let Some(state) = linked() {
         state.futures_run.fetch_add(1, Ordering::SeqCst);
+        state.future_running.store(true, Ordering::SeqCst);
     }
+}
+
+/// The preloaded runtime calls this as a cell's future ends (returned or panicked).
+pub fn cell_future_ended() {
+    if let Some(state) = linked() {
+        state.future_running.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Inside tandem, whether the running cell's code has returned (its future ended), so
+/// that what ends now is left over from it.
+pub(crate) fn cell_code_returned() -> bool {
+    linked().is_some_and(|state| !state.future_running.load(Ordering::SeqCst))
 }
 
 /// Whether the helpers run inside a tandem kernel.

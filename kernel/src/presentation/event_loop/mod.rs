@@ -246,12 +246,12 @@ impl Totals {
     }
 }
 
-/// The figures in words, for terminals and `text/plain`.
 /// `1 poll`, `2 polls`.
 fn counted(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// The figures in words, for terminals and `text/plain`.
 fn text(trace: &RuntimeTrace, rows: &[Row], totals: &Totals) -> String {
     let polls: usize = trace.tasks.iter().map(|task| task.polls.len()).sum();
     let mut out = format!(

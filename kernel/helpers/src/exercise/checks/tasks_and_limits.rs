@@ -19,6 +19,11 @@ pub fn downloads_spawned(run: &Timeline) -> Verdict {
             downloads.len()
         ));
     }
+    if downloads.iter().any(|span| span.kind != Kind::Async) {
+        return Verdict::not_yet(
+            "keep each download the async wait it is (async_task): the exercise is about giving each one a task with tokio::spawn",
+        );
+    }
     let (total, sum) = (secs(run.total()), secs(run.sum()));
     let together = all_at_once(&downloads);
     let mut tasks: Vec<u64> = downloads.iter().filter_map(|span| span.task).collect();
@@ -63,6 +68,11 @@ pub fn at_most_three(run: &Timeline, peak_concurrent: usize) -> Verdict {
         ));
     }
     let (total, sum) = (secs(run.total()), secs(run.sum()));
+    if peak_concurrent == 0 {
+        return Verdict::not_yet(
+            "the exercise's server saw no request: fetch the 12 pages from it (polite.url(..)), not from another",
+        );
+    }
     if peak_concurrent > 3 {
         return Verdict::not_yet(format!(
             "the server saw {peak_concurrent} requests at once: at most 3 may be in flight. Take a permit of a tokio::sync::Semaphore::new(3) before each request, and keep it (`let _permit = ...`; `let _ = ...` drops it at once) until the request is done"
@@ -188,6 +198,18 @@ mod tests {
         assert!(downloads_spawned(&awaited_each)
             .said
             .contains("Spawn all three first"));
+        let blocking = run(
+            (downloads([(Some(7), 0.0), (Some(8), 0.0), (Some(9), 0.0)]).spans)
+                .into_iter()
+                .map(|span| Span {
+                    kind: Kind::Blocking,
+                    ..span
+                })
+                .collect(),
+        );
+        assert!(downloads_spawned(&blocking)
+            .said
+            .contains("keep each download"));
         let two =
             run(downloads([(Some(7), 0.0), (Some(8), 0.0), (Some(9), 0.0)]).spans[..2].to_vec());
         assert!(downloads_spawned(&two).said.contains("saw 2 downloads"));
@@ -222,10 +244,9 @@ mod tests {
             "{:?}",
             at_most_three(&crawl(3), 3)
         );
-        let permit_dropped_at_once = at_most_three(&crawl(12), 12);
-        assert!(permit_dropped_at_once
-            .said
-            .contains("`let _ = ...` drops it"));
+        assert!(stub.said.contains("`let _ = ...` drops it"), "{stub:?}");
+        let elsewhere = at_most_three(&crawl(12), 0);
+        assert!(elsewhere.said.contains("saw no request"), "{elsewhere:?}");
         assert!(at_most_three(&crawl(2), 2)
             .said
             .contains("too few at a time"));
