@@ -416,9 +416,11 @@ def test_cancelling_drops_the_future_and_a_semaphore_bounds_the_crawl():
     assert len(cancelled) == 1 and "SaysWhenDropped" in cancelled[0], cell_task["branches"]
     # abort: the ticker stops between ticks, and its handle says it was cancelled.
     ticks = stream_text(claim(nb, "cancel-abort")[0])
-    assert "tick 1\n" in ticks and "tick 10" not in ticks and "cancelled: true" in ticks
+    assert "tick 1\n" in ticks and "tick 4" not in ticks and "cancelled: true" in ticks
     aborted = event_loop_tasks(claim(nb, "cancel-abort")[0])[1]
     assert aborted["cancelled_at"] is not None
+    # Dropping a JoinHandle cancels nothing: the task ran on to its end.
+    assert "ran on, to its end" in stream_text(claim(nb, "cancel-detached")[0])
     [unbounded] = printed(nb, "limit-none", r"at most (\d+) requests at once")
     [bounded] = printed(nb, "limit-semaphore", r"at most (\d+) requests at once")
     assert unbounded == 12 and bounded == 3

@@ -480,6 +480,17 @@ def test_join_branches_of_plain_rust_interleave_on_one_thread(kc):
     assert all(other["first_poll"] < first["last_poll_end"] for other in rest), "they overlap"
 
 
+def test_a_helpers_async_wait_is_polled_when_it_starts_and_when_it_ends(kc):
+    # Waiting costs no polls: the helpers wait as tokio::time::sleep does (an interrupt
+    # wakes them, they do not look for one every 10 ms).
+    cell = run_cell(kc, 'tokio::join!(async_task("long", 0.5), async_task("short", 0.1));')
+    assert cell.status == "ok", cell.reply["content"]
+    [cell_task] = event_loop(cell)["tasks"]
+    polls = {branch["name"]: branch["polls"] for branch in cell_task["branches"]}
+    assert polls['async_task("short", 0.1)'] <= 3, polls
+    assert polls['async_task("long", 0.5)'] <= 4, polls
+
+
 def test_a_blocking_sleep_inside_async_code_is_caught_and_an_async_one_is_not(kc):
     # Hand-typed, no helpers: a std::thread::sleep inside an async fn holds the thread
     # that the other branch of the join! was ready to run on.
