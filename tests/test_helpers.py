@@ -345,18 +345,30 @@ def test_runtimes_made_in_a_cell_behave_as_tokios(kc):
     assert cell.value() == '"true CurrentThread 42"'
 
 
+def verdict(kc, exercise, check):
+    """Runs an answer to an exercise, then the exercise's check; returns the verdict line.
+    (A task the answer left running may print before it.)"""
+    ran = run_cell(kc, exercise)
+    assert ran.status == "ok", ran.reply["content"]
+    checked = run_cell(kc, check)
+    assert checked.status == "ok", checked.reply["content"]
+    said = [line for line in checked.text().splitlines()
+            if line.startswith(("✅ PASS: ", "💡 NOT YET: "))]
+    assert len(said) == 1, checked.text()
+    return said[0]
+
+
+def judged(kc, check, answers, before=""):
+    """Each answer (after `before`) gets a verdict that says what is expected of it, and
+    passes only where a pass is expected."""
+    for answer, expected in answers.items():
+        said = verdict(kc, before + answer, check)
+        assert expected in said and ("PASS" in expected) == said.startswith("✅"), (answer, said)
+
+
 def test_the_lessons_checks_judge_real_answers_wrong_and_right(kc):
     # Checks 4 and 5 read which thread each task ran on, which only real runs show: wrong
     # answers a learner tries are told why, the solution and correct alternatives pass.
-    def verdict(exercise, check):
-        ran = run_cell(kc, exercise)
-        assert ran.status == "ok", ran.reply["content"]
-        checked = run_cell(kc, check)
-        assert checked.status == "ok", checked.reply["content"]
-        said = checked.text()
-        assert said.startswith(("✅ PASS: ", "💡 NOT YET: ")), said
-        return said
-
     defined = run_cell(kc, 'fn legacy_report() -> String { blocking_task("legacy report", 0.6) }')
     assert defined.status == "ok", defined.reply["content"]
     check4 = "exercise::heartbeat_on_time(&exercise::previous_run()).show();"
@@ -374,7 +386,7 @@ def test_the_lessons_checks_judge_real_answers_wrong_and_right(kc):
         f"let own = std::thread::spawn(legacy_report); {beat}.await; own.join().unwrap();": "✅ PASS",
     }
     for answer, expected in answers.items():
-        said = verdict(answer, check4)
+        said = verdict(kc, answer, check4)
         assert expected in said and ("PASS" in expected) == said.startswith("✅"), (answer, said)
 
     check5 = "exercise::batches_in_parallel(&exercise::previous_run(), cores).show();"
@@ -390,7 +402,7 @@ def test_the_lessons_checks_judge_real_answers_wrong_and_right(kc):
         "a.await.unwrap(); b.await.unwrap();" % (primes.format(1), primes.format(2)): "✅ PASS",
     }
     for answer, expected in answers.items():
-        said = verdict(answer, check5)
+        said = verdict(kc, answer, check5)
         if expected == "✅ PASS" and "1 thread" not in said and len(os.sched_getaffinity(0)) < 2:
             continue  # one core: two threads cannot be faster
         assert expected in said, (answer, said)
@@ -407,17 +419,6 @@ def test_the_lessons_checks_judge_real_answers_wrong_and_right(kc):
 def test_the_checks_of_lessons_9_and_10_judge_real_answers_wrong_and_right(kc):
     # Check 9 reads which task each download ran in, check 10 what the server saw at once:
     # only real runs show both. Each answer is one cell, run in this shared kernel.
-    def verdict(exercise, check):
-        ran = run_cell(kc, exercise)
-        assert ran.status == "ok", ran.reply["content"]
-        checked = run_cell(kc, check)
-        assert checked.status == "ok", checked.reply["content"]
-        # (A task left running by the exercise may print before the verdict.)
-        said = [line for line in checked.text().splitlines()
-                if line.startswith(("✅ PASS: ", "💡 NOT YET: "))]
-        assert len(said) == 1, checked.text()
-        return said[0]
-
     pages = 'let pages = vec!["/news".to_string(), "/weather".to_string(), "/sport".to_string()];\n'
     download = 'async_task(format!("download {page}"), 0.3)'
     check9 = "exercise::downloads_spawned(&exercise::previous_run()).show();"
@@ -434,9 +435,7 @@ def test_the_checks_of_lessons_9_and_10_judge_real_answers_wrong_and_right(kc):
         f"let mut set = tokio::task::JoinSet::new();\nfor page in &pages {{ set.spawn({download}); }}\n"
         "while set.join_next().await.is_some() {}": "✅ PASS",
     }
-    for answer, expected in answers.items():
-        said = verdict(pages + answer, check9)
-        assert expected in said and ("PASS" in expected) == said.startswith("✅"), (answer, said)
+    judged(kc, check9, answers, before=pages)
     # Fire and forget, and the learner reads a while before the check: the downloads end
     # between the two cells, after the exercise's code returned, and still do not count.
     forgotten = run_cell(kc, pages + f"for page in &pages {{ tokio::spawn({download}); }}")
@@ -467,9 +466,7 @@ def test_the_checks_of_lessons_9_and_10_judge_real_answers_wrong_and_right(kc):
         "    let _permit = permits.acquire_owned().await.unwrap(); http_get_async(url).await }) }).collect();\n"
         "for handle in handles { handle.await.unwrap().unwrap(); }": "✅ PASS",
     }
-    for answer, expected in answers.items():
-        said = verdict(server + answer, check10)
-        assert expected in said and ("PASS" in expected) == said.startswith("✅"), (answer, said)
+    judged(kc, check10, answers, before=server)
 
 
 def test_check_2_holds_the_learner_to_the_first_prediction(kc):
@@ -517,34 +514,20 @@ def test_check_11_finds_the_blocked_dashboard_in_real_runs(kc):
         code.replace(blocking, '    let ads = async_task(format!("ads lookup {user}"), 0.4).await;'):
             "✅ PASS",
     }
-    for answer, expected in answers.items():
-        ran = run_cell(kc, answer)
-        assert ran.status == "ok", ran.reply["content"]
-        checked = run_cell(kc, "exercise::dashboard_fast(&exercise::previous_run()).show();")
-        said = checked.text()
-        assert expected in said and ("PASS" in expected) == said.startswith("✅"), (answer, said)
+    judged(kc, "exercise::dashboard_fast(&exercise::previous_run()).show();", answers)
 
 
 def test_the_checks_of_lessons_1_3_6_and_7_judge_real_answers_wrong_and_right(kc, tmp_path):
     # The unit tests give these checks drawn spans; here the answers really run.
-    def verdicts(check, answers):
-        for answer, expected in answers.items():
-            ran = run_cell(kc, answer)
-            assert ran.status == "ok", ran.reply["content"]
-            said = [line for line in run_cell(kc, check).text().splitlines()
-                    if line.startswith(("✅ PASS: ", "💡 NOT YET: "))]
-            assert len(said) == 1 and expected in said[0], (answer, said)
-            assert ("PASS" in expected) == said[0].startswith("✅"), (answer, said)
-
     kettle = 'blocking_task("boil the kettle", 0.5); blocking_task("make toast", 0.25);'
-    verdicts("exercise::breakfast(&exercise::previous_run()).show();", {
+    judged(kc, "exercise::breakfast(&exercise::previous_run()).show();", {
         kettle: "add blocking_task(\"fry eggs\", 0.25)",
         'blocking_task("fry eggs", 0.25); ' + kettle: "after the toast",
         kettle + ' async_task("fry eggs", 0.25).await;': "must be a blocking task",
         kettle + ' blocking_task("fry eggs", 0.25);': "✅ PASS",
     })
     fetch = ['async_task("fetch A", 1.0)', 'async_task("fetch B", 0.5)', 'async_task("fetch C", 0.25)']
-    verdicts("exercise::fetches_together(&exercise::previous_run()).show();", {
+    judged(kc, "exercise::fetches_together(&exercise::previous_run()).show();", {
         " ".join(f"{f}.await;" for f in fetch): "not all three waited at once",
         f"tokio::join!({fetch[0]}, {fetch[1]}); {fetch[2]}.await;": "not all three waited at once",
         f"tokio::join!({', '.join(fetch)});": "✅ PASS",
@@ -556,7 +539,7 @@ def test_the_checks_of_lessons_1_3_6_and_7_judge_real_answers_wrong_and_right(kc
     assert setup.status == "ok", setup.reply["content"]
     user, orders = 'api.url("/users/7.json")', 'api.url("/users/7/orders.json")'
     score = '"SELECT sleep(0.3), score FROM users WHERE id = 7"'
-    verdicts("exercise::requests_together(&exercise::previous_run()).show();", {
+    judged(kc, "exercise::requests_together(&exercise::previous_run()).show();", {
         f"http_get(&{user})?; http_get(&{orders})?; db.query({score})?;": "not all three",
         f"let _ = tokio::join!(http_get_async({user}), http_get_async({orders}));\n"
         f"db.query({score})?;":
@@ -568,7 +551,7 @@ def test_the_checks_of_lessons_1_3_6_and_7_judge_real_answers_wrong_and_right(kc
         f"db.query_async({score}));": "✅ PASS",
     })
     pages = '(0..20).map(|i| http_get_async(quick.url(&format!("/pages/{i}"))))'
-    verdicts("exercise::all_in_flight(&exercise::previous_run(), quick.peak_concurrent()).show();", {
+    judged(kc, "exercise::all_in_flight(&exercise::previous_run(), quick.peak_concurrent()).show();", {
         f"let quick = LocalServer::start(0.1)?;\nrun_on_one_thread(async {{ for page in {pages} "
         "{ page.await.unwrap(); } });": "at most 1 request",
         # All in flight, but a thread each.

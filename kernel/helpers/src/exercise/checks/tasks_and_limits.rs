@@ -144,24 +144,8 @@ pub fn dashboard_fast(run: &Timeline) -> Verdict {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{run, span};
     use super::*;
-    use std::time::Duration;
-
-    /// A span: name, kind, thread, start and end in seconds.
-    fn span(name: &str, kind: Kind, thread: &str, start: f64, end: f64) -> Span {
-        Span {
-            name: name.into(),
-            kind,
-            thread: thread.into(),
-            start: Duration::from_secs_f64(start),
-            end: Duration::from_secs_f64(end),
-            task: None,
-        }
-    }
-
-    fn run(spans: Vec<Span>) -> Timeline {
-        Timeline::new(spans)
-    }
 
     #[test]
     fn three_downloads_in_three_tasks_at_once() {

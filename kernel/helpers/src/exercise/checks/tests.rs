@@ -4,7 +4,7 @@
 use super::*;
 
 /// A span: name, kind, thread, start and end in seconds.
-fn span(name: &str, kind: Kind, thread: &str, start: f64, end: f64) -> Span {
+pub(super) fn span(name: &str, kind: Kind, thread: &str, start: f64, end: f64) -> Span {
     Span {
         name: name.into(),
         kind,
@@ -15,7 +15,7 @@ fn span(name: &str, kind: Kind, thread: &str, start: f64, end: f64) -> Span {
     }
 }
 
-fn run(spans: Vec<Span>) -> Timeline {
+pub(super) fn run(spans: Vec<Span>) -> Timeline {
     Timeline::new(spans)
 }
 
