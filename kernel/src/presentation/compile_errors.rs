@@ -64,8 +64,28 @@ fn draw(diagnostic: &Diagnostic, lines: &[&str], out: &mut Vec<String>) {
         Found::InCell { labels, help } => (labels, help),
     };
     let gutter = lines.len().to_string().len();
-    let mut located = false;
     let mut last_line_shown = None;
+    // `-->` names the place the error is about; the labels follow in the cell's order, as
+    // rustc draws them (evcxr gives them in its own), with those that point nowhere last.
+    let placed = || {
+        labels
+            .iter()
+            .filter_map(|label| Some((label, label.span.as_ref()?)))
+    };
+    if let Some((_, span)) = placed()
+        .find(|(label, _)| label.primary)
+        .or(placed().next())
+    {
+        out.push(format!(
+            "{BLUE}{:gutter$}--> {RESET}cell:{}:{}",
+            "", span.start_line, span.start_column
+        ));
+        out.push(format!("{BLUE}{:gutter$} |{RESET}", ""));
+    }
+    let mut labels: Vec<&Label> = labels.iter().collect();
+    labels.sort_by_key(|label| {
+        (label.span.as_ref()).map_or((usize::MAX, 0), |span| (span.start_line, span.start_column))
+    });
     for label in labels {
         let Some(span) = &label.span else {
             if !label.text.is_empty() {
@@ -74,14 +94,6 @@ fn draw(diagnostic: &Diagnostic, lines: &[&str], out: &mut Vec<String>) {
             }
             continue;
         };
-        if !located {
-            out.push(format!(
-                "{BLUE}{:gutter$}--> {RESET}cell:{}:{}",
-                "", span.start_line, span.start_column
-            ));
-            out.push(format!("{BLUE}{:gutter$} |{RESET}", ""));
-            located = true;
-        }
         let Some(source) = lines.get(span.start_line.saturating_sub(1)) else {
             continue;
         };
@@ -244,6 +256,47 @@ mod tests {
                 "  = help: to force the async block to take ownership, use the `move` keyword: \
                  `move`",
             ]
+        );
+    }
+
+    #[test]
+    fn labels_are_drawn_in_the_cells_order() {
+        let at = |line, primary, text: &str| Label {
+            text: text.into(),
+            span: Some(CellSpan {
+                start_line: line,
+                start_column: 1,
+                end_line: line,
+                end_column: 2,
+            }),
+            primary,
+        };
+        let diagnostic = Diagnostic {
+            level: "error".into(),
+            code: Some("E0597".into()),
+            message: "`pages` does not live long enough".into(),
+            found: Found::InCell {
+                labels: vec![
+                    at(3, true, "borrowed value"),
+                    at(1, false, "binding declared"),
+                ],
+                help: vec![],
+            },
+        };
+        let drawn: Vec<String> = traceback(&[diagnostic], "a\nb\nc")
+            .iter()
+            .map(|line| strip_colours(line))
+            .collect();
+        let first = drawn
+            .iter()
+            .position(|line| line.contains("binding declared"));
+        let third = drawn
+            .iter()
+            .position(|line| line.contains("borrowed value"));
+        assert!(first < third, "{drawn:?}");
+        assert!(
+            drawn[1].ends_with("cell:3:1"),
+            "the primary place: {drawn:?}"
         );
     }
 
