@@ -6,7 +6,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tandem::{
-    engine, handlers, install, lab, notebook, presentation, private_dirs, server, standby, wire,
+    engine, handlers, install, lab, layout, notebook, presentation, private_dirs, server, standby,
+    wire,
 };
 
 #[derive(Parser)]
@@ -95,18 +96,27 @@ struct InstallArgs {
     /// Into DIR/share/jupyter/kernels.
     #[arg(long, value_name = "DIR")]
     prefix: Option<PathBuf>,
+    /// For every user of this machine (a JupyterHub server): the binary, the kernelspec,
+    /// the prebuilt crates and a copy of this toolchain, read-only, under PREFIX
+    /// (default /usr/local, whose share/jupyter Jupyter searches by itself).
+    #[arg(long, value_name = "PREFIX", num_args = 0..=1, default_missing_value = "/usr/local")]
+    system: Option<PathBuf>,
 }
 
 fn main() {
-    // SAFETY (the three calls): first thing in main, while the process has one thread.
+    // SAFETY (the four calls): first thing in main, while the process has one thread.
     // In evcxr's child process this runs the user's code and never returns.
     unsafe { engine::runtime_hook() };
     // The engine's child processes inherit both.
     unsafe { engine::choose_marker_key() };
+    let system_toolchain = unsafe { layout::use_system_toolchain() };
     let not_pinned = unsafe { private_dirs::pin_rustup_toolchain() };
     env_logger::Builder::from_env(env_logger::Env::new().filter_or("TANDEM_LOG", "info"))
         .format_target(false)
         .init();
+    if let Some(toolchain) = system_toolchain {
+        log::debug!("using the installed toolchain {}", toolchain.display());
+    }
     if let Some(why) = not_pinned {
         log::warn!(
             "RUSTUP_TOOLCHAIN not pinned ({why}): a rust-toolchain.toml in the notebook's \
@@ -125,6 +135,19 @@ fn run(cli: Cli) -> Result<()> {
             location: args,
             no_prebuild,
         } => {
+            if let Some(prefix) = args.system {
+                let installed = install::system::install(&prefix)?;
+                println!(
+                    "Installed tandem for every user: {}, kernelspec {} ({}) in {}, \
+                     toolchain in {}",
+                    installed.binary.display(),
+                    install::KERNEL_NAME,
+                    install::DISPLAY_NAME,
+                    installed.kernelspec.display(),
+                    installed.toolchain.display()
+                );
+                return Ok(());
+            }
             let location = match (args.sys_prefix, args.prefix) {
                 (true, _) => install::Location::SysPrefix,
                 (_, Some(dir)) => install::Location::Prefix(dir),

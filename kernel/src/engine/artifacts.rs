@@ -6,39 +6,25 @@
 //! (mtimes kept, so cargo sees every dependency as fresh) before evcxr starts there. A
 //! kernel that finds no template runs `tandem prebuild` first, so the cost is paid once.
 
-use crate::private_dirs;
+use crate::{layout, private_dirs};
 use anyhow::{bail, Context, Result};
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-/// The crate every cell links as `tokio` (see `kernel/preload`).
-pub const PRELOAD_CRATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/preload");
-
-/// The workspace's lockfile: cells get the same dependency versions the tests used.
-const WORKSPACE_LOCKFILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock");
-
 /// Written into the template when it is complete; holds [`build_key`].
 const READY_STAMP: &str = "tandem-ready";
 
-/// Where the template lives: next to the kernel's own build, so `cargo clean` removes it
-/// (or where `TANDEM_TEMPLATE_DIR` says). When another user could write that folder or one
-/// above it, where cargo would read their configuration, in this user's private folder.
+/// Where the template lives (see [`layout::default_template_dir`], or where
+/// `TANDEM_TEMPLATE_DIR` says). When another user could write that folder or one above it,
+/// where cargo would read their configuration, in this user's private folder.
 fn template_dir() -> Result<PathBuf> {
     static DIR: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
         std::sync::OnceLock::new();
     DIR.get_or_init(|| {
-        let chosen = std::env::var_os("TANDEM_TEMPLATE_DIR").map_or_else(
-            || {
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join("target")
-                    .join("engine-template")
-            },
-            PathBuf::from,
-        );
+        let chosen = std::env::var_os("TANDEM_TEMPLATE_DIR")
+            .map_or_else(layout::default_template_dir, PathBuf::from);
         private_dirs::trusted_or_private(chosen, "template").map_err(|e| format!("{e:#}"))
     })
     .clone()
@@ -91,19 +77,26 @@ pub fn build_dir_in(root: &Path) -> PathBuf {
 /// Cells compile at opt-level 0 (a cell compiles in about 0.2 s instead of 0.4 s at 1 and
 /// 0.9 s at 2); every dependency, compiled once, at opt-level 2. evcxr writes the crate's
 /// own Cargo.toml and `.cargo/config.toml`, so the override goes one directory up, where
-/// cargo also looks.
+/// cargo also looks. A system install adds its vendored crates there (see
+/// [`layout::vendored_patches`]).
 pub fn write_profile_overrides(build_dir: &Path) -> Result<()> {
     let root = build_dir
         .parent()
         .context("the build directory has no parent")?;
     let config_dir = root.join(".cargo");
     std::fs::create_dir_all(&config_dir)?;
-    std::fs::write(
-        config_dir.join("config.toml"),
+    let mut config = String::from(
         "# Written by tandem: dependencies optimised, cells quick to compile.\n\
          [profile.dev.package.\"*\"]\nopt-level = 2\n",
-    )
-    .with_context(|| format!("writing {}", config_dir.display()))
+    );
+    if let Some(patches) = layout::vendored_patches() {
+        let table = std::fs::read_to_string(&patches)
+            .with_context(|| format!("reading {}", patches.display()))?;
+        config.push('\n');
+        config.push_str(&table);
+    }
+    std::fs::write(config_dir.join("config.toml"), config)
+        .with_context(|| format!("writing {}", config_dir.display()))
 }
 
 /// `cargo run` and `cargo test` put `target/*/deps` on LD_LIBRARY_PATH, which the dynamic
@@ -129,8 +122,9 @@ pub unsafe fn drop_stray_preload_from_library_path() {
 /// Puts the workspace's Cargo.lock into evcxr's directory, so dependencies resolve to the
 /// versions tandem was tested with (and offline). Called before the first `:dep`.
 pub fn seed_lockfile(build_dir: &Path) -> Result<()> {
-    std::fs::copy(WORKSPACE_LOCKFILE, build_dir.join("Cargo.lock"))
-        .with_context(|| format!("copying {WORKSPACE_LOCKFILE}"))?;
+    let lockfile = layout::lockfile();
+    std::fs::copy(&lockfile, build_dir.join("Cargo.lock"))
+        .with_context(|| format!("copying {}", lockfile.display()))?;
     Ok(())
 }
 
@@ -138,6 +132,14 @@ pub fn seed_lockfile(build_dir: &Path) -> Result<()> {
 /// first (in a `tandem prebuild` process) when there is none yet.
 pub fn prepare(build_dir: &Path, status: &super::StartStatus) -> Result<()> {
     let template = template_dir()?;
+    if !is_ready(&template) && layout::system_lib().is_some() {
+        bail!(
+            "the prebuilt crates in {} were not made by this tandem ({}): ask whoever \
+             installed it to run `tandem install --system` again",
+            template.display(),
+            build_key()
+        );
+    }
     if !is_ready(&template) {
         status.set(
             "compiling tokio, futures and the helpers, once for this machine (a minute or two)",
@@ -214,6 +216,8 @@ impl TemplateBuild {
 }
 
 /// An advisory lock on `<dir>.lock`: one writer (prebuild) or many readers (kernels).
+/// Readers open it read-only when it exists: a system install's template belongs to the
+/// admin, and every user's kernel reads it.
 struct DirLock {
     _held: File,
 }
@@ -221,12 +225,19 @@ struct DirLock {
 impl DirLock {
     fn acquire(dir: &Path, mode: libc::c_int) -> Result<DirLock> {
         let path = dir.with_extension("lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let existing = match mode {
+            libc::LOCK_SH => File::open(&path).ok(),
+            _ => None,
+        };
+        let file = match existing {
+            Some(file) => file,
+            None => File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        };
         // SAFETY: flock on a file descriptor we own; released when the file is closed.
         if unsafe { libc::flock(file.as_raw_fd(), mode) } != 0 {
             return Err(std::io::Error::last_os_error())

@@ -8,7 +8,7 @@
 //! a cell with a value is compiled once instead of twice. Types with their own inherent
 //! `evcxr_display` still win: inherent methods come before trait methods.
 
-use super::artifacts::PRELOAD_CRATE;
+use crate::layout;
 
 /// Cells compile at opt-level 0: an async cell compiles in 0.3 s instead of 0.7 s at 1 and
 /// 0.9 s at evcxr's default 2. Dependencies stay optimised (see `artifacts`).
@@ -51,8 +51,10 @@ fn build_flags() -> String {
 pub fn steps() -> Vec<(&'static str, String)> {
     // Named `tokio` so that evcxr's async mode finds tokio among the dependencies and uses
     // it instead of adding its own copy.
-    let preload =
-        format!(":dep tokio = {{ package = \"tandem-preload\", path = \"{PRELOAD_CRATE}\" }}");
+    let preload = format!(
+        ":dep tokio = {{ package = \"tandem-preload\", path = \"{}\" }}",
+        layout::preload_crate().display()
+    );
     vec![
         ("choosing the optimisation level", OPT_LEVEL.to_owned()),
         ("turning on tokio's task hooks", build_flags()),

@@ -1,6 +1,8 @@
 //! `tandem install`: writes the Jupyter kernelspec (kernel.json and logos) so Jupyter
 //! can find and start this binary, like `python -m ipykernel install`.
 
+pub mod system;
+
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -19,9 +21,9 @@ pub enum Location {
 pub const KERNEL_NAME: &str = "tandem";
 pub const DISPLAY_NAME: &str = "Rust (tandem)";
 
-const LOGO_32: &[u8] = include_bytes!("../assets/logo-32x32.png");
-const LOGO_64: &[u8] = include_bytes!("../assets/logo-64x64.png");
-const LOGO_SVG: &[u8] = include_bytes!("../assets/logo-svg.svg");
+const LOGO_32: &[u8] = include_bytes!("../../assets/logo-32x32.png");
+const LOGO_64: &[u8] = include_bytes!("../../assets/logo-64x64.png");
+const LOGO_SVG: &[u8] = include_bytes!("../../assets/logo-svg.svg");
 
 /// The `kernels/` directory for a location.
 pub fn kernels_dir(location: &Location) -> Result<PathBuf> {

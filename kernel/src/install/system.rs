@@ -1,0 +1,374 @@
+//! `tandem install --system PREFIX`: one install for every user of a machine (a JupyterHub
+//! server, a classroom image), read-only to them, so that no learner compiles tokio.
+//!
+//! Under PREFIX: `bin/tandem`, the kernelspec in `share/jupyter/kernels/tandem`, and
+//! `lib/tandem/` (see `crate::layout`) with the preloaded crates' sources, every crate they
+//! depend on (vendored, so each user's builds see the same source paths as the template),
+//! a copy of the installer's toolchain (users cannot run one kept in root's home), and the
+//! prebuilt template. Each user's kernel copies the template into its own private folder.
+
+use crate::{engine, layout};
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What `install` put where, for the admin.
+pub struct Installed {
+    pub binary: PathBuf,
+    pub kernelspec: PathBuf,
+    pub toolchain: PathBuf,
+}
+
+/// Installs this binary and everything its kernels need under `prefix`, for all users.
+pub fn install(prefix: &Path) -> Result<Installed> {
+    let prefix =
+        std::path::absolute(prefix).with_context(|| format!("resolving {}", prefix.display()))?;
+    let lib = prefix.join(layout::SYSTEM_LIB);
+    for dir in [prefix.join("bin"), lib.clone()] {
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // An interrupted reinstall is never taken for a complete one.
+    remove_if_present(&lib.join(layout::INSTALLED_STAMP))?;
+
+    let binary = prefix.join("bin/tandem");
+    copy_binary(&binary)?;
+    println!(
+        "tandem: copying the preloaded crates' sources into {}",
+        lib.display()
+    );
+    copy_sources(&layout::sources(), &lib.join("src"))?;
+    println!("tandem: vendoring the crates they depend on");
+    vendor(&lib)?;
+    let toolchain = lib.join("toolchain");
+    copy_toolchain(&toolchain)?;
+    std::fs::write(lib.join(layout::INSTALLED_STAMP), engine::build_key())
+        .context("writing the install's stamp")?;
+
+    // The installed binary finds its layout beside it, and builds the template there.
+    let status = Command::new(&binary)
+        .arg("prebuild")
+        .env_remove("EVCXR_TMPDIR")
+        .env_remove("TANDEM_TEMPLATE_DIR")
+        .status()
+        .with_context(|| format!("running {} prebuild", binary.display()))?;
+    if !status.success() {
+        bail!("`{} prebuild` failed ({status})", binary.display());
+    }
+    open_to_everyone(&prefix.join("bin"))?;
+    open_to_everyone(&lib)?;
+    let kernelspec = super::install(&super::Location::Prefix(prefix.clone()), &binary)?;
+    open_to_everyone(&prefix.join("share/jupyter"))?;
+    Ok(Installed {
+        binary,
+        kernelspec,
+        toolchain,
+    })
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Copies this binary to `to` through a temporary name, so a running kernel's file is
+/// replaced, never rewritten under it.
+fn copy_binary(to: &Path) -> Result<()> {
+    let exe = std::env::current_exe().context("finding this binary")?;
+    if exe.canonicalize().ok() == to.canonicalize().ok() {
+        return Ok(());
+    }
+    let partial = to.with_extension("partial");
+    std::fs::copy(&exe, &partial)
+        .with_context(|| format!("copying {} to {}", exe.display(), partial.display()))?;
+    std::fs::rename(&partial, to).with_context(|| format!("installing {}", to.display()))
+}
+
+/// The preload and helpers crates, their lockfile, and a workspace of just those two (they
+/// inherit its edition and licence).
+fn copy_sources(from: &Path, to: &Path) -> Result<()> {
+    if from == to {
+        return Ok(());
+    }
+    if to.exists() {
+        std::fs::remove_dir_all(to).with_context(|| format!("removing {}", to.display()))?;
+    }
+    for crate_dir in ["kernel/preload", "kernel/helpers"] {
+        copy_tree(
+            &from.join(crate_dir),
+            &to.join(crate_dir),
+            &["target"],
+            false,
+        )?;
+    }
+    std::fs::copy(from.join("Cargo.lock"), to.join("Cargo.lock")).context("copying Cargo.lock")?;
+    let manifest = std::fs::read_to_string(from.join("Cargo.toml"))
+        .with_context(|| format!("reading {}", from.join("Cargo.toml").display()))?;
+    std::fs::write(to.join("Cargo.toml"), workspace_of_preload(&manifest)?)
+        .context("writing the installed workspace's Cargo.toml")
+}
+
+/// A workspace manifest for the installed crates: the checkout's `[workspace.package]`
+/// table, and the two crates as its members.
+fn workspace_of_preload(checkout_manifest: &str) -> Result<String> {
+    let mut package = String::new();
+    let mut inside = false;
+    for line in checkout_manifest.lines() {
+        if line.trim_start().starts_with('[') {
+            inside = line.trim() == "[workspace.package]";
+        }
+        if inside {
+            package.push_str(line);
+            package.push('\n');
+        }
+    }
+    if package.is_empty() {
+        bail!("the checkout's Cargo.toml has no [workspace.package] table");
+    }
+    Ok(format!(
+        "# Written by `tandem install --system`: the crates every cell links.\n\
+         [workspace]\nresolver = \"2\"\nmembers = [\"kernel/preload\", \"kernel/helpers\"]\n\n\
+         {package}"
+    ))
+}
+
+/// `cargo vendor` of the installed workspace into `lib/vendor`, and the `[patch.crates-io]`
+/// table that points every crate the host builds at its vendored copy.
+fn vendor(lib: &Path) -> Result<()> {
+    let manifest = lib.join("src/Cargo.toml");
+    let vendor_dir = lib.join("vendor");
+    let run_vendor = |offline: bool| {
+        let mut command = Command::new("cargo");
+        command.arg("vendor").arg("--quiet").arg("--manifest-path");
+        command.arg(&manifest).arg(&vendor_dir);
+        if offline {
+            command.arg("--offline");
+        }
+        command.stdout(std::process::Stdio::null());
+        command.status()
+    };
+    // Offline first: the installer's own cargo has every crate this build used.
+    let vendored = run_vendor(true).is_ok_and(|status| status.success())
+        || run_vendor(false).is_ok_and(|status| status.success());
+    if !vendored {
+        bail!("`cargo vendor` of {} failed", manifest.display());
+    }
+    let used = host_packages(&manifest)?;
+    let mut table = String::from(
+        "# Written by `tandem install --system`: every crate the preloaded crates use, from\n\
+         # the install's vendored copies, so every user's build sees the template's sources.\n\
+         [patch.crates-io]\n",
+    );
+    let mut entries: Vec<_> = std::fs::read_dir(&vendor_dir)?
+        .flatten()
+        .map(|entry| entry.path())
+        .collect();
+    entries.sort();
+    for dir in entries {
+        let Some((name, version)) = package_of(&dir.join("Cargo.toml")) else {
+            continue;
+        };
+        if !used.contains(&(name.clone(), version.clone())) {
+            continue;
+        }
+        let key = dir.file_name().unwrap_or_default().to_string_lossy();
+        table.push_str(&format!(
+            "\"{key}\" = {{ path = \"{}\", package = \"{name}\" }}\n",
+            dir.display()
+        ));
+    }
+    std::fs::write(lib.join("vendor-patches.toml"), table).context("writing the patch table")
+}
+
+/// Name and version of every registry package the host's build of `manifest` uses.
+fn host_packages(manifest: &Path) -> Result<BTreeSet<(String, String)>> {
+    let host = host_target()?;
+    let output = Command::new("cargo")
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
+        .arg(&host)
+        .arg("--manifest-path")
+        .arg(manifest)
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("reading cargo metadata's output")?;
+    let ids: BTreeSet<&str> = metadata["resolve"]["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|node| node["id"].as_str())
+        .collect();
+    Ok(metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|package| package["id"].as_str().is_some_and(|id| ids.contains(id)))
+        .filter(|package| package["source"].is_string())
+        .filter_map(|package| {
+            Some((
+                package["name"].as_str()?.to_owned(),
+                package["version"].as_str()?.to_owned(),
+            ))
+        })
+        .collect())
+}
+
+fn host_target() -> Result<String> {
+    let output = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .context("running rustc -vV")?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|line| line.strip_prefix("host: "))
+        .map(str::to_owned)
+        .context("rustc -vV names no host")
+}
+
+/// `name` and `version` from a vendored crate's normalised manifest.
+fn package_of(manifest: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let mut inside = false;
+    let (mut name, mut version) = (None, None);
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == "[package]";
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let value = |key: &str| {
+            let rest = line.strip_prefix(key)?.trim_start().strip_prefix('=')?;
+            Some(rest.trim().trim_matches('"').to_owned())
+        };
+        name = name.or_else(|| value("name"));
+        version = version.or_else(|| value("version"));
+    }
+    Some((name?, version?))
+}
+
+/// The toolchain that runs this install (`rustc --print sysroot`), copied without its HTML
+/// documentation; hard links where it is on the same file system.
+fn copy_toolchain(to: &Path) -> Result<()> {
+    let output = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .context("running rustc --print sysroot")?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if !sysroot.join("bin/rustc").is_file() {
+        bail!("no toolchain found at {}", sysroot.display());
+    }
+    if sysroot.canonicalize().ok() == to.canonicalize().ok() {
+        return Ok(());
+    }
+    println!(
+        "tandem: copying the toolchain {} into {}",
+        sysroot.display(),
+        to.display()
+    );
+    if to.exists() {
+        std::fs::remove_dir_all(to).with_context(|| format!("removing {}", to.display()))?;
+    }
+    copy_tree(&sysroot, to, &["doc"], true)
+}
+
+/// Copies a tree (symbolic links as links), leaving out folders named in `skip`; with
+/// `link`, hard-links files where the file system allows.
+fn copy_tree(from: &Path, to: &Path, skip: &[&str], link: bool) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let source = entry.path();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            if !skip.iter().any(|name| entry.file_name() == *name) {
+                copy_tree(&source, &target, skip, link)?;
+            }
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
+        } else if !(link && std::fs::hard_link(&source, &target).is_ok()) {
+            std::fs::copy(&source, &target)
+                .with_context(|| format!("copying {}", source.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Everyone may read (and enter) everything under `dir`, and no one but its owner may
+/// write it, whatever the installer's umask was.
+fn open_to_everyone(dir: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(dir)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    let opened = if meta.is_dir() || mode & 0o100 != 0 {
+        (mode | 0o755) & !0o022
+    } else {
+        (mode | 0o644) & !0o022
+    };
+    if opened != mode {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(opened))
+            .with_context(|| format!("opening {} to every user", dir.display()))?;
+    }
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            open_to_everyone(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_installed_workspace_keeps_the_package_table_and_names_two_members() {
+        let checkout = "[workspace]\nmembers = [\"kernel\"]\n\n[workspace.package]\n\
+                        edition = \"2021\"\nrust-version = \"1.95\"\n\n[patch.crates-io]\n\
+                        evcxr = { path = \"patches/evcxr\" }\n";
+        let written = workspace_of_preload(checkout).unwrap();
+        assert!(written.contains("members = [\"kernel/preload\", \"kernel/helpers\"]"));
+        assert!(written.contains("[workspace.package]\nedition = \"2021\"\nrust-version"));
+        assert!(!written.contains("evcxr"), "{written}");
+        assert!(workspace_of_preload("[workspace]\n").is_err());
+    }
+
+    #[test]
+    fn a_vendored_manifest_names_its_package() {
+        let dir = crate::private_dirs::test_dir("vendored-manifest");
+        let manifest = dir.join("Cargo.toml");
+        std::fs::write(
+            &manifest,
+            "[package]\nedition = \"2021\"\nname = \"libc\"\nversion = \"0.2.178\"\n\n\
+             [dependencies.core]\nversion = \"1\"\nname = \"other\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            package_of(&manifest),
+            Some(("libc".to_owned(), "0.2.178".to_owned()))
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,150 @@
+"""One installation for a whole class: `tandem install --system PREFIX` (as root) puts the
+binary, the sources, vendored crates, a toolchain and the prebuilt crates under PREFIX, and
+learners who share nothing with root or with each other run notebooks from it.
+
+Two learners are made for the module (removed after). They run a notebook at the same time,
+with a bare environment (no rustup home, no cargo home of root's), and each must get their
+own output; neither may read the other's kernel folders nor write into the installation.
+Needs root (to install and to make users); skipped otherwise.
+"""
+import concurrent.futures
+import json
+import os
+import pathlib
+import pwd
+import shutil
+import subprocess
+import uuid
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TANDEM = ROOT / "target" / "release" / "tandem"
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None,
+    reason="installing for every user needs root, useradd and runuser",
+)
+
+NOTEBOOK = {
+    "cells": [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "whoami",
+            "metadata": {},
+            "outputs": [],
+            "source": ['println!("hello from {}", std::env::var("USER").unwrap_or_default());'],
+        },
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": "joined",
+            "metadata": {},
+            "outputs": [],
+            "source": [
+                "async fn wait_then(n: u64) -> u64 {\n",
+                "    tokio::time::sleep(std::time::Duration::from_millis(100 * n)).await;\n",
+                "    n\n",
+                "}\n",
+                "let (a, b) = tokio::join!(wait_then(1), wait_then(2));\n",
+                'println!("sum {}", a + b);',
+            ],
+        },
+    ],
+    "metadata": {
+        "kernelspec": {"display_name": "Rust (tandem)", "language": "rust", "name": "tandem"}
+    },
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
+
+
+def as_learner(user, *command, timeout=600):
+    home = pwd.getpwnam(user).pw_dir
+    env = ["env", "-i", f"HOME={home}", f"USER={user}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"]
+    return subprocess.run(
+        ["runuser", "-u", user, "--", *env, *command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd="/",
+    )
+
+
+@pytest.fixture(scope="module")
+def classroom():
+    tag = uuid.uuid4().hex[:6]
+    prefix = pathlib.Path(f"/opt/tandem-tests/prefix-{tag}")
+    learners = [f"tdm{tag}a", f"tdm{tag}b"]
+    made = []
+    prefix.parent.mkdir(mode=0o755, exist_ok=True)
+    try:
+        installed = subprocess.run(
+            [str(TANDEM), "install", f"--system={prefix}"],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert installed.returncode == 0, installed.stderr
+        for user in learners:
+            subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True)
+            made.append(user)
+        yield prefix, learners
+    finally:
+        for user in made:
+            subprocess.run(["pkill", "-KILL", "-u", user], check=False)
+            subprocess.run(["userdel", "-r", user], check=False, capture_output=True)
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def run_notebook(prefix, user):
+    home = pathlib.Path(pwd.getpwnam(user).pw_dir)
+    notebook = home / "class.ipynb"
+    notebook.write_text(json.dumps(NOTEBOOK))
+    entry = pwd.getpwnam(user)
+    os.chown(notebook, entry.pw_uid, entry.pw_gid)
+    executed = home / "class.out.ipynb"
+    done = as_learner(user, str(prefix / "bin" / "tandem"), "run", str(notebook), "-o", str(executed))
+    return done, executed
+
+
+def printed(executed):
+    cells = json.loads(executed.read_text())["cells"]
+    return [
+        "".join(
+            "".join(out.get("text", "")) for out in cell["outputs"] if out.get("name") == "stdout"
+        )
+        for cell in cells
+    ]
+
+
+def test_two_learners_run_a_notebook_at_once_from_one_installation(classroom):
+    prefix, learners = classroom
+    template_rlibs = sorted((prefix / "lib" / "tandem" / "engine-template").rglob("libtokio-*.rlib"))
+    assert template_rlibs, "the installation holds no prebuilt tokio"
+    before = {path: path.stat().st_mtime_ns for path in template_rlibs}
+    with concurrent.futures.ThreadPoolExecutor(len(learners)) as pool:
+        runs = list(pool.map(lambda user: run_notebook(prefix, user), learners))
+    for user, (done, executed) in zip(learners, runs):
+        assert done.returncode == 0, f"{user}: {done.stdout}\n{done.stderr}"
+        whoami, joined = printed(executed)
+        assert whoami.strip() == f"hello from {user}"
+        assert joined.strip() == "sum 3"
+        assert executed.stat().st_uid == pwd.getpwnam(user).pw_uid
+    assert {path: path.stat().st_mtime_ns for path in template_rlibs} == before
+
+
+def test_a_learner_cannot_reach_another_learners_kernels_or_the_installation(classroom):
+    prefix, (first, second) = classroom
+    if not (pathlib.Path(pwd.getpwnam(second).pw_dir) / ".cache" / "tandem").exists():
+        run_notebook(prefix, second)
+    private = pathlib.Path(pwd.getpwnam(second).pw_dir) / ".cache" / "tandem"
+    assert private.is_dir(), "the second learner's kernel folder was never made"
+    listed = as_learner(first, "ls", str(private))
+    assert listed.returncode != 0 and "Permission denied" in listed.stderr, listed
+    planted = as_learner(first, "touch", str(prefix / "lib" / "tandem" / "planted"))
+    assert planted.returncode != 0 and "Permission denied" in planted.stderr, planted
+    assert not (prefix / "lib" / "tandem" / "planted").exists()
+    replaced = as_learner(first, "touch", str(prefix / "bin" / "tandem"))
+    assert replaced.returncode != 0, replaced
