@@ -92,8 +92,10 @@ pub unsafe fn use_system_toolchain() -> Option<PathBuf> {
     let toolchain = system_toolchain()?;
     let bin = toolchain.join("bin");
     let mut paths = vec![bin];
-    if let Some(path) = std::env::var_os("PATH") {
-        paths.extend(std::env::split_paths(&path));
+    match std::env::var_os("PATH") {
+        Some(path) => paths.extend(std::env::split_paths(&path)),
+        // Without PATH the shell's default search path still holds the linker, `cc`.
+        None => paths.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from)),
     }
     let joined = std::env::join_paths(paths).ok()?;
     // SAFETY: the caller guarantees that no other thread exists yet.

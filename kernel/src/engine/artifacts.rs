@@ -151,7 +151,14 @@ pub fn prepare(build_dir: &Path, status: &super::StartStatus) -> Result<()> {
         prebuild_in_subprocess(true, false)?;
     }
     let copied = Instant::now();
-    let _shared = DirLock::acquire(&template, libc::LOCK_SH)?;
+    // A system install's template is written only by root's `tandem install --system`; a
+    // learner takes no lock on it, since any learner could hold one and stall every kernel.
+    let system_template =
+        layout::system_lib().is_some() && template == layout::default_template_dir();
+    let _shared = match system_template {
+        true => None,
+        false => Some(DirLock::acquire(&template, libc::LOCK_SH)?),
+    };
     if !is_ready(&template) {
         bail!("the template in {} is not complete", template.display());
     }
@@ -225,19 +232,12 @@ struct DirLock {
 impl DirLock {
     fn acquire(dir: &Path, mode: libc::c_int) -> Result<DirLock> {
         let path = dir.with_extension("lock");
-        let existing = match mode {
-            libc::LOCK_SH => File::open(&path).ok(),
-            _ => None,
-        };
-        let file = match existing {
-            Some(file) => file,
-            None => File::options()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .with_context(|| format!("opening {}", path.display()))?,
-        };
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
         // SAFETY: flock on a file descriptor we own; released when the file is closed.
         if unsafe { libc::flock(file.as_raw_fd(), mode) } != 0 {
             return Err(std::io::Error::last_os_error())

@@ -26,10 +26,13 @@ pub fn install(prefix: &Path) -> Result<Installed> {
     let prefix =
         std::path::absolute(prefix).with_context(|| format!("resolving {}", prefix.display()))?;
     let lib = prefix.join(layout::SYSTEM_LIB);
+    // SAFETY: umask only sets this process's file-creation mask; nothing can fail.
+    unsafe { libc::umask(0o022) };
     for dir in [prefix.join("bin"), lib.clone()] {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    // An interrupted reinstall is never taken for a complete one.
+    // The stamp marks a system layout (the prebuild below needs it); until the install
+    // ends, kernels find a template that is not ready and say so.
     remove_if_present(&lib.join(layout::INSTALLED_STAMP))?;
 
     let binary = prefix.join("bin/tandem");
@@ -56,10 +59,11 @@ pub fn install(prefix: &Path) -> Result<Installed> {
     if !status.success() {
         bail!("`{} prebuild` failed ({status})", binary.display());
     }
-    open_to_everyone(&prefix.join("bin"))?;
+    // Only tandem's own files: PREFIX may be /usr/local, full of other programs.
+    open_to_everyone(&binary)?;
     open_to_everyone(&lib)?;
     let kernelspec = super::install(&super::Location::Prefix(prefix.clone()), &binary)?;
-    open_to_everyone(&prefix.join("share/jupyter"))?;
+    open_to_everyone(&kernelspec)?;
     Ok(Installed {
         binary,
         kernelspec,
@@ -273,12 +277,22 @@ fn copy_toolchain(to: &Path) -> Result<()> {
         .args(["--print", "sysroot"])
         .output()
         .context("running rustc --print sysroot")?;
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    if !sysroot.join("bin/rustc").is_file() {
-        bail!("no toolchain found at {}", sysroot.display());
+    if !output.status.success() {
+        bail!("`rustc --print sysroot` failed ({})", output.status);
     }
-    if sysroot.canonicalize().ok() == to.canonicalize().ok() {
-        return Ok(());
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if !sysroot.is_absolute() || !sysroot.join("bin/rustc").is_file() {
+        bail!("no toolchain found at {:?}", sysroot);
+    }
+    // Only a toolchain folder of its own (rustup's `toolchains/<name>`), never a sysroot
+    // such as /usr, whose copy would take in every program there (or PREFIX itself).
+    let own_folder = sysroot.parent().and_then(Path::file_name) == Some("toolchains".as_ref());
+    if !own_folder || to.starts_with(&sysroot) {
+        bail!(
+            "the active toolchain ({}) is not a rustup toolchain; run the install with \
+             rustup's rustc first on PATH (e.g. `sudo env PATH=$PATH tandem install --system`)",
+            sysroot.display()
+        );
     }
     println!(
         "tandem: copying the toolchain {} into {}",
@@ -306,12 +320,19 @@ fn copy_tree(from: &Path, to: &Path, skip: &[&str], link: bool) -> Result<()> {
             }
         } else if kind.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
-        } else if !(link && std::fs::hard_link(&source, &target).is_ok()) {
+        } else if !(link && root_only(&entry)? && std::fs::hard_link(&source, &target).is_ok()) {
             std::fs::copy(&source, &target)
                 .with_context(|| format!("copying {}", source.display()))?;
         }
     }
     Ok(())
+}
+
+/// A file only root may change: hard links to it cannot be changed under learners.
+fn root_only(entry: &std::fs::DirEntry) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = entry.metadata()?;
+    Ok(meta.uid() == 0 && meta.mode() & 0o022 == 0)
 }
 
 /// Everyone may read (and enter) everything under `dir`, and no one but its owner may
