@@ -8,14 +8,6 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The repository this binary was built from.
-pub fn repository_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
 /// Prepares `.venv` and replaces this process with JupyterLab (so Ctrl-C reaches it).
 pub fn run(
     port: Option<u16>,
@@ -23,7 +15,7 @@ pub fn run(
     notebooks: Option<PathBuf>,
     extra: &[String],
 ) -> Result<()> {
-    let root = repository_root();
+    let root = crate::layout::checkout();
     let notebooks = match notebooks {
         Some(dir) => dir
             .canonicalize()

@@ -16,7 +16,7 @@ pub const INSTALLED_STAMP: &str = "installed";
 pub const SYSTEM_LIB: &str = "lib/tandem";
 
 /// The checkout this binary was built from.
-fn checkout() -> PathBuf {
+pub fn checkout() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
