@@ -111,10 +111,11 @@ def attacked(tmp_path_factory):
     lock = open(foreign / "standby.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     log_path = base / "kernel.log"
-    # A short wait for clients that stop reading iopub, so the tests of it are quick.
+    # A short wait for clients that stop reading iopub, so the tests of it are quick; no
+    # pace for printed text, so that hundreds of MB show what a slow client does.
     env = dict(os.environ, TMPDIR=str(tmpdir), XDG_CACHE_HOME=str(cache),
                TANDEM_TEMPLATE_DIR=template_dir(),
-               TANDEM_IOPUB_STALL_SECONDS=str(STALL_SECONDS),
+               TANDEM_IOPUB_STALL_SECONDS=str(STALL_SECONDS), TANDEM_OUTPUT_RATE="off",
                TANDEM_STANDBY="on", TANDEM_STANDBY_DIR=str(foreign))
     try:
         with open(log_path, "w") as log, \

@@ -9,6 +9,7 @@ mod child;
 mod diagnostics;
 mod event_channel;
 mod interrupt;
+pub mod limits;
 mod live_trace;
 mod markers;
 mod output;
@@ -185,11 +186,14 @@ impl Engine {
                 })
             }
             Ok(outputs) if report.panicked => {
-                let message = report
+                let mut message = report
                     .panic_messages
                     .last()
                     .cloned()
                     .unwrap_or_else(|| "(no message)".to_owned());
+                if let Some(hint) = limits::process_hint(&message) {
+                    message = format!("{message}\n{hint}");
+                }
                 self.print_other_panics(&sink, &report.panic_messages, 1);
                 drop(outputs);
                 Err(CellError::Panic { message })
@@ -213,7 +217,13 @@ impl Engine {
             }
             Err(error) => {
                 self.print_other_panics(&sink, &report.panic_messages, 0);
-                Err(self.classify(error, code, interrupted))
+                let mut error = self.classify(error, code, interrupted);
+                if let (CellError::ProcessEnded { detail }, Some(failed)) =
+                    (&mut error, report.allocation_failure.take())
+                {
+                    *detail = format!("{detail} ({failed})");
+                }
+                Err(error)
             }
         };
         CellRun {

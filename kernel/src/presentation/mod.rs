@@ -10,7 +10,7 @@ mod runtime_names;
 pub use chrome_trace::chrome_trace;
 pub use event_loop::EVENT_LOOP_ROLE;
 
-use crate::engine::{CellError, CellRun, RuntimeTrace};
+use crate::engine::{limits, CellError, CellRun, RuntimeTrace};
 use crate::timing;
 use crate::wire::content::ErrorContent;
 use serde_json::{Map, Value};
@@ -105,8 +105,12 @@ pub fn error_content(error: &CellError) -> ErrorContent {
             ("Interrupted".to_owned(), evalue.clone(), vec![evalue])
         }
         CellError::ProcessEnded { detail } => {
-            let evalue = format!("The engine's process ended: {detail}. {VARIABLES_LOST}");
-            ("ProcessEnded".to_owned(), evalue.clone(), vec![evalue])
+            let mut evalue = format!("The engine's process ended: {detail}. {VARIABLES_LOST}");
+            if let Some(hint) = limits::memory_hint(detail) {
+                evalue = format!("{evalue}\n{hint}");
+            }
+            let traceback = evalue.lines().map(str::to_owned).collect();
+            ("ProcessEnded".to_owned(), evalue, traceback)
         }
         CellError::Other { message } => (
             "Error".to_owned(),

@@ -23,6 +23,7 @@ pub unsafe fn set_up() {
     // SAFETY: as above.
     let key = unsafe { super::markers::take_key_from_environment() };
     cell::TANDEM_CELL_STATE.set_marker_key(key);
+    super::limits::apply_to_this_process();
     loader::load_standard_library();
     filter::install();
     cell::install();

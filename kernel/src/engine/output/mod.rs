@@ -3,12 +3,14 @@
 //! display markers become rich output, and panic reports are held for the cell's error.
 
 mod batch;
+mod pace;
 mod panics;
 
 use super::markers;
 use super::trace::RuntimeTrace;
 use batch::{Batch, Event};
 use crossbeam_channel::{select, Receiver, Sender};
+use pace::Pacer;
 use panics::PanicScraper;
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
@@ -73,6 +75,9 @@ pub struct CellReport {
     /// a future on the preloaded runtime then (a cell of items only runs none).
     pub synced: bool,
     pub ran_a_future: bool,
+    /// std's last words when an allocation failed (`memory allocation of N bytes
+    /// failed`), which the memory limit makes the cell's process end with.
+    pub allocation_failure: Option<String>,
 }
 
 /// Upper bound of text merged into one stream message (iopub merges waiting messages up
@@ -102,6 +107,7 @@ impl Forwarder {
             stdout,
             stderr,
             batch: Batch::default(),
+            pace: Pacer::from_env(),
             panics: PanicScraper::default(),
             syncs_seen: 0,
             syncs_used: 0,
@@ -139,6 +145,8 @@ struct ForwardState {
     stderr: Receiver<String>,
     /// What was read and not yet handed to the sink.
     batch: Batch,
+    /// How fast printed text may go on to the sink.
+    pace: Pacer,
     /// Panic reports taken out of stderr.
     panics: PanicScraper,
     /// Stderr sync markers received, and how many cell ends have accounted for.
@@ -235,6 +243,7 @@ impl ForwardState {
         self.panics.end_of_cell(&mut self.batch);
         self.report.panic_messages = self.panics.take_messages();
         self.emit();
+        self.pace.end_of_cell();
     }
 
     fn on_stdout(&mut self, line: String) {
@@ -270,6 +279,9 @@ impl ForwardState {
     }
 
     fn on_stderr(&mut self, line: String) {
+        if line.starts_with("memory allocation of ") && line.ends_with(" failed") {
+            self.report.allocation_failure = Some(line.clone());
+        }
         if let Some((markers::STDERR_SYNC, ran)) = markers::parse(&line) {
             self.syncs_seen += 1;
             self.report.synced = true;
@@ -279,8 +291,16 @@ impl ForwardState {
         self.panics.take(line, &mut self.batch);
     }
 
+    /// Hands the batch to the cell's sink, first waiting as long as the pace asks.
     fn emit(&mut self) {
         let sink = self.sink.lock().ok().and_then(|s| s.clone());
+        let wait = self.pace.wait_before(self.batch.bytes(), Instant::now());
+        if !wait.is_zero() {
+            if let (Some(sink), Some(notice)) = (sink.as_deref(), self.pace.notice()) {
+                sink.stream(StreamName::Stderr, &format!("{notice}\n"));
+            }
+            std::thread::sleep(wait);
+        }
         self.batch.send_to(sink.as_deref());
     }
 }
