@@ -15,6 +15,9 @@ pub const INSTALLED_STAMP: &str = "installed";
 /// `PREFIX/lib/tandem` relative to the prefix.
 pub const SYSTEM_LIB: &str = "lib/tandem";
 
+/// Where a system install puts the lessons, relative to the prefix.
+pub const SYSTEM_LESSONS: &str = "share/tandem/lessons";
+
 /// The checkout this binary was built from.
 pub fn checkout() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

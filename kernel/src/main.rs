@@ -139,12 +139,13 @@ fn run(cli: Cli) -> Result<()> {
                 let installed = install::system::install(&prefix)?;
                 println!(
                     "Installed tandem for every user: {}, kernelspec {} ({}) in {}, \
-                     toolchain in {}",
+                     toolchain in {}, lessons in {}",
                     installed.binary.display(),
                     install::KERNEL_NAME,
                     install::DISPLAY_NAME,
                     installed.kernelspec.display(),
-                    installed.toolchain.display()
+                    installed.toolchain.display(),
+                    installed.lessons.display()
                 );
                 return Ok(());
             }

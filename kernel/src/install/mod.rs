@@ -1,6 +1,7 @@
 //! `tandem install`: writes the Jupyter kernelspec (kernel.json and logos) so Jupyter
 //! can find and start this binary, like `python -m ipykernel install`.
 
+mod files;
 pub mod system;
 
 use anyhow::{bail, Context, Result};

@@ -7,10 +7,10 @@
 //! a copy of the installer's toolchain (users cannot run one kept in root's home), and the
 //! prebuilt template. Each user's kernel copies the template into its own private folder.
 
+use super::files::{copy_binary, copy_tree, open_to_everyone, remove_if_present};
 use crate::{engine, layout};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,6 +19,7 @@ pub struct Installed {
     pub binary: PathBuf,
     pub kernelspec: PathBuf,
     pub toolchain: PathBuf,
+    pub lessons: PathBuf,
 }
 
 /// Installs this binary and everything its kernels need under `prefix`, for all users.
@@ -64,33 +65,41 @@ pub fn install(prefix: &Path) -> Result<Installed> {
     open_to_everyone(&lib)?;
     let kernelspec = super::install(&super::Location::Prefix(prefix.clone()), &binary)?;
     open_to_everyone(&kernelspec)?;
+    let lessons = prefix.join(layout::SYSTEM_LESSONS);
+    copy_lessons(&layout::checkout().join("notebooks"), &lessons)?;
+    open_to_everyone(&lessons)?;
     Ok(Installed {
         binary,
         kernelspec,
         toolchain,
+        lessons,
     })
 }
 
-fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-            Err(error).with_context(|| format!("removing {}", path.display()))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Copies this binary to `to` through a temporary name, so a running kernel's file is
-/// replaced, never rewritten under it.
-fn copy_binary(to: &Path) -> Result<()> {
-    let exe = std::env::current_exe().context("finding this binary")?;
-    if exe.canonicalize().ok() == to.canonicalize().ok() {
+/// The shipped lessons (not their solutions), for a hub to copy into each learner's home
+/// (see `classroom/jupyterhub_config.py`). A binary run from an installation, without its
+/// checkout, keeps the lessons installed before.
+fn copy_lessons(notebooks: &Path, to: &Path) -> Result<()> {
+    if !notebooks.is_dir() {
         return Ok(());
     }
-    let partial = to.with_extension("partial");
-    std::fs::copy(&exe, &partial)
-        .with_context(|| format!("copying {} to {}", exe.display(), partial.display()))?;
-    std::fs::rename(&partial, to).with_context(|| format!("installing {}", to.display()))
+    let mut lessons: Vec<PathBuf> = std::fs::read_dir(notebooks)
+        .with_context(|| format!("reading {}", notebooks.display()))?
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "ipynb") && path.is_file())
+        .collect();
+    lessons.sort();
+    if to.exists() {
+        std::fs::remove_dir_all(to).with_context(|| format!("removing {}", to.display()))?;
+    }
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for lesson in lessons {
+        let name = lesson.file_name().unwrap_or_default();
+        std::fs::copy(&lesson, to.join(name))
+            .with_context(|| format!("copying {}", lesson.display()))?;
+    }
+    Ok(())
 }
 
 /// The preload and helpers crates, their lockfile, and a workspace of just those two (they
@@ -303,61 +312,6 @@ fn copy_toolchain(to: &Path) -> Result<()> {
         std::fs::remove_dir_all(to).with_context(|| format!("removing {}", to.display()))?;
     }
     copy_tree(&sysroot, to, &["doc"], true)
-}
-
-/// Copies a tree (symbolic links as links), leaving out folders named in `skip`; with
-/// `link`, hard-links files where the file system allows.
-fn copy_tree(from: &Path, to: &Path, skip: &[&str], link: bool) -> Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let source = entry.path();
-        let target = to.join(entry.file_name());
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            if !skip.iter().any(|name| entry.file_name() == *name) {
-                copy_tree(&source, &target, skip, link)?;
-            }
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
-        } else if !(link && root_only(&entry)? && std::fs::hard_link(&source, &target).is_ok()) {
-            std::fs::copy(&source, &target)
-                .with_context(|| format!("copying {}", source.display()))?;
-        }
-    }
-    Ok(())
-}
-
-/// A file only root may change: hard links to it cannot be changed under learners.
-fn root_only(entry: &std::fs::DirEntry) -> Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = entry.metadata()?;
-    Ok(meta.uid() == 0 && meta.mode() & 0o022 == 0)
-}
-
-/// Everyone may read (and enter) everything under `dir`, and no one but its owner may
-/// write it, whatever the installer's umask was.
-fn open_to_everyone(dir: &Path) -> Result<()> {
-    let meta = std::fs::symlink_metadata(dir)?;
-    if meta.file_type().is_symlink() {
-        return Ok(());
-    }
-    let mode = meta.permissions().mode() & 0o7777;
-    let opened = if meta.is_dir() || mode & 0o100 != 0 {
-        (mode | 0o755) & !0o022
-    } else {
-        (mode | 0o644) & !0o022
-    };
-    if opened != mode {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(opened))
-            .with_context(|| format!("opening {} to every user", dir.display()))?;
-    }
-    if meta.is_dir() {
-        for entry in std::fs::read_dir(dir)? {
-            open_to_everyone(&entry?.path())?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
