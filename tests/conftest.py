@@ -3,13 +3,17 @@ kernelspec, and a helper that runs a cell and collects what it published, with a
 import contextlib
 import os
 import pathlib
+import pwd
+import shutil
 import subprocess
 import time
+import uuid
 
 import jupyter_client
 import pytest
 
 KERNEL_NAME = "tandem"
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # Each test's kernel starts its own engine, as with TANDEM_STANDBY=off: a standby kernel
 # warming up in the background would take CPU from the tests that measure time, and would
@@ -144,3 +148,64 @@ def template_dir():
     tandem = pathlib.Path(__file__).resolve().parent.parent / "target" / "release" / "tandem"
     return subprocess.run([str(tandem), "prebuild", "--show-dir"], capture_output=True,
                           text=True, check=True).stdout.strip()
+
+
+# -- one installation for a class (tests/test_system_install.py, tests/test_classroom.py) --
+
+NEEDS_ROOT = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None,
+    reason="installing for every user and making users needs root, useradd and runuser",
+)
+TEST_AREA = pathlib.Path("/opt/tandem-tests")  # tests/run puts the hub's venv and proxy here
+
+
+def as_learner(user, *command, timeout=600, env=()):
+    """Runs `command` as `user`, with a bare environment (no rustup or cargo home of
+    root's): what a learner's own shell would have."""
+    home = pwd.getpwnam(user).pw_dir
+    bare = ["env", "-i", f"HOME={home}", f"USER={user}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"]
+    return subprocess.run(
+        ["runuser", "-u", user, "--", *bare, *env, *command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd="/",
+    )
+
+
+@pytest.fixture(scope="session")
+def installation():
+    """`tandem install --system` into a fresh prefix, and two new local users (learners),
+    all removed after the session. Yields (prefix, [learner, learner])."""
+    tag = uuid.uuid4().hex[:6]
+    prefix = TEST_AREA / f"prefix-{tag}"
+    learners = [f"tdm{tag}a", f"tdm{tag}b"]
+    made = []
+    TEST_AREA.mkdir(mode=0o755, exist_ok=True)
+    try:
+        installed = subprocess.run(
+            [str(ROOT / "target" / "release" / "tandem"), "install", f"--system={prefix}"],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert installed.returncode == 0, installed.stderr
+        for user in learners:
+            subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True)
+            made.append(user)
+        yield prefix, learners
+    finally:
+        for user in made:
+            remove_user(user)
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def remove_user(user):
+    """Kills every process of `user`, then removes the user and their home."""
+    subprocess.run(["pkill", "-KILL", "-u", user], check=False)
+    for _ in range(300):  # userdel refuses a user whose processes still run
+        if subprocess.run(["pgrep", "-u", user], capture_output=True).returncode:
+            break
+        time.sleep(0.1)
+    removed = subprocess.run(["userdel", "-f", "-r", user], capture_output=True, text=True)
+    assert removed.returncode in (0, 12), removed.stderr  # 12: no mail spool

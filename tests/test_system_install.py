@@ -2,7 +2,7 @@
 binary, the sources, vendored crates, a toolchain and the prebuilt crates under PREFIX, and
 learners who share nothing with root or with each other run notebooks from it.
 
-Two learners are made for the module (removed after). They run a notebook at the same time,
+The installation and two learners come from conftest's `installation` (removed after). They run a notebook at the same time,
 with a bare environment (no rustup home, no cargo home of root's), and each must get their
 own output; neither may read the other's kernel folders nor write into the installation.
 Needs root (to install and to make users); skipped otherwise.
@@ -12,21 +12,14 @@ import json
 import os
 import pathlib
 import pwd
-import shutil
 import stat
-import subprocess
-import time
-import uuid
 
-import pytest
+from conftest import NEEDS_ROOT, as_learner
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TANDEM = ROOT / "target" / "release" / "tandem"
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("runuser") is None,
-    reason="installing for every user needs root, useradd and runuser",
-)
+pytestmark = NEEDS_ROOT
 
 NOTEBOOK = {
     "cells": [
@@ -62,49 +55,6 @@ NOTEBOOK = {
 }
 
 
-def as_learner(user, *command, timeout=600):
-    home = pwd.getpwnam(user).pw_dir
-    env = ["env", "-i", f"HOME={home}", f"USER={user}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8"]
-    return subprocess.run(
-        ["runuser", "-u", user, "--", *env, *command],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd="/",
-    )
-
-
-@pytest.fixture(scope="module")
-def classroom():
-    tag = uuid.uuid4().hex[:6]
-    prefix = pathlib.Path(f"/opt/tandem-tests/prefix-{tag}")
-    learners = [f"tdm{tag}a", f"tdm{tag}b"]
-    made = []
-    prefix.parent.mkdir(mode=0o755, exist_ok=True)
-    try:
-        installed = subprocess.run(
-            [str(TANDEM), "install", f"--system={prefix}"],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
-        assert installed.returncode == 0, installed.stderr
-        for user in learners:
-            subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True)
-            made.append(user)
-        yield prefix, learners
-    finally:
-        for user in made:
-            subprocess.run(["pkill", "-KILL", "-u", user], check=False)
-            for _ in range(300):  # userdel refuses a user whose processes still run
-                if subprocess.run(["pgrep", "-u", user], capture_output=True).returncode:
-                    break
-                time.sleep(0.1)
-            removed = subprocess.run(["userdel", "-f", "-r", user], capture_output=True, text=True)
-            assert removed.returncode in (0, 12), removed.stderr  # 12: no mail spool
-        shutil.rmtree(prefix, ignore_errors=True)
-
-
 def run_notebook(prefix, user):
     home = pathlib.Path(pwd.getpwnam(user).pw_dir)
     notebook = home / "class.ipynb"
@@ -126,8 +76,8 @@ def printed(executed):
     ]
 
 
-def test_two_learners_run_a_notebook_at_once_from_one_installation(classroom):
-    prefix, learners = classroom
+def test_two_learners_run_a_notebook_at_once_from_one_installation(installation):
+    prefix, learners = installation
     template_rlibs = sorted((prefix / "lib" / "tandem" / "engine-template").rglob("libtokio-*.rlib"))
     assert template_rlibs, "the installation holds no prebuilt tokio"
     with concurrent.futures.ThreadPoolExecutor(len(learners)) as pool:
@@ -140,8 +90,8 @@ def test_two_learners_run_a_notebook_at_once_from_one_installation(classroom):
         assert executed.stat().st_uid == pwd.getpwnam(user).pw_uid
 
 
-def test_the_installation_is_roots_alone_and_readable_by_all(classroom):
-    prefix, _ = classroom
+def test_the_installation_is_roots_alone_and_readable_by_all(installation):
+    prefix, _ = installation
     tandem_files = [prefix / "bin" / "tandem", prefix / "share" / "jupyter" / "kernels" / "tandem"]
     tandem_files += [prefix / "lib" / "tandem"]
     walked = 0
@@ -159,8 +109,8 @@ def test_the_installation_is_roots_alone_and_readable_by_all(classroom):
     assert walked > 1000, walked
 
 
-def test_a_learner_cannot_reach_another_learners_kernels_or_the_installation(classroom):
-    prefix, (first, second) = classroom
+def test_a_learner_cannot_reach_another_learners_kernels_or_the_installation(installation):
+    prefix, (first, second) = installation
     if not (pathlib.Path(pwd.getpwnam(second).pw_dir) / ".cache" / "tandem").exists():
         run_notebook(prefix, second)
     private = pathlib.Path(pwd.getpwnam(second).pw_dir) / ".cache" / "tandem"
