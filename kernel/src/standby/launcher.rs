@@ -111,10 +111,15 @@ pub fn stand_in(stream: UnixStream, done_starting: impl FnOnce()) -> Result<()> 
     bail!("the standby process running this kernel ended unexpectedly")
 }
 
-/// Starts a standby in the background, unless one is alive already. `directory` is where
-/// it starts (where notebooks will most likely be), `env` what it needs beyond this
-/// process's environment. Its log is `standby.log` beside its socket.
+/// Starts a standby in the background, unless one is alive already or memory is short
+/// (see `memory`). `directory` is where it starts (where notebooks will most likely be),
+/// `env` what it needs beyond this process's environment. Its log is `standby.log` beside
+/// its socket.
 pub fn spawn(directory: Option<&Path>, env: &[(&str, &OsStr)]) -> Result<()> {
+    if let Some(why) = super::memory::too_little_memory() {
+        log::info!("{why}");
+        return Ok(());
+    }
     let dir = engine::standby_dir()?;
     if Claim::take(&dir)?.is_none() {
         return Ok(());

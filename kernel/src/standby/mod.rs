@@ -16,9 +16,11 @@
 //! The parts: `protocol` (what the two sides say, and what must match), `launcher` (the
 //! kernel Jupyter starts, which hands itself over), `waiting` (the standby's side: an
 //! engine started ahead, launchers judged, one adopted), `process` (fork, lock, signals,
-//! niceness: the plumbing of a process that outlives the one that started it).
+//! niceness: the plumbing of a process that outlives the one that started it), `memory`
+//! (no standby under memory pressure).
 
 mod launcher;
+mod memory;
 mod process;
 mod protocol;
 mod waiting;
