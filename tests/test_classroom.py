@@ -7,7 +7,8 @@ there) and runs it over the kernel websocket at the same time as the other; both
 lesson's figures, footers and timelines. Then: one learner cannot read, write or signal
 the other's connection files, standby or kernels, and one learner's endless loop or flood
 of output leaves the other's warm cell within twice its unloaded time, and a cell that
-takes 30 GB or forks without end meets its own limit with a clear error. Needs root and the
+takes 30 GB or forks without end meets its own limit with a clear error; lesson 5's check,
+on a machine made busy, still passes the solution and not the stub. Needs root and the
 hub that tests/run installs into /opt/tandem-tests; skipped otherwise.
 """
 import concurrent.futures
@@ -355,6 +356,21 @@ def standbys_ready(users):
     return ready
 
 
+@contextlib.contextmanager
+def running_away(kernel, code):
+    """Runs `code` in `kernel` from its first line of output until the block ends, then
+    interrupts it; yields the future of its (reply, outputs, seconds)."""
+    running = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        ran = pool.submit(kernel.execute, code, on_output=lambda output: running.set())
+        assert running.wait(timeout=120), "the runaway cell started"
+        try:
+            yield ran
+        finally:
+            kernel.interrupt()
+            ran.result(timeout=120)
+
+
 @pytest.mark.parametrize("runaway", RUNAWAY, ids=lambda name: name.replace(" ", "-"))
 def test_a_runaway_cell_leaves_another_learners_warm_cell_at_most_twice_as_slow(
         lesson_runs, runaway):
@@ -363,14 +379,9 @@ def test_a_runaway_cell_leaves_another_learners_warm_cell_at_most_twice_as_slow(
     warm_latency(second_kernel, runs=1)
     unloaded = warm_latency(second_kernel)
 
-    running = threading.Event()  # set by the runaway cell's first line of output
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        ran = pool.submit(first_kernel.execute, RUNAWAY[runaway],
-                          on_output=lambda output: running.set())
-        assert running.wait(timeout=120), "the runaway cell started"
+    with running_away(first_kernel, RUNAWAY[runaway]) as ran:
         loaded = warm_latency(second_kernel)
-        first_kernel.interrupt()
-        reply, outputs, took = ran.result(timeout=120)
+    reply, outputs, took = ran.result()
     shown = sum(len(o.text) for o in outputs if o.output_type == "stream")
     print(f"{runaway}: warm cell {unloaded:.3f} s unloaded, {loaded:.3f} s loaded; "
           f"the runaway cell showed {shown / 1e6:.1f} MB in {took:.1f} s")
@@ -418,3 +429,28 @@ def test_a_fork_bomb_meets_the_process_limit_and_others_go_on(lesson_runs):
         subprocess.run(["pkill", "-KILL", "-u", first.name, "-x", "sleep"], check=False)
     # (The killed sleeps stay zombies of the engine until it ends: no one waits for them.)
     assert first_kernel.execute(WARM_CELL)[0]["status"] == "ok", "the bomb's kernel goes on"
+
+
+# -- timing claims under load ----------------------------------------------------------------
+
+def lesson_cells(path, *ids):
+    nb = nbformat.read(path, as_version=4)
+    return [next(cell.source for cell in nb.cells if cell.id == wanted) for wanted in ids]
+
+
+def test_a_busy_machine_neither_fails_a_right_answer_nor_passes_a_wrong_one(lesson_runs):
+    """Lesson 5's exercise (two batches on two threads), answered while the other learner's
+    cell spins on a core: the solution still passes, the stub still does not."""
+    (_, first_kernel, _), (second, second_kernel, _) = lesson_runs
+    setup, stub, check = lesson_cells(ROOT / "notebooks" / "05-cpu-vs-io.ipynb",
+                                      "05-01", "05-13", "05-14")
+    (solution,) = lesson_cells(ROOT / "notebooks" / "solutions" / "05-cpu-vs-io.ipynb", "05-13")
+    verdicts = {}
+    with running_away(first_kernel, RUNAWAY["endless loop"]):
+        assert second_kernel.execute(setup)[0]["status"] == "ok"
+        for name, answer in (("solution", solution), ("stub", stub)):
+            assert second_kernel.execute(answer)[0]["status"] == "ok", name
+            reply, outputs, _ = second_kernel.execute(check)
+            verdicts[name] = "".join(o.text for o in outputs if o.output_type == "stream")
+    assert "✅ PASS" in verdicts["solution"], verdicts
+    assert "💡 NOT YET" in verdicts["stub"] and "✅ PASS" not in verdicts["stub"], verdicts
