@@ -157,8 +157,10 @@ def measure(kernel_name, runs):
     """Every figure for one kernel: name -> list of samples (seconds) or a note."""
     figures = {}
     if kernel_name == "tandem":
-        # The cold figures: each kernel starts its own engine.
+        # The cold figures: each kernel starts its own engine. The floods measure the
+        # kernel's own throughput, not the pace a shared server sets (TANDEM_OUTPUT_RATE).
         os.environ["TANDEM_STANDBY"] = "off"
+        os.environ["TANDEM_OUTPUT_RATE"] = "off"
     figures["first async cell, sent at kernel_info: reply - waits"] = [
         first_async_cell(kernel_name, 0) for _ in range(2)]
     figures["first async cell, sent 20 s after kernel_info: reply - waits"] = [

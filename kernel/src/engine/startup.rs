@@ -23,6 +23,7 @@ impl Engine {
             .map(PathBuf::from)
             .ok_or_else(|| anyhow!("EVCXR_TMPDIR is not set"))?;
         artifacts::write_profile_overrides(&build_dir)?;
+        super::limits::log_settings();
         if startup == Startup::FromTemplate {
             status.set("copying the prebuilt crates");
             if let Err(error) = artifacts::prepare(&build_dir, status) {

@@ -179,7 +179,7 @@ impl ForwardState {
                 },
             }
             self.drain_ready();
-            self.emit();
+            self.emit(true);
         }
     }
 
@@ -210,7 +210,7 @@ impl ForwardState {
         loop {
             self.drain_ready();
             let emitting = Instant::now();
-            self.emit();
+            self.emit(false);
             if self.syncs_seen < wanted_syncs {
                 deadline += emitting.elapsed();
             }
@@ -242,7 +242,7 @@ impl ForwardState {
         self.line_continues = false;
         self.panics.end_of_cell(&mut self.batch);
         self.report.panic_messages = self.panics.take_messages();
-        self.emit();
+        self.emit(false);
         self.pace.end_of_cell();
     }
 
@@ -291,11 +291,13 @@ impl ForwardState {
         self.panics.take(line, &mut self.batch);
     }
 
-    /// Hands the batch to the cell's sink, first waiting as long as the pace asks.
-    fn emit(&mut self) {
+    /// Hands the batch to the cell's sink; `paced`, first waiting as long as the pace asks.
+    /// (What is left as the cell ends goes unpaced: at most evcxr's channels and a pipe,
+    /// and a cell that was interrupted or ended must not hand it to the next cell.)
+    fn emit(&mut self, paced: bool) {
         let sink = self.sink.lock().ok().and_then(|s| s.clone());
         let wait = self.pace.wait_before(self.batch.bytes(), Instant::now());
-        if !wait.is_zero() {
+        if paced && !wait.is_zero() {
             if let (Some(sink), Some(notice)) = (sink.as_deref(), self.pace.notice()) {
                 sink.stream(StreamName::Stderr, &format!("{notice}\n"));
             }

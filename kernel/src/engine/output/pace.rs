@@ -1,7 +1,8 @@
 //! Keeps one cell's flood of text from taking a shared machine: past a burst, printed text
 //! goes on at most `TANDEM_OUTPUT_RATE` bytes a second, and the cell waits to print.
 //!
-//! Nothing is dropped (unlike Jupyter's own iopub limit, which drops what comes too fast).
+//! Nothing is dropped by tandem, and the default pace stays under the rate past which
+//! Jupyter's server drops stream output (1 MB a second over 3 s, counting whole messages).
 //! Waiting to print is what a program writing to a slow terminal does; the forwarder
 //! simply takes no more lines, evcxr's bounded channels fill, and the cell's `println!`
 //! waits, costing no CPU, so the kernel, the Jupyter server and the browser each handle
@@ -9,11 +10,14 @@
 
 use std::time::{Duration, Instant};
 
-/// The default rate, in bytes a second: far more than anyone reads, and the rate past
-/// which Jupyter's own server drops output (`iopub_data_rate_limit`).
-const DEFAULT_RATE: f64 = 1_000_000.0;
-/// Text a cell may print at once before the rate applies, in seconds of the rate.
-const BURST_SECONDS: f64 = 2.0;
+/// The default rate, in bytes of text a second: far more than anyone reads. With the burst
+/// and the messages' own bytes (JSON doubles each line break) it stays under Jupyter's
+/// `iopub_data_rate_limit`, 1,000,000 bytes a second averaged over 3 s.
+const DEFAULT_RATE: f64 = 500_000.0;
+/// Text that may go at once before the rate applies, in seconds of the rate.
+const BURST_SECONDS: f64 = 1.0;
+/// The slowest pace a setting may ask for: slower, one long line would wait for minutes.
+const SLOWEST_RATE: f64 = 10_000.0;
 
 /// A token bucket over the bytes of text handed to the client.
 pub(super) struct Pacer {
@@ -34,8 +38,9 @@ impl Pacer {
         let rate = match setting.as_deref().map(str::trim) {
             None | Some("") => Some(DEFAULT_RATE),
             Some("off") | Some("0") => None,
+            Some(value) if value.eq_ignore_ascii_case("off") => None,
             Some(value) => match value.parse::<f64>() {
-                Ok(rate) if rate.is_finite() && rate > 0.0 => Some(rate),
+                Ok(rate) if rate.is_finite() && rate > 0.0 => Some(rate.max(SLOWEST_RATE)),
                 _ => {
                     log::warn!(
                         "TANDEM_OUTPUT_RATE={value:?} is not a number of bytes a second or \
@@ -71,7 +76,8 @@ impl Pacer {
         if self.allowance >= 0.0 {
             return Duration::ZERO;
         }
-        let wait = Duration::from_secs_f64(-self.allowance / rate);
+        let wait =
+            Duration::try_from_secs_f64(-self.allowance / rate).unwrap_or(Duration::from_secs(60));
         // The wait pays for the debt: after it, the allowance starts from nothing.
         self.allowance = 0.0;
         self.refilled_at = now + wait;
@@ -106,7 +112,7 @@ mod tests {
     fn a_burst_goes_at_once_and_the_rest_at_the_rate() {
         let start = Instant::now();
         let mut pacer = Pacer::new(Some(1000.0), start);
-        assert_eq!(pacer.wait_before(2000, start), Duration::ZERO);
+        assert_eq!(pacer.wait_before(1000, start), Duration::ZERO);
         // 500 bytes more owe half a second.
         assert_eq!(pacer.wait_before(500, start), Duration::from_millis(500));
         // Sent at the end of that wait, another 1000 owe a second more.
@@ -114,8 +120,17 @@ mod tests {
         assert_eq!(pacer.wait_before(1000, later), Duration::from_secs(1));
         // A quiet spell earns the burst back, but no more than it.
         let quiet = later + Duration::from_secs(60);
-        assert_eq!(pacer.wait_before(2000, quiet), Duration::ZERO);
+        assert_eq!(pacer.wait_before(1000, quiet), Duration::ZERO);
         assert!(pacer.wait_before(1, quiet) > Duration::ZERO);
+    }
+
+    #[test]
+    fn the_default_pace_stays_under_jupyters_drop_limit() {
+        // Jupyter drops stream output past 1,000,000 bytes a second over 3 s, counting
+        // whole messages: the burst and 3 s of the pace, with room for the messages' own
+        // bytes, must stay under 3,000,000.
+        let most_in_a_window = DEFAULT_RATE * (BURST_SECONDS + 3.0);
+        assert!(most_in_a_window * 1.4 < 3e6, "{most_in_a_window}");
     }
 
     #[test]
@@ -128,8 +143,8 @@ mod tests {
 
     #[test]
     fn each_cell_is_told_once() {
-        let mut pacer = Pacer::new(Some(1e6), Instant::now());
-        assert!(pacer.notice().unwrap().contains("1.0 MB a second"));
+        let mut pacer = Pacer::new(Some(5e5), Instant::now());
+        assert!(pacer.notice().unwrap().contains("0.5 MB a second"));
         assert_eq!(pacer.notice(), None);
         pacer.end_of_cell();
         assert!(pacer.notice().is_some());
