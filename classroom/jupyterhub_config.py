@@ -2,9 +2,9 @@
 # tandem was installed once for all of them with `sudo tandem install --system=/opt/tandem`.
 # tests/test_classroom.py runs a real hub with this file (only ports, users and the
 # authenticator are its own); the README's "Teach a class" shows it.
+import asyncio
 import os
 import pwd
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,7 +37,9 @@ c.Spawner.http_timeout = 60
 
 
 # Runs as the learner (never as root: a learner may have made `tandem-lessons` a symbolic
-# link to anywhere), so it can write nothing the learner could not.
+# link to anywhere), so it can write nothing the learner could not; isolated from the
+# learner's own Python files (-I, run from /), and private (umask 077: homes may be open
+# to all, and the copies become the learner's answers).
 COPY_LESSONS = """
 import shutil, sys
 from pathlib import Path
@@ -50,21 +52,27 @@ for lesson in map(Path, sys.argv[1:]):
 """
 
 
-def copy_lessons(spawner):
+async def copy_lessons(spawner):
     """On each start, copies the lessons a learner does not have yet into their home's
     `tandem-lessons` folder; a lesson they have already worked on is kept as it is."""
     lessons = sorted((TANDEM_PREFIX / "share" / "tandem" / "lessons").glob("*.ipynb"))
     user = pwd.getpwnam(spawner.user.name)
-    subprocess.run(
-        [sys.executable, "-c", COPY_LESSONS, *map(str, lessons)],
+    copying = await asyncio.create_subprocess_exec(
+        sys.executable, "-I", "-c", COPY_LESSONS, *map(str, lessons),
         user=user.pw_uid,
         group=user.pw_gid,
         extra_groups=[],
+        umask=0o077,
         env={"HOME": user.pw_dir, "PATH": "/usr/bin:/bin"},
-        cwd=user.pw_dir,
-        check=True,
-        timeout=60,
+        cwd="/",
     )
+    try:
+        status = await asyncio.wait_for(copying.wait(), timeout=60)
+    except asyncio.TimeoutError:
+        copying.kill()
+        raise RuntimeError(f"copying the lessons for {user.pw_name} took over 60 s")
+    if status != 0:
+        raise RuntimeError(f"copying the lessons for {user.pw_name} failed ({status})")
 
 
 c.Spawner.pre_spawn_hook = copy_lessons

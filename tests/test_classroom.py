@@ -323,6 +323,10 @@ def test_a_learner_cannot_read_write_or_signal_anothers_kernels(lesson_runs):
     for pid in pids:
         signalled = as_learner(first.name, "kill", "-0", pid)
         assert signalled.returncode != 0 and "not permitted" in signalled.stderr, signalled
+    # The lessons the hub copied are the learner's answers: private, in a home open to all.
+    answers = pathlib.Path(pwd.getpwnam(second.name).pw_dir) / LESSON
+    read = as_learner(first.name, "cat", str(answers))
+    assert read.returncode != 0 and "Permission denied" in read.stderr, read
 
 
 # -- one learner's runaway cell and another's warm cell ------------------------------------
@@ -389,6 +393,8 @@ def test_a_runaway_cell_leaves_another_learners_warm_cell_at_most_twice_as_slow(
     if runaway == "flood of output":
         told = [o for o in outputs if o.get("name") == "stderr" and "TANDEM_OUTPUT_RATE" in o.text]
         assert len(told) == 1, "the flooding learner is told once that their output is paced"
+        dropped = [o for o in outputs if "rate exceeded" in o.get("text", "")]  # IOPub data, msg
+        assert not dropped, "the pace stays under Jupyter's own limit: nothing dropped"
     assert loaded <= 2 * unloaded, f"{loaded:.3f} s under load, {unloaded:.3f} s without"
     after, _, _ = first_kernel.execute(WARM_CELL)
     assert after["status"] == "ok", "the interrupted learner's kernel goes on"
@@ -397,7 +403,7 @@ def test_a_runaway_cell_leaves_another_learners_warm_cell_at_most_twice_as_slow(
 # -- limits: a learner's cell meets its own limit, not the machine's ------------------------
 
 MEMORY_HOG = """let mut held: Vec<Vec<u8>> = Vec::new();
-for _ in 0..30 * 1024 { held.push(vec![1u8; 1 << 20]); }  // 30 GB, a MB at a time
+for _ in 0..30 * 1024 { held.push(vec![0u8; 1 << 20]); }  // 30 GB, a MB at a time
 held.len()"""
 FORK_BOMB = """let mut started = Vec::new();
 loop { started.push(std::process::Command::new("sleep").arg("600").spawn().unwrap()); }"""

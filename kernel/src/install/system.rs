@@ -77,8 +77,9 @@ pub fn install(prefix: &Path) -> Result<Installed> {
 }
 
 /// The shipped lessons (not their solutions), for a hub to copy into each learner's home
-/// (see `classroom/jupyterhub_config.py`). A binary run from an installation, without its
-/// checkout, keeps the lessons installed before.
+/// (see `classroom/jupyterhub_config.py`). Each replaces its earlier copy through a
+/// temporary name; a teacher's own notebooks there stay. A binary run from an
+/// installation, without its checkout, keeps the lessons installed before.
 fn copy_lessons(notebooks: &Path, to: &Path) -> Result<()> {
     if !notebooks.is_dir() {
         return Ok(());
@@ -90,14 +91,14 @@ fn copy_lessons(notebooks: &Path, to: &Path) -> Result<()> {
         .filter(|path| path.extension().is_some_and(|ext| ext == "ipynb") && path.is_file())
         .collect();
     lessons.sort();
-    if to.exists() {
-        std::fs::remove_dir_all(to).with_context(|| format!("removing {}", to.display()))?;
-    }
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     for lesson in lessons {
-        let name = lesson.file_name().unwrap_or_default();
-        std::fs::copy(&lesson, to.join(name))
+        let installed = to.join(lesson.file_name().unwrap_or_default());
+        let partial = installed.with_extension("partial");
+        std::fs::copy(&lesson, &partial)
             .with_context(|| format!("copying {}", lesson.display()))?;
+        std::fs::rename(&partial, &installed)
+            .with_context(|| format!("installing {}", installed.display()))?;
     }
     Ok(())
 }
