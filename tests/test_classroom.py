@@ -82,10 +82,11 @@ load_subconfig({classroom!r})
 
 
 class Hub:
-    """A running JupyterHub and the test's service token."""
+    """A running JupyterHub, the test's service token, and the hub's log (where the
+    learners' servers and kernels write theirs)."""
 
-    def __init__(self, url, token, process):
-        self.url, self.token, self.process = url, token, process
+    def __init__(self, url, token, process, log=None):
+        self.url, self.token, self.process, self.log = url, token, process, log
 
     def api(self, method, path, token=None, **options):
         headers = {"Authorization": f"token {token or self.token}"}
@@ -120,7 +121,7 @@ def hub(installation, tmp_path_factory):
     with open(state / "hub.log", "wb") as log:
         process = subprocess.Popen([str(HUB_ENV / "bin" / "jupyterhub"), "-f", str(config)],
                                    cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT)
-    started = Hub(f"http://127.0.0.1:{port}", token, process)
+    started = Hub(f"http://127.0.0.1:{port}", token, process, state / "hub.log")
 
     def answers():
         assert process.poll() is None, (state / "hub.log").read_text()
@@ -327,6 +328,22 @@ def test_a_learner_cannot_read_write_or_signal_anothers_kernels(lesson_runs):
     answers = pathlib.Path(pwd.getpwnam(second.name).pw_dir) / LESSON
     read = as_learner(first.name, "cat", str(answers))
     assert read.returncode != 0 and "Permission denied" in read.stderr, read
+
+
+def test_a_learners_next_notebook_is_taken_by_their_standby(hub, lesson_runs):
+    """The standby a learner's kernel started (same installation, same environment)
+    takes their next notebook, whose first cell then does not wait for an engine."""
+    _, (second, _, _) = lesson_runs
+    wait_for(standbys_ready([second.name]), "the learner's standby")
+    before = len(hub.log.read_bytes())
+    kernel = second.open("tandem-lessons/01-start-here.ipynb")
+    try:
+        reply, _, _ = kernel.execute(WARM_CELL)
+        assert reply["status"] == "ok"
+    finally:
+        kernel.close()
+    since = hub.log.read_bytes()[before:].decode(errors="replace")
+    assert "kernel handed to the standby process" in since, since[-3000:]
 
 
 # -- one learner's runaway cell and another's warm cell ------------------------------------

@@ -94,17 +94,40 @@ pub fn system_toolchain() -> Option<PathBuf> {
 pub unsafe fn use_system_toolchain() -> Option<PathBuf> {
     let toolchain = system_toolchain()?;
     let bin = toolchain.join("bin");
-    let mut paths = vec![bin];
-    match std::env::var_os("PATH") {
-        Some(path) => paths.extend(std::env::split_paths(&path)),
-        // Without PATH the shell's default search path still holds the linker, `cc`.
-        None => paths.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from)),
-    }
-    let joined = std::env::join_paths(paths).ok()?;
+    let joined = std::env::join_paths(toolchain_first(&bin, std::env::var_os("PATH"))).ok()?;
     // SAFETY: the caller guarantees that no other thread exists yet.
     unsafe {
         std::env::set_var("PATH", joined);
         std::env::set_var("RUSTUP_TOOLCHAIN", &toolchain);
     }
     Some(toolchain)
+}
+
+/// `path` with `bin` first and nowhere else: the same whether it was first already or not,
+/// so that a standby (started by a kernel that did this) and the next kernel (started by
+/// Jupyter, which did not) see one PATH, as the standby's handover requires.
+fn toolchain_first(bin: &Path, path: Option<std::ffi::OsString>) -> Vec<PathBuf> {
+    let rest: Vec<PathBuf> = match path {
+        Some(path) => std::env::split_paths(&path).collect(),
+        // Without PATH the shell's default search path still holds the linker, `cc`.
+        None => ["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from).to_vec(),
+    };
+    std::iter::once(bin.to_path_buf())
+        .chain(rest.into_iter().filter(|dir| dir != bin))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_toolchain_goes_first_once_however_often_it_is_put_there() {
+        let bin = Path::new("/opt/tandem/lib/tandem/toolchain/bin");
+        let once = toolchain_first(bin, Some("/usr/bin:/bin".into()));
+        let joined = std::env::join_paths(&once).unwrap();
+        assert_eq!(toolchain_first(bin, Some(joined)), once);
+        assert_eq!(once[0], bin);
+        assert_eq!(toolchain_first(bin, None)[1], Path::new("/usr/local/bin"));
+    }
 }
