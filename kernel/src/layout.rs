@@ -110,7 +110,9 @@ fn toolchain_first(bin: &Path, path: Option<std::ffi::OsString>) -> Vec<PathBuf>
     let rest: Vec<PathBuf> = match path {
         Some(path) => std::env::split_paths(&path).collect(),
         // Without PATH the shell's default search path still holds the linker, `cc`.
-        None => ["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from).to_vec(),
+        None => ["/usr/local/bin", "/usr/bin", "/bin"]
+            .map(PathBuf::from)
+            .to_vec(),
     };
     std::iter::once(bin.to_path_buf())
         .chain(rest.into_iter().filter(|dir| dir != bin))
