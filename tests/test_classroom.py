@@ -103,16 +103,16 @@ def wait_for(ready, what, timeout=180):
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module")
-def hub(installation, tmp_path_factory):
-    prefix, learners = installation
-    state = tmp_path_factory.mktemp("hub")
-    os.chmod(state, 0o700)
+@contextlib.contextmanager
+def running_hub(prefix, users, state):
+    """JupyterHub with classroom/jupyterhub_config.py for the installation at `prefix` and
+    the local `users`, its database, proxy and log in the private folder `state`; stopped,
+    with the users' servers, after. (tests/bench/classroom.py starts it too.)"""
     port, token = free_port(), secrets.token_hex(32)
     config = state / "jupyterhub_config.py"
     config.write_text(TEST_CONFIG.format(
         port=port, hub_port=free_port(), proxy_port=free_port(), proxy=str(PROXY),
-        state=str(state), learners=learners, token=token,
+        state=str(state), learners=users, token=token,
         classroom=str(ROOT / "classroom" / "jupyterhub_config.py"),
     ))
     env = {**os.environ, "TANDEM_PREFIX": str(prefix), "TANDEM_HUB_ENV": str(HUB_ENV),
@@ -133,7 +133,7 @@ def hub(installation, tmp_path_factory):
         wait_for(answers, "the hub to answer")
         yield started
     finally:
-        for user in learners:
+        for user in users:
             with contextlib.suppress(Exception):
                 started.api("DELETE", f"/hub/api/users/{user}/server")
         process.terminate()
@@ -142,6 +142,15 @@ def hub(installation, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="module")
+def hub(installation, tmp_path_factory):
+    prefix, learners = installation
+    state = tmp_path_factory.mktemp("hub")
+    os.chmod(state, 0o700)
+    with running_hub(prefix, learners, state) as started:
+        yield started
 
 
 class Learner:

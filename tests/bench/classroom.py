@@ -28,7 +28,6 @@ import os
 import pathlib
 import pwd
 import re
-import secrets
 import shutil
 import signal
 import statistics
@@ -42,9 +41,9 @@ import uuid
 TESTS = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 from conftest import ROOT, TEST_AREA, remove_user  # noqa: E402
-from test_classroom import (HUB_ENV, LESSON, PROXY, TEST_CONFIG, Hub,  # noqa: E402
-                            KernelSocket, Learner, free_port, resident_mb, standbys_ready,
-                            wait_for, warm_latency)
+from test_classroom import (HUB_ENV, LESSON, PROXY, KernelSocket, Learner,  # noqa: E402
+                            resident_mb, running_hub, standbys_ready, wait_for,
+                            warm_latency)
 
 FIRST_CELL = (
     "tokio::join!(\n"
@@ -59,48 +58,19 @@ NOT_USED = re.compile(rb"standby kernel not used: ([^\n]*)")
 
 
 @contextlib.contextmanager
-def running_hub(prefix, users):
-    """A hub started as tests/test_classroom.py's `hub` fixture starts it, for `users`."""
+def hub_for(prefix, users):
+    """tests/test_classroom.py's hub for `users`, in a private folder removed after; its
+    log's end is printed when the run fails."""
     state = pathlib.Path(tempfile.mkdtemp(prefix="tandem-bench-hub-"))  # 0700
-    port, token = free_port(), secrets.token_hex(32)
-    config = state / "jupyterhub_config.py"
-    config.write_text(TEST_CONFIG.format(
-        port=port, hub_port=free_port(), proxy_port=free_port(), proxy=str(PROXY),
-        state=str(state), learners=users, token=token,
-        classroom=str(ROOT / "classroom" / "jupyterhub_config.py"),
-    ))
-    env = {**os.environ, "TANDEM_PREFIX": str(prefix), "TANDEM_HUB_ENV": str(HUB_ENV),
-           "PATH": f"{HUB_ENV / 'bin'}:/usr/bin:/bin"}
-    env.pop("TANDEM_STANDBY", None)  # conftest turns standbys off; a class has them on
-    with open(state / "hub.log", "wb") as log:
-        process = subprocess.Popen([str(HUB_ENV / "bin" / "jupyterhub"), "-f", str(config)],
-                                   cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT)
-    hub = Hub(f"http://127.0.0.1:{port}", token, process)
-    hub.log = state / "hub.log"
-
-    def answers():
-        assert process.poll() is None, hub.log.read_text()
-        with contextlib.suppress(Exception):
-            return hub.api("GET", "/hub/api/") is not None
-        return False
-
     try:
-        wait_for(answers, "the hub to answer")
-        yield hub
-    except BaseException:
-        print("the hub's log ends:\n" + "\n".join(
-            hub.log.read_text(errors="replace").splitlines()[-40:]), file=sys.stderr)
-        raise
+        with running_hub(prefix, users, state) as hub:
+            try:
+                yield hub
+            except BaseException:
+                print("the hub's log ends:\n" + "\n".join(
+                    hub.log.read_text(errors="replace").splitlines()[-40:]), file=sys.stderr)
+                raise
     finally:
-        for user in users:
-            with contextlib.suppress(Exception):
-                hub.api("DELETE", f"/hub/api/users/{user}/server")
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -188,7 +158,7 @@ def measure(prefix, count):
             subprocess.run(["useradd", "-m", "-s", "/bin/sh", user], check=True)
             made.append(user)
         available_before = meminfo_mb("MemAvailable:")
-        with running_hub(prefix, users) as hub:
+        with hub_for(prefix, users) as hub:
             started = at_once(lambda user: timed(Learner, hub, user), users)
             figures["server start (spawn -> ready)"] = [took for took, _ in started]
             learners = [learner for _, learner in started]
