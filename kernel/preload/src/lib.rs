@@ -7,6 +7,8 @@ pub use ::tokio::*;
 mod branch;
 #[doc(hidden)]
 pub mod cell_futures;
+#[doc(hidden)]
+pub mod cell_store;
 mod events_sender;
 mod poll_recorder;
 mod recorded;
@@ -23,6 +25,8 @@ pub mod __tandem {
     pub use crate::cell_futures as futures;
     /// The helpers' `gather`, with its futures recorded (cells see this one).
     pub use crate::cell_futures::gather;
+    /// What evcxr's code around each cell calls (its variable store, the cells' runtime).
+    pub use crate::cell_store;
     /// The futures crate itself, for the `join!` cells see as `futures::join!`.
     pub use ::futures as real_futures;
     pub use ::tandem_helpers;

@@ -375,17 +375,22 @@ impl Engine {
     }
 }
 
-/// evcxr names its phases; "Execution" is the run, everything before it is compilation.
-/// Without an "Execution" phase the cell's code did not run (only `:commands`, say).
+/// evcxr names its phases; "Execution" is the run, everything before it is compilation,
+/// "Variable types" among it (a patch: patches/README.md). Without an "Execution" phase the
+/// cell's code did not run (only `:commands`, say).
 fn split_timings(outputs: &evcxr::EvalOutputs, total: Duration) -> CellTimings {
-    let run: Option<Duration> = outputs
-        .phases
-        .iter()
-        .filter(|phase| phase.name == "Execution")
-        .map(|phase| phase.duration)
-        .reduce(|a, b| a + b);
+    let phase = |name: &str| -> Option<Duration> {
+        outputs
+            .phases
+            .iter()
+            .filter(|phase| phase.name == name)
+            .map(|phase| phase.duration)
+            .reduce(|a, b| a + b)
+    };
+    let run = phase("Execution");
     CellTimings {
         compile: total.saturating_sub(run.unwrap_or_default()),
+        analysis: phase("Variable types").unwrap_or_default(),
         run: run.unwrap_or_default(),
         ran: run.is_some(),
         ..CellTimings::default()

@@ -16,6 +16,9 @@ pub struct CellTimings {
     pub dependencies: Duration,
     /// Everything else before the code started running: analysis, rustc, linking, loading.
     pub compile: Duration,
+    /// The part of `compile` spent asking rust-analyzer for the types of the variables the
+    /// cell defines (only cells with a `let`).
+    pub analysis: Duration,
     /// The code itself, from load to return.
     pub run: Duration,
     /// Whether the code ran at all (a cell of `:commands` compiles and runs nothing).
@@ -84,6 +87,7 @@ impl CellTimings {
             "engine_wait_seconds": self.engine_wait.as_secs_f64(),
             "dependencies_seconds": self.dependencies.as_secs_f64(),
             "compile_seconds": self.compile.as_secs_f64(),
+            "analysis_seconds": self.analysis.as_secs_f64(),
             "run_seconds": self.run.as_secs_f64(),
         })
     }
@@ -99,6 +103,7 @@ mod tests {
             engine_wait: Duration::ZERO,
             dependencies: Duration::ZERO,
             compile: Duration::from_millis(230),
+            analysis: Duration::ZERO,
             run: Duration::from_millis(1500),
             ran: true,
         };

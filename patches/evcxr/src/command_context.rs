@@ -650,6 +650,18 @@ Panic detected. Here's some useful information if you're filing a bug report.
                     }
                 },
             ),
+            // tandem patch: see ContextState::set_runtime_module.
+            AvailableCommand::new(
+                ":runtime_module",
+                "Use a dependency's module (a path) as the cells' runtime code",
+                |_ctx, state, args| {
+                    if let Some(path) = args {
+                        state.set_runtime_module(path.trim());
+                        return text_output(format!("Cells use {} as their runtime", path.trim()));
+                    }
+                    bail!("Please supply the module's path");
+                },
+            ),
             AvailableCommand::new(
                 ":build_env",
                 "Set environment variables when building code (key=value)",

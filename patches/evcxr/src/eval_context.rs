@@ -106,6 +106,9 @@ pub(crate) struct Config {
     pub(crate) allow_static_linking: bool,
     pub(crate) build_envs: HashMap<String, String>,
     subprocess_path: PathBuf,
+    /// tandem patch: a module of a dependency that cells use in place of evcxr's runtime
+    /// code pasted into each cell (`:runtime_module`, patches/README.md).
+    pub(crate) runtime_module: Option<String>,
 }
 
 fn create_initial_config(tmpdir: PathBuf, subprocess_path: PathBuf) -> Result<Config> {
@@ -152,6 +155,7 @@ impl Config {
             subprocess_path,
             codegen_backend: None,
             build_envs: Default::default(),
+            runtime_module: None,
         })
     }
 
@@ -232,6 +236,12 @@ impl Config {
         if self.allow_static_linking && self.cache_bytes == 0 {
             if let Some(sccache) = &self.sccache {
                 command.env("RUSTC_WRAPPER", sccache);
+            } else if command_name == "build" {
+                // tandem patch: evcxr's wrapper around rustc for the cell crate (the one
+                // workspace member) writes down its command, which later cells run without
+                // cargo (module/direct_rustc.rs).
+                command.env("RUSTC_WORKSPACE_WRAPPER", &self.subprocess_path);
+                command.env(runtime::WRAP_RUSTC_ENV, "1");
             }
         } else {
             command.env("RUSTC_WRAPPER", &self.subprocess_path);
@@ -713,7 +723,20 @@ impl EvalContext {
     ) -> Result<EvalOutputs, Error> {
         self.write_cargo_toml(state)?;
         let analysis_code = state.analysis_code(user_code.clone());
-        if let Err(errors) = self.fix_variable_types(state, analysis_code) {
+        // tandem patch: rust-analyzer is asked for the types of the variables a cell defines;
+        // a cell without the word `let` defines none, so it skips the query.
+        let may_define_variables = user_code
+            .code_string()
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .any(|word| word == "let");
+        let variable_types = if may_define_variables {
+            let fixed = self.fix_variable_types(state, analysis_code);
+            phases.phase_complete("Variable types");
+            fixed
+        } else {
+            Ok(())
+        };
+        if let Err(errors) = variable_types {
             let mut check_res = self.check(user_code.clone(), state.clone(), code_info)?;
             if !check_res.is_empty() {
                 // Do one round of trying to fix errors, otherwise code like the following can end
@@ -1387,6 +1410,12 @@ impl ContextState {
         Ok(())
     }
 
+    /// tandem patch: cells use the module at `path` (in a dependency) as their runtime
+    /// instead of a copy of evcxr's in each cell; see patches/README.md for what it provides.
+    pub fn set_runtime_module(&mut self, path: &str) {
+        self.config.runtime_module = Some(path.to_owned());
+    }
+
     pub fn set_build_env(&mut self, key: &str, value: &str) {
         self.config
             .build_envs
@@ -1641,10 +1670,15 @@ impl ContextState {
             code = code.add_all(self.error_trait_code(false));
         }
         if needs_variable_store {
-            code = code
-                .generated("mod evcxr_internal_runtime {")
-                .generated(include_str!("evcxr_internal_runtime.rs"))
-                .generated("}");
+            // tandem patch: the runtime a dependency provides, compiled once, when one is set.
+            if let Some(module) = &self.config.runtime_module {
+                code = code.generated(format!("use {module} as evcxr_internal_runtime;"));
+            } else {
+                code = code
+                    .generated("mod evcxr_internal_runtime {")
+                    .generated(include_str!("evcxr_internal_runtime.rs"))
+                    .generated("}");
+            }
         }
         code = code.generated("#[unsafe(no_mangle)]").generated(format!(
             "pub extern \"C\" fn {}(",
@@ -1666,7 +1700,20 @@ impl ContextState {
         } else {
             code = code.generated("evcxr_variable_store: *mut u8) -> *mut u8 {");
         }
-        if self.async_mode {
+        if self.async_mode && self.config.runtime_module.is_some() {
+            // tandem patch: the provided runtime's block_on, compiled once.
+            user_code = CodeBlock::new()
+                .generated("evcxr_internal_runtime::block_on(")
+                .generated("&evcxr_internal_runtime::session_runtime(evcxr_variable_store),")
+                .generated("async {")
+                .add_all(user_code);
+            if self.allow_question_mark {
+                user_code = CodeBlock::new()
+                    .add_all(user_code)
+                    .generated("Ok::<(), EvcxrUserCodeError>(())");
+            }
+            user_code = user_code.generated("});")
+        } else if self.async_mode {
             user_code = CodeBlock::new()
                 .generated(stringify!(
                 let mut mutex = evcxr_variable_store.lazy_arc("evcxr_tokio_runtime",

@@ -27,6 +27,7 @@ use std::process::Command;
 
 mod artifacts;
 pub(crate) mod cache;
+mod direct_rustc; // tandem patch
 
 pub(crate) const CORE_EXTERN_ENV: &str = "EVCXR_CORE_EXTERN";
 pub(crate) const CACHE_ENABLED_ENV: &str = "EVCXR_CACHE_ENABLED";
@@ -123,6 +124,8 @@ fn rename_or_copy_so_file(src: &Path, dest: &Path) -> Result<(), Error> {
 pub(crate) struct Module {
     build_num: i32,
     last_allow_static: Option<bool>,
+    // tandem patch: the cell crate's rustc command from the last build through cargo.
+    direct_rustc: Option<direct_rustc::DirectRustc>,
 }
 
 const CRATE_NAME: &str = "ctx";
@@ -132,6 +135,7 @@ impl Module {
         Ok(Module {
             build_num: 0,
             last_allow_static: None,
+            direct_rustc: None,
         })
     }
 
@@ -198,18 +202,36 @@ impl Module {
             Err(error) => return Err(error.into()),
         }
 
-        let cargo_output = run_cargo(command, code_block)?;
-        if config.time_passes {
-            let output = String::from_utf8_lossy(&cargo_output.stderr);
-            eprintln!("{output}");
-        }
+        // tandem patch: while nothing cargo reads has changed, run the cell crate's rustc
+        // command from the last cargo build directly (module/direct_rustc.rs).
+        let inputs = direct_rustc::inputs(&command, config.crate_dir());
+        let direct = self
+            .direct_rustc
+            .as_ref()
+            .filter(|direct| direct.fits(&inputs) && config.cache_bytes() == 0);
+        let so_file = if let Some(direct) = direct.filter(|_| !config.time_passes) {
+            direct.compile(code_block)?
+        } else {
+            self.direct_rustc = None;
+            let record_path = config.crate_dir().join(".evcxr-rustc-record");
+            command.env(direct_rustc::RECORD_ENV, &record_path);
+            let _ = fs::remove_file(&record_path);
 
-        let so_file = match fs::read_to_string(&so_path_file) {
-            Ok(path) => PathBuf::from(path),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                compiled_so_path(&cargo_output.stdout)?
+            let cargo_output = run_cargo(command, code_block)?;
+            if config.time_passes {
+                let output = String::from_utf8_lossy(&cargo_output.stderr);
+                eprintln!("{output}");
             }
-            Err(error) => return Err(error.into()),
+
+            let so_file = match fs::read_to_string(&so_path_file) {
+                Ok(path) => PathBuf::from(path),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    compiled_so_path(&cargo_output.stdout)?
+                }
+                Err(error) => return Err(error.into()),
+            };
+            self.direct_rustc = direct_rustc::DirectRustc::load(&record_path, inputs);
+            so_file
         };
 
         let copied_so_file = so_file.with_file_name(shared_object_name_from_crate_name(&format!(
@@ -331,6 +353,10 @@ pub(crate) fn wrap_rustc_helper() -> Result<i32> {
             cache_miss.update_cache(&artifacts)?;
         }
         report_execution_so(&command)?;
+        // tandem patch: the cell crate's command, for the next cells (module/direct_rustc.rs).
+        if let Some(so_path) = execution_so_source(&command) {
+            direct_rustc::record(&command, &so_path)?;
+        }
     }
 
     Ok(output.status.code().unwrap_or(-1))
