@@ -655,11 +655,20 @@ Panic detected. Here's some useful information if you're filing a bug report.
                 ":runtime_module",
                 "Use a dependency's module (a path) as the cells' runtime code",
                 |_ctx, state, args| {
-                    if let Some(path) = args {
-                        state.set_runtime_module(path.trim());
-                        return text_output(format!("Cells use {} as their runtime", path.trim()));
+                    // Cells hand the store from one to the next: it cannot change type.
+                    if state.may_have_variable_store() {
+                        bail!(":runtime_module must come before the first cell");
                     }
-                    bail!("Please supply the module's path");
+                    let path = args.as_deref().unwrap_or_default().trim();
+                    let is_path = path.split("::").all(|part| {
+                        part.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+                            && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+                    });
+                    if !is_path {
+                        bail!("Please supply the module's path (a::b::c)");
+                    }
+                    state.set_runtime_module(path);
+                    text_output(format!("Cells use {path} as their runtime"))
                 },
             ),
             AvailableCommand::new(

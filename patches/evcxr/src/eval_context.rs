@@ -155,7 +155,7 @@ impl Config {
             subprocess_path,
             codegen_backend: None,
             build_envs: Default::default(),
-            runtime_module: None,
+            runtime_module: None, // tandem patch
         })
     }
 
@@ -723,13 +723,11 @@ impl EvalContext {
     ) -> Result<EvalOutputs, Error> {
         self.write_cargo_toml(state)?;
         let analysis_code = state.analysis_code(user_code.clone());
-        // tandem patch: rust-analyzer is asked for the types of the variables a cell defines;
-        // a cell without the word `let` defines none, so it skips the query.
-        let may_define_variables = user_code
-            .code_string()
-            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-            .any(|word| word == "let");
-        let variable_types = if may_define_variables {
+        // tandem patch: rust-analyzer is asked for the types of the variables a cell defines,
+        // which are its top-level `let` statements; a cell without one skips the query.
+        let defines_variables =
+            RustAnalyzer::has_top_level_let(&analysis_code.code_string(), "evcxr_analysis_wrapper");
+        let variable_types = if defines_variables {
             let fixed = self.fix_variable_types(state, analysis_code);
             phases.phase_complete("Variable types");
             fixed
@@ -1408,6 +1406,15 @@ impl ContextState {
         }
         value.clone_into(&mut self.config.toolchain);
         Ok(())
+    }
+
+    /// tandem patch: whether a cell may have made a variable store (as `wrap_user_code`
+    /// decides whether a cell needs one).
+    pub(crate) fn may_have_variable_store(&self) -> bool {
+        !self.variable_states.is_empty()
+            || !self.stored_variable_states.is_empty()
+            || self.async_mode
+            || self.allow_question_mark
     }
 
     /// tandem patch: cells use the module at `path` (in a dependency) as their runtime

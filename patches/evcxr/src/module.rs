@@ -135,7 +135,7 @@ impl Module {
         Ok(Module {
             build_num: 0,
             last_allow_static: None,
-            direct_rustc: None,
+            direct_rustc: None, // tandem patch
         })
     }
 
@@ -205,33 +205,40 @@ impl Module {
         // tandem patch: while nothing cargo reads has changed, run the cell crate's rustc
         // command from the last cargo build directly (module/direct_rustc.rs).
         let inputs = direct_rustc::inputs(&command, config.crate_dir());
-        let direct = self
-            .direct_rustc
-            .as_ref()
-            .filter(|direct| direct.fits(&inputs) && config.cache_bytes() == 0);
-        let so_file = if let Some(direct) = direct.filter(|_| !config.time_passes) {
-            direct.compile(code_block)?
-        } else {
-            self.direct_rustc = None;
-            let record_path = config.crate_dir().join(".evcxr-rustc-record");
-            command.env(direct_rustc::RECORD_ENV, &record_path);
-            let _ = fs::remove_file(&record_path);
-
-            let cargo_output = run_cargo(command, code_block)?;
-            if config.time_passes {
-                let output = String::from_utf8_lossy(&cargo_output.stderr);
-                eprintln!("{output}");
+        let direct = self.direct_rustc.as_ref().filter(|direct| {
+            direct.fits(&inputs) && config.cache_bytes() == 0 && !config.time_passes
+        });
+        let so_file = match direct.map(|direct| direct.compile(code_block)) {
+            Some(Ok(so_file)) => so_file,
+            Some(Err(Error::CompilationErrors(errors)))
+                if !direct_rustc::calls_for_cargo(&errors) =>
+            {
+                return Err(Error::CompilationErrors(errors));
             }
+            // None fits, or the errors are not the cell's (a rebuilt dependency, say):
+            // cargo, which rebuilds what needs it and writes a new command.
+            _ => {
+                self.direct_rustc = None;
+                let record_path = config.crate_dir().join(".evcxr-rustc-record");
+                command.env(direct_rustc::RECORD_ENV, &record_path);
+                let _ = fs::remove_file(&record_path);
 
-            let so_file = match fs::read_to_string(&so_path_file) {
-                Ok(path) => PathBuf::from(path),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                    compiled_so_path(&cargo_output.stdout)?
+                let cargo_output = run_cargo(command, code_block)?;
+                if config.time_passes {
+                    let output = String::from_utf8_lossy(&cargo_output.stderr);
+                    eprintln!("{output}");
                 }
-                Err(error) => return Err(error.into()),
-            };
-            self.direct_rustc = direct_rustc::DirectRustc::load(&record_path, inputs);
-            so_file
+
+                let so_file = match fs::read_to_string(&so_path_file) {
+                    Ok(path) => PathBuf::from(path),
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                        compiled_so_path(&cargo_output.stdout)?
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                self.direct_rustc = direct_rustc::DirectRustc::load(&record_path, inputs);
+                so_file
+            }
         };
 
         let copied_so_file = so_file.with_file_name(shared_object_name_from_crate_name(&format!(
@@ -347,15 +354,19 @@ pub(crate) fn wrap_rustc_helper() -> Result<i32> {
     std::io::stderr().write_all(&output.stderr)?;
 
     if output.status.code() == Some(0) {
-        let stderr = std::str::from_utf8(&output.stderr).context("Rustc emitted invalid UTF-8")?;
-        let artifacts = read_artifacts(stderr);
+        // tandem patch: lossy, as the wrapper now also runs without the cache.
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let artifacts = read_artifacts(&stderr);
         if let CacheResult::Miss(cache_miss) = cache_result {
             cache_miss.update_cache(&artifacts)?;
         }
         report_execution_so(&command)?;
         // tandem patch: the cell crate's command, for the next cells (module/direct_rustc.rs).
-        if let Some(so_path) = execution_so_source(&command) {
-            direct_rustc::record(&command, &so_path)?;
+        // Best effort: without a record the next cell goes through cargo.
+        if let Some(so_path) = execution_so_source(&command)
+            && let Err(error) = direct_rustc::record(&command, &so_path)
+        {
+            eprintln!("evcxr: the rustc command was not recorded: {error}");
         }
     }
 

@@ -136,6 +136,27 @@ impl RustAnalyzer {
         Ok(())
     }
 
+    /// tandem patch: whether `function_name` in `source` has a top-level `let` statement,
+    /// the only place [`Self::top_level_variables`] finds variables; from the syntax alone,
+    /// without rust-analyzer's database (patches/README.md 4.).
+    pub(crate) fn has_top_level_let(source: &str, function_name: &str) -> bool {
+        use ra_ap_syntax::ast::HasModuleItem;
+        use ra_ap_syntax::ast::HasName;
+        let parsed = ast::SourceFile::parse(source, EDITION);
+        parsed.tree().items().any(|item| match item {
+            ast::Item::Fn(function) => {
+                function
+                    .name()
+                    .is_some_and(|name| name.text() == function_name)
+                    && function.body().is_some_and(|body| {
+                        body.statements()
+                            .any(|statement| matches!(statement, ast::Stmt::LetStmt(_)))
+                    })
+            }
+            _ => false,
+        })
+    }
+
     /// Returns top-level variable names and their types in the specified function.
     pub(crate) fn top_level_variables(&self, function_name: &str) -> HashMap<String, VariableInfo> {
         use ra_ap_syntax::ast::HasModuleItem;

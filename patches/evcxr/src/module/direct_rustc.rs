@@ -34,6 +34,29 @@ pub(crate) struct DirectRustc {
     cwd: String,
     /// The shared object the command writes.
     so_path: PathBuf,
+    /// rustc's size and modification time when the command was recorded: a toolchain
+    /// updated in place goes through cargo again.
+    rustc_stamp: Option<(u64, std::time::SystemTime)>,
+}
+
+fn file_stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
+}
+
+/// Whether compile errors from a direct build are better left to cargo: none is in the
+/// cell's code, or one says a dependency's library cannot be used as it is (rebuilt,
+/// removed, made by another compiler).
+pub(crate) fn calls_for_cargo(errors: &[CompilationError]) -> bool {
+    const CRATE_LOADING: &[&str] = &[
+        "E0460", "E0461", "E0462", "E0463", "E0464", "E0514", "E0519", "E0523",
+    ];
+    !errors.iter().any(CompilationError::is_from_user_code)
+        || errors.iter().any(|error| {
+            error
+                .code()
+                .is_some_and(|code| CRATE_LOADING.contains(&code))
+        })
 }
 
 /// What the cargo command for a cell, and the files cargo reads, amount to: two builds with
@@ -41,7 +64,15 @@ pub(crate) struct DirectRustc {
 /// theirs) count with the number and newest modification time of their files, so that an
 /// edited local crate goes through cargo, which rebuilds it.
 pub(crate) fn inputs(command: &Command, crate_dir: &Path) -> String {
-    let mut inputs = format!("{:?}\n", command);
+    let mut inputs = format!(
+        "{:?} {:?} in {:?}\n",
+        command.get_program(),
+        command.get_args().collect::<Vec<_>>(),
+        command.get_current_dir()
+    );
+    let mut envs: Vec<_> = command.get_envs().collect();
+    envs.sort();
+    inputs.push_str(&format!("{envs:?}\n"));
     for file in ["Cargo.toml", ".cargo/config.toml"] {
         inputs.push_str(&std::fs::read_to_string(crate_dir.join(file)).unwrap_or_default());
         inputs.push('\n');
@@ -50,7 +81,10 @@ pub(crate) fn inputs(command: &Command, crate_dir: &Path) -> String {
     path_dependencies(crate_dir, &mut seen);
     for dir in &seen[1..] {
         let (files, newest) = newest_file(dir, 0);
-        inputs.push_str(&format!("{}: {files} files, newest {newest:?}\n", dir.display()));
+        inputs.push_str(&format!(
+            "{}: {files} files, newest {newest:?}\n",
+            dir.display()
+        ));
     }
     inputs
 }
@@ -69,8 +103,25 @@ fn path_dependencies(dir: &Path, seen: &mut Vec<PathBuf>) {
     let Ok(manifest) = toml::from_str::<toml::Table>(&manifest) else {
         return;
     };
-    let tables = ["dependencies", "build-dependencies"];
-    for table in tables.iter().filter_map(|name| manifest.get(*name)?.as_table()) {
+    let mut tables: Vec<&toml::Table> = ["dependencies", "build-dependencies"]
+        .iter()
+        .filter_map(|name| manifest.get(*name)?.as_table())
+        .collect();
+    // [target.'cfg(..)'.dependencies] too.
+    for target in manifest
+        .get("target")
+        .and_then(|t| t.as_table())
+        .into_iter()
+    {
+        for platform in target.values().filter_map(|p| p.as_table()) {
+            tables.extend(
+                ["dependencies", "build-dependencies"]
+                    .iter()
+                    .filter_map(|name| platform.get(*name)?.as_table()),
+            );
+        }
+    }
+    for table in tables {
         for dependency in table.values() {
             if let Some(path) = dependency.get("path").and_then(|path| path.as_str()) {
                 path_dependencies(&dir.join(path), seen);
@@ -127,7 +178,16 @@ pub(crate) fn record(command: &Command, so_path: &Path) -> anyhow::Result<()> {
     let record = serde_json::json!({
         "program": program, "args": args, "env": env, "cwd": cwd, "so_path": so_path,
     });
-    std::fs::write(record_path, record.to_string())?;
+    // Only this user reads it: it holds the environment the build ran in.
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(&record_path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&record_path)?
+        .write_all(record.to_string().as_bytes())?;
     Ok(())
 }
 
@@ -155,10 +215,26 @@ impl DirectRustc {
                 }
             })
             .collect::<Option<Vec<_>>>()?;
+        let program = record["program"].as_str()?.to_owned();
+        // As with cargo's --message-format=json: rendered diagnostics without colours.
+        let args = strings(&record["args"])?
+            .into_iter()
+            .map(|arg| match arg.strip_prefix("--json=") {
+                Some(kinds) => {
+                    let kept: Vec<&str> = kinds
+                        .split(',')
+                        .filter(|kind| *kind != "diagnostic-rendered-ansi")
+                        .collect();
+                    format!("--json={}", kept.join(","))
+                }
+                None => arg,
+            })
+            .collect();
         Some(DirectRustc {
             inputs,
-            program: record["program"].as_str()?.to_owned(),
-            args: strings(&record["args"])?,
+            rustc_stamp: file_stamp(Path::new(&program)),
+            program,
+            args,
             env,
             cwd: record["cwd"].as_str()?.to_owned(),
             so_path: PathBuf::from(record["so_path"].as_str()?),
@@ -167,7 +243,7 @@ impl DirectRustc {
 
     /// Whether this command builds a cell whose cargo command and files amount to `inputs`.
     pub(crate) fn fits(&self, inputs: &str) -> bool {
-        self.inputs == inputs
+        self.inputs == inputs && file_stamp(Path::new(&self.program)) == self.rustc_stamp
     }
 
     /// Compiles the cell crate (its lib.rs already written) and returns the shared object's
