@@ -1707,33 +1707,28 @@ impl ContextState {
         } else {
             code = code.generated("evcxr_variable_store: *mut u8) -> *mut u8 {");
         }
-        if self.async_mode && self.config.runtime_module.is_some() {
-            // tandem patch: the provided runtime's block_on, compiled once.
-            user_code = CodeBlock::new()
-                .generated("evcxr_internal_runtime::block_on(")
-                .generated("&evcxr_internal_runtime::session_runtime(evcxr_variable_store),")
-                .generated("async {")
-                .add_all(user_code);
-            if self.allow_question_mark {
-                user_code = CodeBlock::new()
-                    .add_all(user_code)
-                    .generated("Ok::<(), EvcxrUserCodeError>(())");
-            }
-            user_code = user_code.generated("});")
-        } else if self.async_mode {
-            user_code = CodeBlock::new()
-                .generated(stringify!(
-                let mut mutex = evcxr_variable_store.lazy_arc("evcxr_tokio_runtime",
-                    || std::sync::Mutex::new(tokio::runtime::Runtime::new().unwrap())
-                );
-                // If a previous cell execution did panic, then the mutex may be poisoned.
-                match mutex.lock() {
-                    Ok(guard) => guard,
-                    Err(poisoned) => poisoned.into_inner(),
-                }
-                ))
-                .generated(".block_on(async {")
-                .add_all(user_code);
+        if self.async_mode {
+            let opening = if self.config.runtime_module.is_some() {
+                // tandem patch: the provided runtime's block_on, compiled once.
+                CodeBlock::new()
+                    .generated("evcxr_internal_runtime::block_on(")
+                    .generated("&evcxr_internal_runtime::session_runtime(evcxr_variable_store),")
+                    .generated("async {")
+            } else {
+                CodeBlock::new()
+                    .generated(stringify!(
+                    let mut mutex = evcxr_variable_store.lazy_arc("evcxr_tokio_runtime",
+                        || std::sync::Mutex::new(tokio::runtime::Runtime::new().unwrap())
+                    );
+                    // If a previous cell execution did panic, then the mutex may be poisoned.
+                    match mutex.lock() {
+                        Ok(guard) => guard,
+                        Err(poisoned) => poisoned.into_inner(),
+                    }
+                    ))
+                    .generated(".block_on(async {")
+            };
+            user_code = opening.add_all(user_code);
             if self.allow_question_mark {
                 user_code = CodeBlock::new()
                     .add_all(user_code)
