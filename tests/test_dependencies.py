@@ -109,6 +109,17 @@ def test_warm_cells_skip_cargo_until_what_cargo_reads_changes(kc, tmp_path):
     assert cell.value() == "12"
     assert cargo_stamps(crate_dir) == before, "unchanged again: no cargo"
 
+    # A dependency's library gone from under the recorded command: cargo builds it again.
+    removed = list(pathlib.Path(crate_dir).glob("target/**/deps/libprobe-*"))
+    assert removed, "the local crate's library is where cargo put it"
+    for library in removed:
+        library.unlink()
+    cell = run_cell(kc, "probe::answer() + 20")
+    assert cell.status == "ok", cell.reply["content"]
+    assert cell.value() == "22"
+    assert cargo_stamps(crate_dir) != before, "cargo rebuilt the missing library"
+    before = cargo_stamps(crate_dir)
+
     # A compile error found without cargo reads as one found with it.
     cell = run_cell(kc, 'let x: i32 = "text";')
     assert cell.status == "error"

@@ -44,18 +44,22 @@ fn file_stamp(path: &Path) -> Option<(u64, std::time::SystemTime)> {
     Some((meta.len(), meta.modified().ok()?))
 }
 
-/// Whether compile errors from a direct build are better left to cargo: none is in the
-/// cell's code, or one says a dependency's library cannot be used as it is (rebuilt,
-/// removed, made by another compiler).
+/// Whether compile errors from a direct build are better left to cargo: one says a
+/// dependency's library cannot be used as it is (rebuilt, removed, made by another
+/// compiler). Any other error, the cell's or one in the code evcxr generated around it
+/// (which evcxr's retries expect), is the compile's answer.
 pub(crate) fn calls_for_cargo(errors: &[CompilationError]) -> bool {
     const CRATE_LOADING: &[&str] = &[
-        "E0460", "E0461", "E0462", "E0463", "E0464", "E0514", "E0519", "E0523",
+        "E0460", "E0461", "E0462", "E0463", "E0464", "E0514", "E0519", "E0523", "E0786",
     ];
-    !errors.iter().any(CompilationError::is_from_user_code)
-        || errors.iter().any(|error| {
+    errors
+        .iter()
+        .filter(|error| error.level() == "error")
+        .any(|error| {
             error
                 .code()
                 .is_some_and(|code| CRATE_LOADING.contains(&code))
+                || error.message().starts_with("extern location for")
         })
 }
 
@@ -225,6 +229,7 @@ impl DirectRustc {
                         .split(',')
                         .filter(|kind| *kind != "diagnostic-rendered-ansi")
                         .collect();
+                    // cargo always asks for artifacts, so something is left.
                     format!("--json={}", kept.join(","))
                 }
                 None => arg,
